@@ -1,0 +1,147 @@
+/* Actors whose behaviour is written in C. */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tr_ctx {
+  tr_sched *s;
+  tr_actor *a;
+  tr_env *e;
+  tr_buf out;
+  int fail;       /* out holds the handler's own error value */
+  int deferred;
+  int err_set;
+  char err[256];
+};
+
+tr_host *tr_ctx_host(tr_ctx *c) { return c ? c->s->h : NULL; }
+tr_addr tr_ctx_self(tr_ctx *c) { return c ? c->a->addr : TR_NOADDR; }
+tr_addr tr_ctx_sender(tr_ctx *c) { return c && c->e ? c->e->from : TR_NOADDR; }
+void *tr_ctx_state(tr_ctx *c) { return c ? c->a->cstate : NULL; }
+const char *tr_ctx_method(tr_ctx *c) { return c && c->e ? TR_ENV_METHOD(c->e) : ""; }
+int tr_ctx_is_call(tr_ctx *c) { return c && c->e && c->e->kind == TR_K_CALL; }
+
+tr_buf *tr_ctx_reply(tr_ctx *c) {
+  if (!c) return NULL;
+  if (c->fail) tr_buf_reset(&c->out);
+  c->fail = 0;
+  return &c->out;
+}
+
+tr_buf *tr_ctx_fail(tr_ctx *c) {
+  if (!c) return NULL;
+  if (!c->fail) tr_buf_reset(&c->out);
+  c->fail = 1;
+  return &c->out;
+}
+
+int tr_ctx_error(tr_ctx *c, int code, const char *fmt, ...) {
+  if (!c) return TR_EINVAL;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, sizeof c->err, fmt ? fmt : "", ap);
+  va_end(ap);
+  c->err_set = 1;
+  return code;
+}
+
+int tr_ctx_defer(tr_ctx *c, tr_token *out) {
+  if (!c || !out) return TR_EINVAL;
+  if (!tr_ctx_is_call(c) || !c->e->req) return TR_EINVAL;
+  if (!tr__owe(c->s, c->a, c->e->req, c->e->from)) return TR_ENOMEM;
+  out->req = c->e->req;
+  out->caller = c->e->from;
+  out->owner = c->a->addr;
+  c->e->req = 0; /* the obligation moved to the token */
+  c->deferred = 1;
+  return 0;
+}
+
+static tr_handler_fn find_method(const tr_behaviour *b, const char *name) {
+  for (const tr_method *m = b->methods; m && m->name; m++)
+    if (strcmp(m->name, name) == 0) return m->fn;
+  return NULL;
+}
+
+static void ctx_init(tr_ctx *c, tr_sched *s, tr_actor *a, tr_env *e) {
+  c->s = s;
+  c->a = a;
+  c->e = e;
+  tr_buf_init(&c->out);
+  c->fail = c->deferred = c->err_set = 0;
+  c->err[0] = 0;
+}
+
+void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
+  tr_ctx c;
+  tr_msg m;
+  char who[96];
+  ctx_init(&c, s, a, e);
+  tr__msg_init(&m, TR_ENV_PAYLOAD(e), e->len);
+  a->cur = e;
+  if (e->kind == TR_K_INIT) {
+    c.e = NULL;
+    a->cstate = calloc(1, a->cb->state_size ? a->cb->state_size : 1);
+    int rc = a->cstate ? 0 : TR_ENOMEM;
+    if (rc == 0 && a->cb->init) rc = a->cb->init(&c, &m);
+    a->cur = NULL;
+    tr__env_free(s, e);
+    if (rc) {
+      char msg[320];
+      snprintf(msg, sizeof msg, "init failed: %s", c.err_set ? c.err : tr_strerror(rc));
+      tr__actor_died(s, a, TR_ECRASHED, msg, NULL);
+    } else {
+      a->started = 1;
+      if (a->cb->on_start) a->cb->on_start(&c);
+    }
+    tr__msg_done(&m);
+    tr_buf_free(&c.out);
+    return;
+  }
+  const char *method = TR_ENV_METHOD(e);
+  tr_handler_fn fn = find_method(a->cb, method);
+  int rc;
+  if (!fn) {
+    tr_addr_format(s->h, a->addr, who, sizeof who);
+    rc = tr_ctx_error(&c, TR_ENOHANDLER, "%s has no handler '%s'", who, method);
+  } else if (tr__msg_parse(&m) < 0) {
+    rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", method);
+  } else {
+    rc = fn(&c, &m);
+  }
+  a->cur = NULL;
+  if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD) {
+    if (rc == TR_OK || rc == TR_FAILED)
+      tr__reply(s, a->addr, e->from, e->req, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED,
+                c.out.data, c.out.len);
+    else
+      tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc),
+                      NULL);
+  } else if (e->kind == TR_K_SEND && rc < 0) {
+    tr_addr_format(s->h, a->addr, who, sizeof who);
+    tr__log(s->h, "%s: message '%s' failed: %s: %s", who, method, tr_errname(rc),
+            c.err_set ? c.err : tr_strerror(rc));
+  }
+  tr__env_free(s, e);
+  tr__msg_done(&m);
+  tr_buf_free(&c.out);
+}
+
+int tr__c_hooks(tr_sched *s, tr_actor *a, int which) {
+  tr_ctx c;
+  ctx_init(&c, s, a, NULL);
+  int veto = 0;
+  if (which == 0 && a->cb->on_stopping) veto = a->cb->on_stopping(&c);
+  if (which == 1 && a->cb->on_stopped) a->cb->on_stopped(&c);
+  tr_buf_free(&c.out);
+  return veto;
+}
+
+void tr__c_destroy(tr_sched *s, tr_actor *a) {
+  (void)s;
+  free(a->cstate);
+  a->cstate = NULL;
+}

@@ -1,0 +1,1456 @@
+/* The host: scheduler, actor table, mailboxes, calls, timers, names, death. */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tr__pack_vfmt(tr_buf *b, const char *fmt, va_list *ap);
+
+/* ---- errors ------------------------------------------------------------------------ */
+const char *tr_errname(int code) {
+  switch (code) {
+    case TR_OK: return "ok";
+    case TR_FAILED: return "failed";
+#define X(name, val, str, msg) \
+  case val: return str;
+    TR_ERRNO_MAP(X)
+#undef X
+  }
+  return "unknown";
+}
+
+const char *tr_strerror(int code) {
+  switch (code) {
+    case TR_OK: return "success";
+    case TR_FAILED: return "the handler answered with its own error value";
+#define X(name, val, str, msg) \
+  case val: return msg;
+    TR_ERRNO_MAP(X)
+#undef X
+  }
+  return "unknown error";
+}
+
+int tr_errcode(const char *name) {
+  if (!name) return 0;
+#define X(n, val, str, msg) \
+  if (strcmp(name, str) == 0) return val;
+  TR_ERRNO_MAP(X)
+#undef X
+  if (strcmp(name, "failed") == 0) return TR_FAILED;
+  return 0;
+}
+
+void tr__log(tr_host *h, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (h && h->log) h->log(h->log_ud, line);
+  else fprintf(stderr, "troupe: %s\n", line);
+}
+
+/* ---- lookups ----------------------------------------------------------------------- */
+tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
+  unsigned i = TR_ADDR_SCHED(a);
+  if (!h || TR_ADDR_NODE(a) != 0 || i >= h->nsched) return NULL;
+  return &h->sched[i];
+}
+
+tr_actor *tr__lookup(tr_host *h, tr_addr a) {
+  tr_sched *s = tr__sched_of(h, a);
+  if (!s || a == TR_NOADDR) return NULL;
+  tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
+  if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
+  return act;
+}
+
+int tr_alive(tr_host *h, tr_addr a) { return tr__lookup(h, a) != NULL; }
+
+const char *tr__addr_name(tr_host *h, tr_addr a) {
+  tr_actor *act = tr__lookup(h, a);
+  if (!act) return NULL;
+  if (act->lang == TR_LANG_C) return act->cb->name ? act->cb->name : "C";
+  extern const char *tr__lua_behaviour_name(tr_actor *);
+  return tr__lua_behaviour_name(act);
+}
+
+size_t tr_addr_format(tr_host *h, tr_addr a, char *out, size_t cap) {
+  char num[48];
+  if (TR_ADDR_SCHED(a) == 0 && TR_ADDR_NODE(a) == 0)
+    snprintf(num, sizeof num, "%" PRIu64, TR_ADDR_SERIAL(a));
+  else if (TR_ADDR_NODE(a) == 0)
+    snprintf(num, sizeof num, "%u.%" PRIu64, TR_ADDR_SCHED(a), TR_ADDR_SERIAL(a));
+  else
+    snprintf(num, sizeof num, "%u.%u.%" PRIu64, TR_ADDR_NODE(a), TR_ADDR_SCHED(a),
+             TR_ADDR_SERIAL(a));
+  tr_actor *act = tr__lookup(h, a);
+  int n;
+  if (!h) n = snprintf(out, cap, "<actor %s>", num);
+  else if (!act) n = snprintf(out, cap, "<actor %s dead>", num);
+  else if (act->names)
+    n = snprintf(out, cap, "<actor %s %s \"%s\">", num, tr__addr_name(h, a), act->names->name);
+  else n = snprintf(out, cap, "<actor %s %s>", num, tr__addr_name(h, a));
+  return n < 0 ? 0 : (size_t)n;
+}
+
+static const char *fmt_addr(tr_host *h, tr_addr a, char *buf, size_t cap) {
+  tr_addr_format(h, a, buf, cap);
+  return buf;
+}
+
+uint64_t tr__now(tr_sched *s) { return uv_now(s->loop); }
+uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(h->loop) : 0; }
+
+/* ---- envelopes --------------------------------------------------------------------- */
+tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                    size_t len) {
+  if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
+  tr_env *e = s ? s->pool : NULL;
+  if (e) {
+    s->pool = e->next;
+    s->pool_n--;
+  } else {
+    e = malloc(sizeof *e);
+    if (!e) return NULL;
+  }
+  size_t need = mlen + 1 + len;
+  if (need <= TR_ENV_INLINE) {
+    e->buf = e->inl;
+    e->cap = 0;
+  } else {
+    e->buf = malloc(need);
+    if (!e->buf) {
+      free(e);
+      return NULL;
+    }
+    e->cap = (uint32_t)need;
+  }
+  if (mlen) memcpy(e->buf, method, mlen);
+  e->buf[mlen] = 0;
+  if (len) memcpy(e->buf + mlen + 1, payload, len);
+  e->next = NULL;
+  e->from = e->to = TR_NOADDR;
+  e->req = 0;
+  e->kind = TR_K_SEND;
+  e->status = 0;
+  e->mlen = (uint16_t)mlen;
+  e->len = (uint32_t)len;
+  return e;
+}
+
+void tr__env_free(tr_sched *s, tr_env *e) {
+  if (!e) return;
+  if (e->cap) free(e->buf);
+  if (s && s->pool_n < TR_ENV_POOL_MAX) {
+    e->next = s->pool;
+    s->pool = e;
+    s->pool_n++;
+  } else {
+    free(e);
+  }
+}
+
+static void q_push(tr_queue *q, tr_env *e) {
+  e->next = NULL;
+  if (q->tail) q->tail->next = e;
+  else q->head = e;
+  q->tail = e;
+  q->n++;
+}
+
+static tr_env *q_pop(tr_queue *q) {
+  tr_env *e = q->head;
+  if (!e) return NULL;
+  q->head = e->next;
+  if (!q->head) q->tail = NULL;
+  q->n--;
+  e->next = NULL;
+  return e;
+}
+
+/* ---- timers heap ------------------------------------------------------------------ */
+static int tless(const tr_tentry *a, const tr_tentry *b) {
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_swap(tr_sched *s, uint32_t i, uint32_t j) {
+  tr_tentry *t = s->heap[i];
+  s->heap[i] = s->heap[j];
+  s->heap[j] = t;
+  s->heap[i]->idx = i;
+  s->heap[j]->idx = j;
+}
+
+static void heap_up(tr_sched *s, uint32_t i) {
+  while (i > 0) {
+    uint32_t p = (i - 1) / 2;
+    if (!tless(s->heap[i], s->heap[p])) break;
+    heap_swap(s, i, p);
+    i = p;
+  }
+}
+
+static void heap_down(tr_sched *s, uint32_t i) {
+  for (;;) {
+    uint32_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < s->heap_n && tless(s->heap[l], s->heap[m])) m = l;
+    if (r < s->heap_n && tless(s->heap[r], s->heap[m])) m = r;
+    if (m == i) break;
+    heap_swap(s, i, m);
+    i = m;
+  }
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void timer_arm(tr_sched *s) {
+  if (s->heap_n == 0) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  uint64_t now = uv_now(s->loop), due = s->heap[0]->due;
+  uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static int heap_add(tr_sched *s, tr_tentry *t, uint64_t due) {
+  if (s->heap_n == s->heap_cap) {
+    uint32_t cap = s->heap_cap ? s->heap_cap * 2 : 64;
+    tr_tentry **nh = realloc(s->heap, cap * sizeof *nh);
+    if (!nh) return TR_ENOMEM;
+    s->heap = nh;
+    s->heap_cap = cap;
+  }
+  t->due = due;
+  t->seq = ++s->tseq;
+  t->idx = s->heap_n;
+  s->heap[s->heap_n++] = t;
+  heap_up(s, t->idx);
+  if (t->idx == 0) timer_arm(s);
+  return 0;
+}
+
+void tr__timer_del(tr_sched *s, tr_tentry *t) {
+  if (!t || t->idx == UINT32_MAX) return;
+  uint32_t i = t->idx;
+  t->idx = UINT32_MAX;
+  s->heap_n--;
+  if (i != s->heap_n) {
+    s->heap[i] = s->heap[s->heap_n];
+    s->heap[i]->idx = i;
+    heap_up(s, i);
+    heap_down(s, s->heap[i]->idx);
+  }
+  if (i == 0) timer_arm(s);
+}
+
+tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
+  tr_tentry *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->kind = kind;
+  t->p = p;
+  if (delay_ms < 0) delay_ms = 0;
+  uv_update_time(s->loop);
+  if (heap_add(s, t, uv_now(s->loop) + (uint64_t)delay_ms)) {
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
+/* ---- scheduling -------------------------------------------------------------------- */
+static void on_idle(uv_idle_t *i);
+
+static void kick(tr_sched *s) { uv_idle_start(&s->idle, on_idle); }
+
+static int ready(const tr_actor *a) {
+  if (a->state == TR_S_DEAD || a->running) return 0;
+  if (a->wake || a->wait == TR_W_YIELD) return 1;
+  if (a->wait != TR_W_NONE) return 0;
+  return a->priv.n || a->pub.n;
+}
+
+void tr__schedule(tr_sched *s, tr_actor *a) {
+  if (a->in_runq || !ready(a)) return;
+  a->in_runq = 1;
+  a->runq_next = NULL;
+  if (s->runq_tail) s->runq_tail->runq_next = a;
+  else s->runq_head = a;
+  s->runq_tail = a;
+  kick(s);
+}
+
+static void actor_free_if_done(tr_sched *s, tr_actor *a) {
+  (void)s;
+  if (a->state == TR_S_DEAD && !a->in_runq && !a->running) free(a);
+}
+
+/* ---- delivery ------------------------------------------------------------------------ */
+static void room_made(tr_sched *s, tr_actor *a);
+
+int tr__deliver(tr_sched *s, tr_env *e, int private_lane) {
+  tr_actor *a = tr__lookup(s->h, e->to);
+  if (!a) return TR_EDEAD;
+  if (!private_lane && a->pub.n >= a->cap) return TR_EFULL;
+  q_push(private_lane ? &a->priv : &a->pub, e);
+  s->n_msgs++;
+  if (a->wait == TR_W_NONE) tr__schedule(s, a);
+  return 0;
+}
+
+int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e) {
+  (void)s;
+  tr_roomwait *w = calloc(1, sizeof *w);
+  if (!w) return TR_ENOMEM;
+  w->sender = sender;
+  w->env = e;
+  if (target->room_tail) target->room_tail->next = w;
+  else target->room_head = w;
+  target->room_tail = w;
+  return 0;
+}
+
+/* A message left the public lane: let one waiting sender in. */
+static void room_made(tr_sched *s, tr_actor *a) {
+  while (a->room_head && a->pub.n < a->cap) {
+    tr_roomwait *w = a->room_head;
+    a->room_head = w->next;
+    if (!a->room_head) a->room_tail = NULL;
+    if (w->env) {
+      tr_actor *sender = tr__lookup(s->h, w->sender);
+      if (sender && sender->wait == TR_W_ROOM) {
+        q_push(&a->pub, w->env);
+        s->n_msgs++;
+        sender->wait = TR_W_YIELD; /* resume: the send went through */
+        sender->wait_target = TR_NOADDR;
+        tr__schedule(s, sender);
+      } else {
+        tr__env_free(s, w->env); /* the sender died meanwhile */
+      }
+    } else if (w->cb) {
+      w->cb(s->h, a->addr, 0, w->ud);
+    }
+    free(w);
+  }
+}
+
+int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
+  if (!h || !cb) return TR_EINVAL;
+  tr_actor *a = tr__lookup(h, to);
+  if (!a) return TR_EDEAD;
+  tr_roomwait *w = calloc(1, sizeof *w);
+  if (!w) return TR_ENOMEM;
+  w->cb = cb;
+  w->ud = ud;
+  if (a->room_tail) a->room_tail->next = w;
+  else a->room_head = w;
+  a->room_tail = w;
+  if (a->pub.n < a->cap) room_made(a->s, a);
+  return 0;
+}
+
+/* ---- pending calls ------------------------------------------------------------------- */
+tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
+                            int64_t timeout_ms) {
+  tr_pending *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->req = ((uint64_t)s->index << 56) | ++s->next_req;
+  p->kind = kind;
+  p->caller = caller;
+  p->target = target;
+  if (tr_map_put(&s->pending, p->req, p)) {
+    free(p);
+    return NULL;
+  }
+  if (timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0) timeout_ms = s->h->call_timeout;
+  if (timeout_ms != TR_TIMEOUT_INFINITE) {
+    p->timeout = tr__timer_add(s, TR_T_TIMEOUT, p, timeout_ms);
+    if (!p->timeout) {
+      tr_map_del(&s->pending, p->req);
+      free(p);
+      return NULL;
+    }
+  }
+  tr_actor *a = tr__lookup(s->h, caller);
+  if (a) {
+    p->next = a->calls;
+    if (a->calls) a->calls->prev = p;
+    a->calls = p;
+  }
+  s->n_calls++;
+  return p;
+}
+
+/* Detach p from every index (map, timer heap, caller list). */
+static void pending_detach(tr_sched *s, tr_pending *p) {
+  tr_map_del(&s->pending, p->req);
+  if (p->timeout) {
+    tr__timer_del(s, p->timeout);
+    free(p->timeout);
+    p->timeout = NULL;
+  }
+  tr_actor *a = tr_map_get(&s->actors, TR_ADDR_SERIAL(p->caller));
+  if (a && a->addr == p->caller) {
+    if (p->prev) p->prev->next = p->next;
+    else if (a->calls == p) a->calls = p->next;
+    if (p->next) p->next->prev = p->prev;
+  }
+  p->prev = p->next = NULL;
+}
+
+void tr__pending_free(tr_sched *s, tr_pending *p) {
+  if (!p) return;
+  if (tr_map_get(&s->pending, p->req) == p) pending_detach(s, p);
+  tr__env_free(s, p->result);
+  free(p);
+}
+
+/* A reply (or a system error) arrived for p: hand it to whoever waits. */
+static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
+  pending_detach(s, p);
+  switch (p->kind) {
+    case TR_P_LUA: {
+      tr_actor *a = tr__lookup(s->h, p->caller);
+      if (a && a->wait == TR_W_CALL && a->wait_req == p->req) {
+        a->wake = e;
+        a->wait = TR_W_NONE;
+        a->wait_target = TR_NOADDR;
+        tr__schedule(s, a);
+      } else {
+        tr__env_free(s, e);
+      }
+      free(p);
+      break;
+    }
+    case TR_P_CB:
+      p->result = e;
+      p->done_next = NULL;
+      if (s->done_tail) s->done_tail->done_next = p;
+      else s->done_head = p;
+      s->done_tail = p;
+      kick(s);
+      break;
+    case TR_P_BLOCK:
+      p->result = e;
+      p->done = 1;
+      break;
+  }
+}
+
+static void run_done(tr_sched *s) {
+  while (s->done_head) {
+    tr_pending *p = s->done_head;
+    s->done_head = p->done_next;
+    if (!s->done_head) s->done_tail = NULL;
+    tr_msg m;
+    tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
+    p->cb(s->h, p->result->status, &m, p->ud);
+    tr__msg_done(&m);
+    tr__env_free(s, p->result);
+    free(p);
+  }
+}
+
+void tr__reply(tr_sched *s0, tr_addr from, tr_addr caller, uint64_t req, int status,
+               const char *payload, size_t len) {
+  (void)caller;
+  tr_sched *s = &s0->h->sched[(req >> 56) < s0->h->nsched ? (req >> 56) : 0];
+  tr_pending *p = tr_map_get(&s->pending, req);
+  if (!p) return; /* a late reply: the caller gave up (timeout) or died */
+  tr_env *e = tr__env_new(s, NULL, 0, payload, len);
+  if (!e) { /* no memory for the answer: the caller still hears once */
+    e = tr__env_new(s, NULL, 0, NULL, 0);
+    if (!e) return;
+    status = TR_ENOMEM;
+  }
+  e->kind = TR_K_REPLY;
+  e->from = from;
+  e->to = caller;
+  e->req = req;
+  e->status = (int8_t)status;
+  complete(s, p, e);
+}
+
+void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
+                     const char *msg, const char *traceback) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_str(&b, msg ? msg : tr_strerror(code));
+  if (traceback) tr_pack_str(&b, traceback);
+  tr__reply(s, from, caller, req, code, b.data, b.len);
+  tr_buf_free(&b);
+}
+
+/* ---- owed replies (deferred tokens) ------------------------------------------------------ */
+tr_owed *tr__owe(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller) {
+  tr_owed *o = calloc(1, sizeof *o);
+  if (!o) return NULL;
+  o->req = req;
+  o->caller = caller;
+  o->owner = a;
+  if (tr_map_put(&s->owed, req, o)) {
+    free(o);
+    return NULL;
+  }
+  o->next = a->owed;
+  if (a->owed) a->owed->prev = o;
+  a->owed = o;
+  return o;
+}
+
+static void owed_unlink(tr_sched *s, tr_owed *o) {
+  tr_map_del(&s->owed, o->req);
+  if (o->prev) o->prev->next = o->next;
+  else o->owner->owed = o->next;
+  if (o->next) o->next->prev = o->prev;
+}
+
+int tr__settle(tr_sched *s, uint64_t req, tr_addr caller, int status, const char *payload,
+               size_t len) {
+  tr_owed *o = tr_map_get(&s->owed, req);
+  if (!o || o->caller != caller) return TR_EALREADY;
+  tr_addr from = o->owner->addr;
+  owed_unlink(s, o);
+  free(o);
+  tr__reply(s, from, caller, req, status, payload, len);
+  return 0;
+}
+
+int tr_token_reply(tr_host *h, const tr_token *t, const tr_buf *values) {
+  if (!h || !t) return TR_EINVAL;
+  return tr__settle(&h->sched[0], t->req, t->caller, TR_OK, values ? values->data : NULL,
+                    values ? values->len : 0);
+}
+
+int tr_token_fail(tr_host *h, const tr_token *t, const tr_buf *value) {
+  if (!h || !t) return TR_EINVAL;
+  return tr__settle(&h->sched[0], t->req, t->caller, TR_FAILED, value ? value->data : NULL,
+                    value ? value->len : 0);
+}
+
+/* ---- timers of actors -------------------------------------------------------------------- */
+int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
+                  const char *method, const tr_buf *args, tr_timer_id *out) {
+  if (!h || !method || !*method || delay_ms < 0 || interval_ms < 0) return TR_EINVAL;
+  tr_actor *a = tr__lookup(h, self);
+  if (!a) return TR_EDEAD;
+  tr_sched *s = a->s;
+  tr_timer *t = calloc(1, sizeof *t);
+  if (!t) return TR_ENOMEM;
+  t->tmpl = tr__env_new(s, method, strlen(method), args ? args->data : NULL,
+                        args ? args->len : 0);
+  if (!t->tmpl) {
+    free(t);
+    return TR_ENOMEM;
+  }
+  t->tmpl->from = self;
+  t->tmpl->to = self;
+  t->id = ++s->next_timer;
+  t->actor = self;
+  t->interval = interval_ms;
+  t->te.kind = TR_T_ACTOR;
+  t->te.p = t;
+  uv_update_time(s->loop);
+  if (tr_map_put(&s->timers, t->id, t) ||
+      heap_add(s, &t->te, uv_now(s->loop) + (uint64_t)delay_ms)) {
+    tr_map_del(&s->timers, t->id);
+    tr__env_free(s, t->tmpl);
+    free(t);
+    return TR_ENOMEM;
+  }
+  t->next = a->timers;
+  if (a->timers) a->timers->prev = t;
+  a->timers = t;
+  if (out) *out = t->id;
+  return 0;
+}
+
+static void timer_free(tr_sched *s, tr_timer *t) {
+  tr_map_del(&s->timers, t->id);
+  tr__timer_del(s, &t->te);
+  tr_actor *a = tr_map_get(&s->actors, TR_ADDR_SERIAL(t->actor));
+  if (a && a->addr == t->actor) {
+    if (t->prev) t->prev->next = t->next;
+    else if (a->timers == t) a->timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+  }
+  tr__env_free(s, t->tmpl);
+  free(t);
+}
+
+int tr_cancel_timer(tr_host *h, tr_timer_id id) {
+  if (!h) return TR_EINVAL;
+  tr_sched *s = &h->sched[0];
+  tr_timer *t = tr_map_get(&s->timers, id);
+  if (!t) return TR_ENOTFOUND;
+  timer_free(s, t);
+  return 0;
+}
+
+static void on_timer(uv_timer_t *ut) {
+  tr_sched *s = ut->data;
+  s->in_callback++;
+  uint64_t now = uv_now(s->loop);
+  while (s->heap_n && s->heap[0]->due <= now) {
+    tr_tentry *t = s->heap[0];
+    tr__timer_del(s, t);
+    switch (t->kind) {
+      case TR_T_TIMEOUT: {
+        tr_pending *p = t->p;
+        p->timeout = NULL;
+        free(t);
+        char who[96], msg[192];
+        snprintf(msg, sizeof msg, "call to %s timed out",
+                 fmt_addr(s->h, p->target, who, sizeof who));
+        tr_buf b;
+        tr_buf_init(&b);
+        tr_pack_str(&b, msg);
+        tr_env *e = tr__env_new(s, NULL, 0, b.data, b.len);
+        tr_buf_free(&b);
+        if (!e) { /* nothing better to do than to drop the call quietly */
+          tr__pending_free(s, p);
+          break;
+        }
+        e->kind = TR_K_REPLY;
+        e->status = TR_ETIMEOUT;
+        e->req = p->req;
+        e->from = p->target;
+        complete(s, p, e);
+        break;
+      }
+      case TR_T_ACTOR: {
+        tr_timer *tm = t->p;
+        tr_env *e = tr__env_new(s, TR_ENV_METHOD(tm->tmpl), tm->tmpl->mlen,
+                                TR_ENV_PAYLOAD(tm->tmpl), tm->tmpl->len);
+        int rc = TR_ENOMEM;
+        if (e) {
+          e->from = e->to = tm->actor;
+          rc = tr__deliver(s, e, 1);
+          if (rc) tr__env_free(s, e);
+        }
+        if (rc == TR_EDEAD || tm->interval == 0) timer_free(s, tm);
+        else heap_add(s, &tm->te, t->due + (uint64_t)tm->interval);
+        break;
+      }
+      case TR_T_SLEEP: {
+        tr_actor *a = tr__lookup(s->h, t->actor);
+        if (a && a->wait == TR_W_SLEEP && a->wait_req == (uint64_t)(uintptr_t)t) {
+          a->wait = TR_W_YIELD;
+          tr__schedule(s, a);
+        }
+        free(t);
+        break;
+      }
+      case TR_T_FLAG:
+        *(volatile int *)t->p = 1;
+        free(t);
+        break;
+    }
+  }
+  timer_arm(s);
+  s->in_callback--;
+}
+
+/* ---- calls --------------------------------------------------------------------------------- */
+int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+                   const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
+                   tr_pending **out) {
+  if (!tr__lookup(s->h, to)) return TR_EDEAD;
+  tr_env *e = tr__env_new(s, method, strlen(method), payload, len);
+  if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
+  tr_pending *p = tr__pending_new(s, kind, from, to, timeout_ms);
+  if (!p) {
+    tr__env_free(s, e);
+    return TR_ENOMEM;
+  }
+  e->kind = TR_K_CALL;
+  e->from = from;
+  e->to = to;
+  e->req = p->req;
+  int rc = tr__deliver(s, e, 0);
+  if (rc) {
+    tr__env_free(s, e);
+    tr__pending_free(s, p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
+            int64_t timeout_ms, tr_reply_cb cb, void *ud) {
+  if (!h || !method || !*method || !cb) return TR_EINVAL;
+  tr_sched *s = &h->sched[0];
+  tr_pending *p;
+  int rc = tr__call_start(s, from, to, method, args ? args->data : NULL,
+                          args ? args->len : 0, timeout_ms, TR_P_CB, &p);
+  if (rc) return rc;
+  p->cb = cb;
+  p->ud = ud;
+  return 0;
+}
+
+int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, tr_reply_cb cb,
+                void *ud, const char *fmt, ...) {
+  tr_buf b;
+  tr_buf_init(&b);
+  int rc = 0;
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    rc = tr__pack_vfmt(&b, fmt, &ap);
+    va_end(ap);
+  }
+  if (rc == 0) rc = tr_call(h, from, to, method, &b, TR_TIMEOUT_DEFAULT, cb, ud);
+  tr_buf_free(&b);
+  return rc;
+}
+
+int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args) {
+  if (!h || !method || !*method) return TR_EINVAL;
+  tr_sched *s = &h->sched[0];
+  if (!tr__lookup(h, to)) return TR_EDEAD;
+  size_t len = args ? args->len : 0;
+  if (len > TR_MAX_PAYLOAD) return TR_EBADVALUE;
+  tr_env *e = tr__env_new(s, method, strlen(method), args ? args->data : NULL, len);
+  if (!e) return TR_ENOMEM;
+  e->from = from;
+  e->to = to;
+  int rc = tr__deliver(s, e, 0);
+  if (rc) tr__env_free(s, e);
+  else {
+    tr_actor *src = tr__lookup(h, from);
+    if (src) src->n_out++;
+  }
+  return rc;
+}
+
+int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, const char *fmt,
+                ...) {
+  tr_buf b;
+  tr_buf_init(&b);
+  int rc = 0;
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    rc = tr__pack_vfmt(&b, fmt, &ap);
+    va_end(ap);
+  }
+  if (rc == 0) rc = tr_send(h, from, to, method, &b);
+  tr_buf_free(&b);
+  return rc;
+}
+
+/* From any thread: the envelope is built with malloc (the pool belongs to the
+ * loop thread) and handed over through the inbox. */
+int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args) {
+  if (!h || !method || !*method) return TR_EINVAL;
+  tr_sched *s = tr__sched_of(h, to);
+  if (!s) return TR_EDEAD;
+  tr_env *e = tr__env_new(NULL, method, strlen(method), args ? args->data : NULL,
+                          args ? args->len : 0);
+  if (!e) return TR_ENOMEM;
+  e->to = to;
+  uv_mutex_lock(&s->inbox_lock);
+  if (h->closing) {
+    uv_mutex_unlock(&s->inbox_lock);
+    tr__env_free(NULL, e);
+    return TR_ESTOPPED;
+  }
+  if (s->inbox_tail) s->inbox_tail->next = e;
+  else s->inbox_head = e;
+  s->inbox_tail = e;
+  uv_mutex_unlock(&s->inbox_lock);
+  uv_async_send(&s->async);
+  return 0;
+}
+
+static void on_async(uv_async_t *as) {
+  tr_sched *s = as->data;
+  s->in_callback++;
+  uv_mutex_lock(&s->inbox_lock);
+  tr_env *e = s->inbox_head;
+  s->inbox_head = s->inbox_tail = NULL;
+  uv_mutex_unlock(&s->inbox_lock);
+  while (e) {
+    tr_env *next = e->next;
+    e->next = NULL;
+    int rc = tr__deliver(s, e, 0);
+    if (rc) {
+      char who[96];
+      tr__log(s->h, "async message '%s' to %s dropped: %s", TR_ENV_METHOD(e),
+              fmt_addr(s->h, e->to, who, sizeof who), tr_errname(rc));
+      tr__env_free(s, e);
+    }
+    e = next;
+  }
+  s->in_callback--;
+}
+
+/* ---- deadlock detection ----------------------------------------------------------------------- */
+/* `caller` (a Lua actor about to suspend on `target`) closes a cycle if target
+ * is, through a chain of suspended actors, waiting on caller. */
+int tr__check_deadlock(tr_sched *s, tr_actor *caller, tr_addr target, char *why, size_t cap) {
+  tr_addr chain[64];
+  int n = 0;
+  chain[n++] = caller->addr;
+  tr_addr cur = target;
+  int found = 0;
+  while (n < 63) {
+    chain[n++] = cur;
+    if (cur == caller->addr) {
+      found = 1;
+      break;
+    }
+    tr_actor *a = tr__lookup(s->h, cur);
+    if (!a || (a->wait != TR_W_CALL && a->wait != TR_W_ROOM)) break;
+    cur = a->wait_target;
+  }
+  if (!found) return 0;
+  size_t pos = 0;
+  pos += (size_t)snprintf(why + pos, cap - pos, "call cycle: ");
+  for (int i = 0; i < n && pos < cap; i++) {
+    char who[96];
+    pos += (size_t)snprintf(why + pos, cap - pos, "%s%s", i ? " -> " : "",
+                            fmt_addr(s->h, chain[i], who, sizeof who));
+  }
+  return 1;
+}
+
+/* ---- blocking from outside the loop (the main script) ------------------------------------------ */
+int tr__block_until(tr_sched *s, volatile int *flag) {
+  if (s->in_callback) return TR_EINVAL;
+  while (!*flag) {
+    if (s->h->exiting) return TR_ESTOPPED;
+    int alive = uv_run(s->loop, UV_RUN_ONCE);
+    if (!*flag && !alive && !s->runq_head && !s->done_head) return TR_ESTOPPED;
+  }
+  return 0;
+}
+
+/* ---- the run loop ----------------------------------------------------------------------------- */
+static void stop_message(tr_sched *s, tr_actor *a);
+
+static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
+  a->n_in++;
+  if (e->kind == TR_K_STOP) {
+    tr__env_free(s, e);
+    stop_message(s, a);
+    return;
+  }
+  if (a->lang == TR_LANG_C) tr__c_deliver(s, a, e);
+  else tr__lua_deliver(s, a, e);
+}
+
+static void actor_turn(tr_sched *s, tr_actor *a) {
+  s->current = a;
+  for (int i = 0; i < TR_BATCH && a->state != TR_S_DEAD; i++) {
+    if (a->wake || a->wait == TR_W_YIELD) {
+      tr_env *w = a->wake;
+      a->wake = NULL;
+      a->wait = TR_W_NONE;
+      a->running = 1;
+      tr__lua_resume(s, a, w);
+      a->running = 0;
+    } else {
+      if (a->wait != TR_W_NONE) break;
+      tr_env *e = q_pop(&a->priv);
+      if (!e) {
+        e = q_pop(&a->pub);
+        if (!e) break;
+        if (a->room_head) room_made(s, a);
+      }
+      a->running = 1;
+      dispatch(s, a, e);
+      a->running = 0;
+    }
+    if (a->kill_pending && a->state != TR_S_DEAD) tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+  }
+  s->current = NULL;
+  if (a->state == TR_S_DEAD) actor_free_if_done(s, a);
+  else tr__schedule(s, a);
+}
+
+static void on_idle(uv_idle_t *i) {
+  tr_sched *s = i->data;
+  s->in_callback++;
+  run_done(s);
+  for (int turns = 0; turns < TR_TURNS && s->runq_head; turns++) {
+    tr_actor *a = s->runq_head;
+    s->runq_head = a->runq_next;
+    if (!s->runq_head) s->runq_tail = NULL;
+    a->in_runq = 0;
+    a->runq_next = NULL;
+    if (a->state == TR_S_DEAD) {
+      actor_free_if_done(s, a);
+      continue;
+    }
+    actor_turn(s, a);
+    if (s->h->exiting) break;
+  }
+  run_done(s);
+  if (!s->runq_head && !s->done_head) uv_idle_stop(&s->idle);
+  if (s->h->exiting) uv_stop(s->loop);
+  s->in_callback--;
+}
+
+/* ---- spawning ----------------------------------------------------------------------------------- */
+int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env *init,
+                    tr_actor **out) {
+  tr_sched *s = &h->sched[0];
+  if (h->closing) return TR_ESTOPPED;
+  tr_actor *a = calloc(1, sizeof *a);
+  if (!a) return TR_ENOMEM;
+  uint64_t serial = ++s->next_serial;
+  a->addr = ((tr_addr)s->index << 48) | serial;
+  a->s = s;
+  a->lang = lang;
+  a->cap = (o && o->mailbox_capacity) ? o->mailbox_capacity : h->mailbox_cap;
+  a->owned = o && o->owned;
+  a->co_ref = a->self_ref = a->env_ref = LUA_NOREF;
+  if (tr_map_put(&s->actors, serial, a)) {
+    free(a);
+    return TR_ENOMEM;
+  }
+  s->n_spawned++;
+  init->kind = TR_K_INIT;
+  init->to = a->addr;
+  q_push(&a->priv, init);
+  if (o && o->name) {
+    int rc = tr_register(h, o->name, a->addr);
+    if (rc) {
+      tr_map_del(&s->actors, serial);
+      q_pop(&a->priv);
+      free(a);
+      return rc;
+    }
+  }
+  tr__schedule(s, a);
+  *out = a;
+  return 0;
+}
+
+int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
+             const tr_spawn_options *o, tr_addr *out) {
+  if (!h || !b) return TR_EINVAL;
+  tr_sched *s = &h->sched[0];
+  tr_env *init =
+      tr__env_new(s, NULL, 0, args ? args->data : NULL, args ? args->len : 0);
+  if (!init) return TR_ENOMEM;
+  tr_actor *a;
+  int rc = tr__spawn_actor(h, TR_LANG_C, o, init, &a);
+  if (rc) {
+    tr__env_free(s, init);
+    return rc;
+  }
+  a->cb = b;
+  if (out) *out = a->addr;
+  return 0;
+}
+
+int tr_retain(tr_host *h, tr_addr a) {
+  tr_actor *act = tr__lookup(h, a);
+  if (!act) return TR_EDEAD;
+  act->refs++;
+  return 0;
+}
+
+int tr_release(tr_host *h, tr_addr a) {
+  if (!h || h->closing) return 0;
+  tr_actor *act = tr__lookup(h, a);
+  if (!act) return TR_EDEAD;
+  if (act->refs > 0) act->refs--;
+  if (act->refs == 0 && act->owned) tr_stop(h, a);
+  return 0;
+}
+
+/* ---- stopping and death -------------------------------------------------------------------------- */
+static int hooks(tr_sched *s, tr_actor *a, int which) {
+  if (!a->started) return 0;
+  return a->lang == TR_LANG_C ? tr__c_hooks(s, a, which) : tr__lua_hooks(s, a, which);
+}
+
+static void stop_message(tr_sched *s, tr_actor *a) {
+  a->stop_pending = 0;
+  if (a->state == TR_S_DEAD) return;
+  if (!s->h->closing && hooks(s, a, 0)) return; /* on_stopping vetoed */
+  a->state = TR_S_STOPPING;
+  hooks(s, a, 1);
+  tr__actor_died(s, a, TR_OK, NULL, NULL);
+}
+
+int tr_stop(tr_host *h, tr_addr addr) {
+  tr_actor *a = tr__lookup(h, addr);
+  if (!a) return TR_EDEAD;
+  if (a->stop_pending || a->state == TR_S_STOPPING) return 0;
+  tr_env *e = tr__env_new(a->s, NULL, 0, NULL, 0);
+  if (!e) return TR_ENOMEM;
+  e->kind = TR_K_STOP;
+  e->to = addr;
+  a->stop_pending = 1;
+  q_push(&a->priv, e);
+  tr__schedule(a->s, a);
+  return 0;
+}
+
+int tr_kill(tr_host *h, tr_addr addr) {
+  tr_actor *a = tr__lookup(h, addr);
+  if (!a) return TR_EDEAD;
+  if (a->running) {
+    a->kill_pending = 1;
+    return 0;
+  }
+  tr__actor_died(a->s, a, TR_EKILLED, NULL, NULL);
+  return 0;
+}
+
+void tr__format_reason(char *out, size_t cap, int code) {
+  snprintf(out, cap, "%s", code == TR_OK ? "stopped" : tr_errname(code));
+}
+
+static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
+  tr_env *e;
+  while ((e = q_pop(q))) {
+    if (e->kind == TR_K_CALL && e->req)
+      tr__reply_error(s, a->addr, e->from, e->req, TR_EDEAD, msg, NULL);
+    tr__env_free(s, e);
+  }
+}
+
+void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb) {
+  if (a->state == TR_S_DEAD) return;
+  tr_host *h = s->h;
+  char who[96], reason[32], text[256];
+  fmt_addr(h, a->addr, who, sizeof who);
+  tr__format_reason(reason, sizeof reason, code);
+  snprintf(text, sizeof text, "%s stopped (%s)", who, reason);
+  a->state = TR_S_DEAD;
+  a->status_code = code;
+  tr_map_del(&s->actors, TR_ADDR_SERIAL(a->addr));
+  tr__name_remove_all(h, a);
+  /* the message being handled */
+  if (a->cur) {
+    tr_env *e = a->cur;
+    a->cur = NULL;
+    if (e->kind == TR_K_CALL && e->req) {
+      if (code == TR_ECRASHED)
+        tr__reply_error(s, a->addr, e->from, e->req, TR_ECRASHED, msg, tb);
+      else tr__reply_error(s, a->addr, e->from, e->req, TR_EDEAD, text, NULL);
+    }
+    tr__env_free(s, e);
+  }
+  fail_queue(s, a, &a->priv, text);
+  fail_queue(s, a, &a->pub, text);
+  tr__env_free(s, a->wake);
+  a->wake = NULL;
+  while (a->owed) {
+    tr_owed *o = a->owed;
+    uint64_t req = o->req;
+    tr_addr caller = o->caller;
+    owed_unlink(s, o);
+    free(o);
+    tr__reply_error(s, a->addr, caller, req, TR_EDEAD, text, NULL);
+  }
+  /* calls this actor made: nobody is left to hear the answers */
+  while (a->calls) {
+    tr_pending *p = a->calls;
+    a->calls = p->next;
+    p->prev = p->next = NULL;
+    p->caller = TR_NOADDR;
+    tr__pending_free(s, p);
+  }
+  while (a->timers) timer_free(s, a->timers);
+  if (a->lang == TR_LANG_C) tr__c_destroy(s, a);
+  else tr__lua_destroy(s, a);
+  /* senders waiting for room: their sends fail */
+  tr_roomwait *w = a->room_head;
+  a->room_head = a->room_tail = NULL;
+  while (w) {
+    tr_roomwait *next = w->next;
+    if (w->env) {
+      tr_actor *sender = tr__lookup(h, w->sender);
+      tr__env_free(s, w->env);
+      if (sender && sender->wait == TR_W_ROOM) {
+        tr_env *wk = tr__env_new(s, NULL, 0, NULL, 0);
+        if (wk) {
+          wk->kind = TR_K_WAKE;
+          wk->status = TR_EDEAD;
+          sender->wake = wk;
+        }
+        sender->wait = wk ? TR_W_NONE : TR_W_YIELD;
+        tr__schedule(s, sender);
+      }
+    } else if (w->cb) {
+      w->cb(h, a->addr, TR_EDEAD, w->ud);
+    }
+    free(w);
+    w = next;
+  }
+  if (code == TR_ECRASHED)
+    tr__log(h, "%s crashed: %s", who, msg ? msg : "(no message)");
+  actor_free_if_done(s, a);
+}
+
+/* ---- names ---------------------------------------------------------------------------------------- */
+static tr_namerec **name_find(tr_host *h, const char *name) {
+  tr_namerec **pp = &h->namelist;
+  for (; *pp; pp = &(*pp)->next)
+    if (strcmp((*pp)->name, name) == 0) return pp;
+  return NULL;
+}
+
+int tr_register(tr_host *h, const char *name, tr_addr a) {
+  if (!h || !name || !*name) return TR_EINVAL;
+  tr_actor *act = tr__lookup(h, a);
+  if (!act) return TR_EDEAD;
+  tr_namerec **pp = name_find(h, name);
+  if (pp) return (*pp)->addr == a ? 0 : TR_EEXISTS;
+  tr_namerec *r = calloc(1, sizeof *r);
+  tr_name *n = calloc(1, sizeof *n);
+  char *copy = strdup(name), *copy2 = strdup(name);
+  if (!r || !n || !copy || !copy2) {
+    free(r), free(n), free(copy), free(copy2);
+    return TR_ENOMEM;
+  }
+  r->name = copy;
+  r->addr = a;
+  r->next = h->namelist;
+  h->namelist = r;
+  n->name = copy2;
+  n->next = act->names;
+  act->names = n;
+  return 0;
+}
+
+static void name_unlink_actor(tr_host *h, tr_addr a, const char *name) {
+  tr_actor *act = tr_map_get(&h->sched[TR_ADDR_SCHED(a) < h->nsched ? TR_ADDR_SCHED(a) : 0].actors,
+                             TR_ADDR_SERIAL(a));
+  if (!act || act->addr != a) return;
+  for (tr_name **pp = &act->names; *pp; pp = &(*pp)->next) {
+    if (strcmp((*pp)->name, name) == 0) {
+      tr_name *n = *pp;
+      *pp = n->next;
+      free(n->name);
+      free(n);
+      return;
+    }
+  }
+}
+
+int tr_unregister(tr_host *h, const char *name) {
+  if (!h || !name) return TR_EINVAL;
+  tr_namerec **pp = name_find(h, name);
+  if (!pp) return TR_ENOTFOUND;
+  tr_namerec *r = *pp;
+  *pp = r->next;
+  name_unlink_actor(h, r->addr, r->name);
+  free(r->name);
+  free(r);
+  return 0;
+}
+
+int tr_whereis(tr_host *h, const char *name, tr_addr *out) {
+  if (!h || !name) return TR_EINVAL;
+  tr_namerec **pp = name_find(h, name);
+  if (!pp || !tr__lookup(h, (*pp)->addr)) return TR_ENOTFOUND;
+  if (out) *out = (*pp)->addr;
+  return 0;
+}
+
+int tr__name_remove_all(tr_host *h, tr_actor *a) {
+  while (a->names) {
+    tr_name *n = a->names;
+    a->names = n->next;
+    tr_namerec **pp = name_find(h, n->name);
+    if (pp && (*pp)->addr == a->addr) {
+      tr_namerec *r = *pp;
+      *pp = r->next;
+      free(r->name);
+      free(r);
+    }
+    free(n->name);
+    free(n);
+  }
+  return 0;
+}
+
+/* ---- C behaviours registry ------------------------------------------------------------------------- */
+int tr_register_behaviour(tr_host *h, const tr_behaviour *b) {
+  if (!h || !b || !b->name) return TR_EINVAL;
+  if (tr__find_cbehaviour(h, b->name)) return TR_EEXISTS;
+  tr_cbeh_reg *r = calloc(1, sizeof *r);
+  if (!r) return TR_ENOMEM;
+  r->b = b;
+  r->next = h->cbehs;
+  h->cbehs = r;
+  return 0;
+}
+
+const tr_behaviour *tr__find_cbehaviour(tr_host *h, const char *name) {
+  for (tr_cbeh_reg *r = h->cbehs; r; r = r->next)
+    if (strcmp(r->b->name, name) == 0) return r->b;
+  return NULL;
+}
+
+static const tr_behaviour dl_sentinel = {.name = ""};
+
+int tr_load_behaviours(tr_host *h, const char *path) {
+  if (!h || !path) return TR_EINVAL;
+  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!dl) {
+    tr__log(h, "cannot load %s: %s", path, dlerror());
+    return TR_ENOTFOUND;
+  }
+  const tr_behaviour *const *list = dlsym(dl, TR_BEHAVIOURS_SYMBOL);
+  if (!list) {
+    tr__log(h, "%s exports no '%s'", path, TR_BEHAVIOURS_SYMBOL);
+    dlclose(dl);
+    return TR_ENOTFOUND;
+  }
+  int n = 0;
+  for (; list[n]; n++) {
+    const tr_behaviour *old = tr__find_cbehaviour(h, list[n]->name);
+    if (old == list[n]) continue;
+    if (old) {
+      tr__log(h, "%s: behaviour '%s' is already registered", path, list[n]->name);
+      continue;
+    }
+    tr_register_behaviour(h, list[n]);
+  }
+  /* keep the library open until the host is freed (its code is in use) */
+  tr_cbeh_reg *r = calloc(1, sizeof *r);
+  if (!r) {
+    dlclose(dl);
+    return TR_ENOMEM;
+  }
+  r->dl = dl;
+  r->b = &dl_sentinel;
+  r->next = h->cbehs;
+  h->cbehs = r;
+  return n;
+}
+
+/* ---- host ------------------------------------------------------------------------------------------ */
+void tr_host_options_init(tr_host_options *o) { memset(o, 0, sizeof *o); }
+
+static void on_close(uv_handle_t *hd) {
+  tr_sched *s = hd->data;
+  s->handles_open--;
+}
+
+static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
+  s->h = h;
+  s->index = index;
+  s->loop = h->loop;
+  tr_map_init(&s->actors);
+  tr_map_init(&s->pending);
+  tr_map_init(&s->owed);
+  tr_map_init(&s->timers);
+  msgpack_unpacked_init(&s->unpacked);
+  if (uv_mutex_init(&s->inbox_lock)) return TR_ENOMEM;
+  uv_idle_init(s->loop, &s->idle);
+  uv_timer_init(s->loop, &s->timer);
+  uv_async_init(s->loop, &s->async, on_async);
+  s->idle.data = s->timer.data = s->async.data = s;
+  uv_unref((uv_handle_t *)&s->async);
+  s->handles_open = 3;
+  return 0;
+}
+
+int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
+  if (!out) return TR_EINVAL;
+  *out = NULL;
+  tr_host *h = calloc(1, sizeof *h);
+  if (!h) return TR_ENOMEM;
+  if (opts && opts->loop) {
+    h->loop = opts->loop;
+  } else {
+    if (uv_loop_init(&h->own_loop)) {
+      free(h);
+      return TR_ENOMEM;
+    }
+    h->loop = &h->own_loop;
+    h->owns_loop = 1;
+  }
+  h->mailbox_cap = opts && opts->mailbox_capacity ? opts->mailbox_capacity : TR_DEFAULT_MAILBOX;
+  h->call_timeout =
+      opts && opts->call_timeout_ms > 0 ? opts->call_timeout_ms : TR_DEFAULT_TIMEOUT_MS;
+  h->log = opts ? opts->log : NULL;
+  h->log_ud = opts ? opts->log_ud : NULL;
+  h->nsched = 1;
+  int rc = sched_init(h, &h->sched[0], 0);
+  if (rc == 0) rc = tr__lua_attach(h, L);
+  if (rc) {
+    h->owns_lua = L == NULL;
+    tr_host_free(h);
+    return rc;
+  }
+  *out = h;
+  return 0;
+}
+
+int tr_host_new(tr_host **out, const tr_host_options *opts) {
+  return tr__host_create(out, opts, NULL);
+}
+
+uv_loop_t *tr_host_loop(tr_host *h) { return h ? h->loop : NULL; }
+
+int tr_host_run(tr_host *h) {
+  if (!h) return TR_EINVAL;
+  tr_sched *s = &h->sched[0];
+  if (s->in_callback) return TR_EINVAL;
+  h->exiting = 0;
+  uv_run(h->loop, UV_RUN_DEFAULT);
+  return h->exit_code;
+}
+
+void tr_host_exit(tr_host *h, int code) {
+  if (!h) return;
+  h->exit_code = code;
+  h->exiting = 1;
+  uv_stop(h->loop);
+}
+
+static size_t live_actors(tr_sched *s, tr_addr **out) {
+  size_t n = 0;
+  tr_addr *list = malloc((s->actors.n + 1) * sizeof *list);
+  if (!list) return 0;
+  for (size_t i = 0; s->actors.slots && i <= s->actors.mask; i++)
+    if (s->actors.slots[i].key) list[n++] = ((tr_actor *)s->actors.slots[i].val)->addr;
+  *out = list;
+  return n;
+}
+
+void tr_host_shutdown(tr_host *h) {
+  if (!h) return;
+  tr_sched *s = &h->sched[0];
+  tr_addr *list = NULL;
+  size_t n = live_actors(s, &list);
+  int was = h->closing;
+  h->closing = 1; /* vetoes are ignored */
+  for (size_t i = n; i-- > 0;) {
+    tr_actor *a = tr__lookup(h, list[i]);
+    if (!a || a->running) continue;
+    a->running = 1;
+    stop_message(s, a);
+    a->running = 0;
+    actor_free_if_done(s, a);
+  }
+  h->closing = was;
+  free(list);
+}
+
+void tr_host_stats_get(tr_host *h, tr_host_stats *out) {
+  if (!h || !out) return;
+  tr_sched *s = &h->sched[0];
+  out->actors = s->actors.n;
+  out->spawned = s->n_spawned;
+  out->messages = s->n_msgs;
+  out->calls = s->n_calls;
+}
+
+void tr_host_free(tr_host *h) {
+  if (!h) return;
+  tr_sched *s = &h->sched[0];
+  h->closing = 1;
+  if (s->h) {
+    tr_addr *list = NULL;
+    size_t n = live_actors(s, &list);
+    for (size_t i = 0; i < n; i++) {
+      tr_actor *a = tr__lookup(h, list[i]);
+      if (a) {
+        int was = a->running;
+        a->running = 0;
+        tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+        if (was) a->running = 1; /* freed by whoever runs it */
+      }
+    }
+    free(list);
+    /* runnable list: actors there are dead now; free them */
+    while (s->runq_head) {
+      tr_actor *a = s->runq_head;
+      s->runq_head = a->runq_next;
+      a->in_runq = 0;
+      actor_free_if_done(s, a);
+    }
+    s->runq_tail = NULL;
+    while (s->done_head) {
+      tr_pending *p = s->done_head;
+      s->done_head = p->done_next;
+      tr__env_free(s, p->result);
+      free(p);
+    }
+    for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
+      tr_pending *p = s->pending.slots[i].val;
+      if (!s->pending.slots[i].key) continue;
+      if (p->timeout) free(p->timeout);
+      if (p->kind != TR_P_BLOCK) {
+        tr__env_free(s, p->result);
+        free(p);
+      } else {
+        p->timeout = NULL;
+        p->done = 1; /* a blocked caller wakes to an empty answer */
+      }
+    }
+    for (size_t i = 0; s->timers.slots && i <= s->timers.mask; i++) {
+      if (!s->timers.slots[i].key) continue;
+      tr_timer *t = s->timers.slots[i].val;
+      tr__env_free(s, t->tmpl);
+      free(t);
+    }
+    for (uint32_t i = 0; i < s->heap_n; i++)
+      if (s->heap[i]->kind == TR_T_SLEEP || s->heap[i]->kind == TR_T_FLAG) free(s->heap[i]);
+    s->heap_n = 0;
+    tr__lua_detach(h);
+    uv_close((uv_handle_t *)&s->idle, on_close);
+    uv_close((uv_handle_t *)&s->timer, on_close);
+    uv_close((uv_handle_t *)&s->async, on_close);
+    if (h->owns_loop) {
+      uv_run(h->loop, UV_RUN_DEFAULT);
+      uv_loop_close(h->loop);
+    } else {
+      while (s->handles_open > 0) uv_run(h->loop, UV_RUN_NOWAIT);
+    }
+    uv_mutex_lock(&s->inbox_lock);
+    tr_env *e = s->inbox_head;
+    s->inbox_head = s->inbox_tail = NULL;
+    uv_mutex_unlock(&s->inbox_lock);
+    while (e) {
+      tr_env *next = e->next;
+      tr__env_free(NULL, e);
+      e = next;
+    }
+    uv_mutex_destroy(&s->inbox_lock);
+    while (s->pool) {
+      tr_env *p = s->pool;
+      s->pool = p->next;
+      free(p);
+    }
+    msgpack_unpacked_destroy(&s->unpacked);
+    tr_map_free(&s->actors);
+    tr_map_free(&s->pending);
+    tr_map_free(&s->owed);
+    tr_map_free(&s->timers);
+    free(s->heap);
+  } else if (h->owns_loop) {
+    uv_loop_close(h->loop);
+  }
+  while (h->namelist) {
+    tr_namerec *r = h->namelist;
+    h->namelist = r->next;
+    free(r->name);
+    free(r);
+  }
+  while (h->cbehs) {
+    tr_cbeh_reg *r = h->cbehs;
+    h->cbehs = r->next;
+    if (r->dl) dlclose(r->dl);
+    free(r);
+  }
+  free(h);
+}

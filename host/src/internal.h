@@ -1,0 +1,308 @@
+/* Internal structures of the troupe host. Not installed. */
+#ifndef TROUPE_INTERNAL_H
+#define TROUPE_INTERNAL_H
+
+#include "troupe.h"
+#include "map.h"
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <msgpack.h>
+#include <stdbool.h>
+
+#define TR_BATCH 128        /* messages one actor handles per turn */
+#define TR_TURNS 2048       /* actor turns per loop iteration before I/O */
+#define TR_ENV_INLINE 80    /* method + payload bytes kept inside an envelope */
+#define TR_MAX_PAYLOAD (64u << 20) /* largest payload accepted (64 MiB) */
+#define TR_ENV_POOL_MAX 4096
+
+#define TR_EXT_ADDR 1 /* MessagePack extension type of a strong address */
+#define TR_EXT_WEAK 2 /* ... of a weak address */
+
+typedef struct tr_sched tr_sched;
+typedef struct tr_actor tr_actor;
+typedef struct tr_pending tr_pending;
+
+/* ---- envelopes ------------------------------------------------------------- */
+enum {
+  TR_K_SEND = 0, /* one-way message */
+  TR_K_CALL,     /* request: `req` names the pending call */
+  TR_K_REPLY,    /* answer: `status` is TR_OK, TR_FAILED or a TR_E* code */
+  TR_K_INIT,     /* first message: spawn args; runs init and on_start */
+  TR_K_STOP,     /* graceful stop request */
+  TR_K_WAKE      /* resume a suspended handler (sleep over, room made) */
+};
+
+typedef struct tr_env {
+  struct tr_env *next;
+  tr_addr from, to;
+  uint64_t req;
+  uint8_t kind;
+  int8_t status;
+  uint16_t mlen;   /* method length; method is NUL-terminated at buf */
+  uint32_t len;    /* payload length; payload at buf + mlen + 1 */
+  uint32_t cap;    /* capacity of buf when it is on the heap (0: inline) */
+  char *buf;
+  char inl[TR_ENV_INLINE];
+} tr_env;
+
+#define TR_ENV_METHOD(e) ((e)->buf)
+#define TR_ENV_PAYLOAD(e) ((e)->buf + (e)->mlen + 1)
+
+typedef struct tr_queue {
+  tr_env *head, *tail;
+  uint32_t n;
+} tr_queue;
+
+/* ---- message readers ---------------------------------------------------------- */
+#define TR_MSG_MAXV 32
+struct tr_msg {
+  const char *data;
+  size_t len;
+  int parsed;    /* -1: parse error, 0: not yet, 1: parsed */
+  int n;
+  msgpack_object v[TR_MSG_MAXV];
+  msgpack_zone *zone;
+  msgpack_zone zone_storage;
+  int zone_init;
+};
+void tr__msg_init(tr_msg *m, const char *data, size_t len);
+void tr__msg_done(tr_msg *m);
+int tr__msg_parse(tr_msg *m);
+
+/* ---- actors ------------------------------------------------------------------- */
+enum { TR_LANG_C = 0, TR_LANG_LUA = 1 };
+enum {
+  TR_W_NONE = 0,  /* not suspended */
+  TR_W_CALL,      /* suspended in a call on wait_target */
+  TR_W_SLEEP,     /* suspended in sleep */
+  TR_W_ROOM,      /* suspended until wait_target's mailbox has room */
+  TR_W_YIELD      /* preempted / yielded: runnable again */
+};
+enum { TR_S_ALIVE = 0, TR_S_STOPPING, TR_S_DEAD };
+
+typedef struct tr_owed {   /* a reply this actor owes (deferred token) */
+  uint64_t req;
+  tr_addr caller;
+  tr_actor *owner;
+  struct tr_owed *prev, *next;
+} tr_owed;
+
+typedef struct tr_roomwait { /* a sender waiting for room in a mailbox */
+  struct tr_roomwait *next;
+  tr_addr sender;   /* a Lua actor waiting (TR_NOADDR for a C callback) */
+  tr_env *env;      /* the message to enqueue when there is room (Lua) */
+  tr_room_cb cb;
+  void *ud;
+} tr_roomwait;
+
+typedef struct tr_name {
+  struct tr_name *next; /* in the actor's list */
+  char *name;
+} tr_name;
+
+typedef struct tr_timer tr_timer;
+
+struct tr_actor {
+  tr_addr addr;
+  tr_sched *s;
+  uint8_t lang;
+  uint8_t state;     /* TR_S_* */
+  uint8_t wait;      /* TR_W_* */
+  uint8_t in_runq;
+  uint8_t running;   /* inside a handler now */
+  uint8_t kill_pending;
+  uint8_t stop_pending; /* a TR_K_STOP is queued */
+  uint8_t owned;
+  uint8_t started;   /* init done */
+  int32_t refs;      /* strong references (owned actors) */
+  uint32_t cap;      /* public lane capacity */
+  tr_actor *runq_next;
+  tr_queue priv, pub;
+  tr_env *wake;      /* reply / wake-up to resume a suspended handler with */
+  tr_env *cur;       /* the message being handled */
+  uint64_t wait_req;
+  tr_addr wait_target;
+  uint64_t wait_since;
+  tr_owed *owed;
+  tr_pending *calls; /* calls this actor made that are still pending */
+  tr_roomwait *room_head, *room_tail;
+  tr_name *names;
+  tr_timer *timers;
+  uint64_t n_in, n_out;
+  /* C behaviour */
+  const tr_behaviour *cb;
+  void *cstate;
+  /* Lua behaviour */
+  struct tr_lbeh *lb;
+  lua_State *co;     /* the handler coroutine while one is active */
+  int co_ref, self_ref, env_ref;
+  int status_code;   /* reason it died */
+};
+
+/* ---- pending calls (caller side) ---------------------------------------------- */
+enum { TR_P_LUA = 0, TR_P_CB, TR_P_BLOCK };
+struct tr_pending {
+  uint64_t req;
+  uint8_t kind;
+  tr_addr caller;   /* the waiting actor, or TR_NOADDR */
+  tr_addr target;
+  tr_reply_cb cb;
+  void *ud;
+  tr_env *result;   /* TR_P_BLOCK: the reply once it came */
+  int done;
+  struct tr_tentry *timeout;
+  tr_pending *prev, *next;   /* in the caller actor's list */
+  tr_pending *done_next;     /* in the scheduler's completion queue */
+};
+
+/* ---- timers: one heap per scheduler, one uv_timer ------------------------------- */
+enum { TR_T_TIMEOUT = 0, TR_T_ACTOR, TR_T_SLEEP, TR_T_FLAG };
+typedef struct tr_tentry {
+  uint64_t due, seq;
+  uint32_t idx;   /* position in the heap */
+  uint8_t kind;
+  void *p;        /* tr_pending / tr_timer / int flag */
+  tr_addr actor;  /* TR_T_SLEEP */
+} tr_tentry;
+
+struct tr_timer {   /* an actor's send-to-self timer */
+  tr_timer_id id;
+  tr_addr actor;
+  int64_t interval;
+  tr_env *tmpl;     /* the message, copied at each firing */
+  tr_tentry te;
+  tr_timer *prev, *next; /* in the actor's list */
+};
+
+/* ---- schedulers ------------------------------------------------------------------- */
+struct tr_sched {
+  tr_host *h;
+  unsigned index;
+  uv_loop_t *loop;
+  uv_idle_t idle;
+  uv_timer_t timer;
+  uv_async_t async;
+  uv_mutex_t inbox_lock;
+  tr_env *inbox_head, *inbox_tail;
+  int handles_open;
+  int in_callback;
+  tr_actor *runq_head, *runq_tail;
+  tr_actor *current;
+  tr_map actors;    /* serial -> tr_actor* */
+  tr_map pending;   /* req -> tr_pending* */
+  tr_map owed;      /* req -> tr_owed* */
+  tr_map timers;    /* id -> tr_timer* */
+  uint64_t next_serial, next_req, next_timer, tseq;
+  tr_tentry **heap;
+  uint32_t heap_n, heap_cap;
+  tr_pending *done_head, *done_tail;
+  tr_env *pool;
+  uint32_t pool_n;
+  msgpack_unpacked unpacked;
+  lua_State *L;
+  struct tr_lstate *ls; /* the Lua binding's per-state data */
+  uint64_t n_msgs, n_calls, n_spawned;
+};
+
+typedef struct tr_cbeh_reg {
+  struct tr_cbeh_reg *next;
+  const tr_behaviour *b;
+  void *dl; /* dlopen handle, closed at free */
+} tr_cbeh_reg;
+
+struct tr_host {
+  uv_loop_t *loop;
+  uv_loop_t own_loop;
+  int owns_loop;
+  int owns_lua;
+  int exit_code;
+  int exiting;
+  int closing;
+  uint32_t mailbox_cap;
+  int64_t call_timeout;
+  tr_log_fn log;
+  void *log_ud;
+  tr_sched sched[1];
+  unsigned nsched;
+  struct tr_namerec *namelist;
+  tr_cbeh_reg *cbehs;
+};
+
+typedef struct tr_namerec {
+  struct tr_namerec *next;
+  char *name;
+  tr_addr addr;
+} tr_namerec;
+
+/* ---- core (host.c) ---------------------------------------------------------------- */
+void tr__log(tr_host *h, const char *fmt, ...);
+tr_sched *tr__sched_of(tr_host *h, tr_addr a);
+tr_actor *tr__lookup(tr_host *h, tr_addr a);
+tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                    size_t len);
+void tr__env_free(tr_sched *s, tr_env *e);
+int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env *init,
+                    tr_actor **out);
+/* Queue `e` (kind SEND/CALL already set) for its target. `room_waiter`: a Lua
+ * sender that will wait when the mailbox is full (returns TR_EFULL and leaves
+ * `e` with the caller otherwise). On any error `e` is not consumed. */
+int tr__deliver(tr_sched *s, tr_env *e, int private_lane);
+int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e);
+tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
+                            int64_t timeout_ms);
+void tr__pending_free(tr_sched *s, tr_pending *p);
+/* Answer request `req` from `caller`: status and payload bytes (copied). */
+void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
+               const char *payload, size_t len);
+void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
+                     const char *msg, const char *traceback);
+/* Owed replies (deferred tokens). */
+tr_owed *tr__owe(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller);
+int tr__settle(tr_sched *s, uint64_t req, tr_addr caller, int status, const char *payload,
+               size_t len);
+void tr__schedule(tr_sched *s, tr_actor *a);
+/* Finish the current message of a: reply when it was a call and not deferred. */
+void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb);
+void tr__actor_stop_now(tr_sched *s, tr_actor *a, int code);
+int tr__check_deadlock(tr_sched *s, tr_actor *caller, tr_addr target, char *why, size_t cap);
+tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms);
+void tr__timer_del(tr_sched *s, tr_tentry *t);
+/* Run the loop until *flag is set. Returns 0, or TR_ESTOPPED if nothing can
+ * ever set it, TR_EINVAL if called from inside a loop callback. */
+int tr__block_until(tr_sched *s, volatile int *flag);
+const char *tr__addr_name(tr_host *h, tr_addr a);
+int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+                   const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
+                   tr_pending **out);
+int tr__name_remove_all(tr_host *h, tr_actor *a);
+uint64_t tr__now(tr_sched *s);
+void tr__format_reason(char *out, size_t cap, int code);
+
+/* ---- Lua binding (lua_host.c) -------------------------------------------------------- */
+/* Bind a host to a Lua state that will run its Lua actors. */
+int tr__lua_attach(tr_host *h, lua_State *L);
+void tr__lua_detach(tr_host *h);
+void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e); /* handle one message */
+void tr__lua_resume(tr_sched *s, tr_actor *a, tr_env *e);  /* resume after a wait */
+void tr__lua_destroy(tr_sched *s, tr_actor *a);
+int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkname,
+                  const tr_buf *args, const tr_spawn_options *o, tr_addr *out);
+int tr__lua_hooks(tr_sched *s, tr_actor *a, int which); /* 0 stopping, 1 stopped */
+
+/* ---- C behaviours (cactor.c) --------------------------------------------------------- */
+void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e);
+void tr__c_destroy(tr_sched *s, tr_actor *a);
+int tr__c_hooks(tr_sched *s, tr_actor *a, int which);
+const tr_behaviour *tr__find_cbehaviour(tr_host *h, const char *name);
+
+/* ---- values (value.c) ------------------------------------------------------------------ */
+int tr__buf_reserve(tr_buf *b, size_t extra);
+int tr__buf_write(void *data, const char *buf, size_t len); /* msgpack write callback */
+void tr__packer(msgpack_packer *pk, tr_buf *b);
+void tr__addr_be(tr_addr a, char out[8]);
+tr_addr tr__addr_from_be(const char *p);
+size_t tr__format_object(tr_host *h, const msgpack_object *o, char *out, size_t cap,
+                         size_t pos, int depth);
+
+#endif

@@ -1,0 +1,1773 @@
+/* The Lua side of the host: the `troupe` module, Lua actors (one coroutine per
+ * running handler), and the Lua <-> MessagePack value codec. */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MT_ADDR "troupe.address"
+#define MT_ADDR_OWNED "troupe.address.owned"
+#define MT_WEAK "troupe.weak"
+#define MT_ERROR "troupe.error"
+#define MT_FAIL "troupe.failure"
+#define MT_TOKEN "troupe.token"
+#define MT_TIMER "troupe.timer"
+#define MT_CBEH "troupe.cbehaviour"
+#define MT_STATE "troupe.state"
+
+#define CO_POOL 64
+#define MAX_DEPTH 32
+
+extern const char tr__prelude_lua[];
+
+typedef struct tr_lbeh {
+  struct tr_lbeh *next;
+  char *name;
+  int ref; /* the behaviour table */
+} tr_lbeh;
+
+typedef struct tr_lstate {
+  tr_host *h;
+  lua_State *L;
+  int owns_host; /* created by require "troupe" in a plain interpreter */
+  int cache_ref; /* weak table: addr -> address userdata */
+  int behs_ref;  /* table: behaviour table -> lightuserdata tr_lbeh */
+  int files_ref; /* table: path -> behaviour table */
+  int proxies_ref; /* weak-keyed: env -> proxy env */
+  int init_ref;  /* prelude's init runner */
+  int module_ref;
+  lua_State *pool[CO_POOL];
+  int pool_ref[CO_POOL];
+  int pool_n;
+  tr_lbeh *lbehs;
+  msgpack_zone zone;
+} tr_lstate;
+
+typedef struct { tr_addr a; } tr_laddr;
+typedef struct {
+  tr_lstate *ls;
+  uint64_t req;
+  tr_addr caller;
+  int answered;
+} tr_ltoken;
+
+static tr_lstate *LS(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+static tr_sched *SCH(tr_lstate *ls) { return &ls->h->sched[0]; }
+
+static tr_lstate *check_ls(lua_State *L) {
+  tr_lstate *ls = LS(L);
+  if (!ls->h) luaL_error(L, "troupe: the host is closed");
+  return ls;
+}
+
+/* The actor whose handler is running on thread L (NULL from main code). */
+static tr_actor *running_actor(tr_lstate *ls, lua_State *L) {
+  tr_actor *a = SCH(ls)->current;
+  if (a && a->lang == TR_LANG_LUA && a->co == L) return a;
+  return NULL;
+}
+
+static tr_actor *current_actor(tr_lstate *ls) {
+  tr_actor *a = ls->h ? SCH(ls)->current : NULL;
+  return a && a->lang == TR_LANG_LUA ? a : NULL;
+}
+
+/* ---- error values -------------------------------------------------------------------- */
+static void push_error(lua_State *L, int code, const char *msg, const char *tb) {
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, tr_errname(code));
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, msg ? msg : tr_strerror(code));
+  lua_setfield(L, -2, "message");
+  if (tb) {
+    lua_pushstring(L, tb);
+    lua_setfield(L, -2, "traceback");
+  }
+  luaL_setmetatable(L, MT_ERROR);
+}
+
+static int raise_error(lua_State *L, int code, const char *msg) {
+  push_error(L, code, msg, NULL);
+  return lua_error(L);
+}
+
+static int raise_errorf(lua_State *L, int code, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return raise_error(L, code, buf);
+}
+
+static int error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "code");
+  lua_getfield(L, 1, "message");
+  lua_pushfstring(L, "%s: %s", luaL_optstring(L, -2, "?"), luaL_optstring(L, -1, "?"));
+  return 1;
+}
+
+/* ---- addresses -------------------------------------------------------------------------- */
+static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cache_ref);
+  if (lua_rawgeti(L, -1, (lua_Integer)a) == LUA_TUSERDATA) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->a = a;
+  tr_actor *act = ls->h ? tr__lookup(ls->h, a) : NULL;
+  if (act && act->owned) {
+    act->refs++;
+    luaL_setmetatable(L, MT_ADDR_OWNED);
+  } else {
+    luaL_setmetatable(L, MT_ADDR);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, (lua_Integer)a);
+  lua_remove(L, -2);
+}
+
+static void push_weak(lua_State *L, tr_addr a) {
+  tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->a = a;
+  luaL_setmetatable(L, MT_WEAK);
+}
+
+/* An address (strong or weak) at idx, or 0 with *ok = 0. */
+static tr_addr to_addr(lua_State *L, int idx, int *weak) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx)) return TR_NOADDR;
+  tr_addr a = TR_NOADDR;
+  luaL_getmetatable(L, MT_ADDR);
+  luaL_getmetatable(L, MT_ADDR_OWNED);
+  luaL_getmetatable(L, MT_WEAK);
+  if (lua_rawequal(L, -4, -3) || lua_rawequal(L, -4, -2)) {
+    a = ((tr_laddr *)p)->a;
+    if (weak) *weak = 0;
+  } else if (lua_rawequal(L, -4, -1)) {
+    a = ((tr_laddr *)p)->a;
+    if (weak) *weak = 1;
+  }
+  lua_pop(L, 4);
+  return a;
+}
+
+static tr_addr check_addr(lua_State *L, int idx) {
+  int weak = 0;
+  tr_addr a = to_addr(L, idx, &weak);
+  if (a == TR_NOADDR) luaL_typeerror(L, idx, "troupe address");
+  return a;
+}
+
+static int addr_gc(lua_State *L) {
+  tr_lstate *ls = LS(L);
+  tr_laddr *u = lua_touserdata(L, 1);
+  if (ls->h && !ls->h->closing) tr_release(ls->h, u->a);
+  return 0;
+}
+
+static int addr_tostring(lua_State *L) {
+  tr_lstate *ls = LS(L);
+  int weak = 0;
+  tr_addr a = to_addr(L, 1, &weak);
+  char buf[160];
+  tr_addr_format(ls->h, a, buf, sizeof buf);
+  if (weak) {
+    size_t n = strlen(buf);
+    if (n > 7) lua_pushfstring(L, "<weak %s", buf + 7);
+    else lua_pushstring(L, buf);
+  } else {
+    lua_pushstring(L, buf);
+  }
+  return 1;
+}
+
+static int addr_eq(lua_State *L) {
+  tr_addr a = to_addr(L, 1, NULL), b = to_addr(L, 2, NULL);
+  lua_pushboolean(L, a != TR_NOADDR && a == b);
+  return 1;
+}
+
+/* ---- value codec: Lua -> MessagePack ------------------------------------------------------- */
+typedef struct {
+  int is_int;
+  lua_Integer i;
+  const char *s;
+} path_seg;
+
+typedef struct {
+  lua_State *L;
+  tr_lstate *ls;
+  msgpack_packer pk;
+  int depth;
+  const void *seen[MAX_DEPTH + 1];
+  path_seg path[MAX_DEPTH + 1];
+  char err[384];
+  int code;
+} encoder;
+
+static void enc_fail(encoder *e, const char *label, int argno, const char *what) {
+  size_t pos = 0;
+  pos += (size_t)snprintf(e->err + pos, sizeof e->err - pos, "%s %d", label, argno);
+  for (int d = 0; d < e->depth && pos < sizeof e->err; d++) {
+    path_seg *p = &e->path[d];
+    if (p->is_int)
+      pos += (size_t)snprintf(e->err + pos, sizeof e->err - pos, "[%lld]", (long long)p->i);
+    else if (p->s)
+      pos += (size_t)snprintf(e->err + pos, sizeof e->err - pos, " .%s", p->s);
+    else
+      pos += (size_t)snprintf(e->err + pos, sizeof e->err - pos, "[?]");
+  }
+  if (pos < sizeof e->err) snprintf(e->err + pos, sizeof e->err - pos, ": %s", what);
+  e->code = TR_EBADVALUE;
+}
+
+static int enc_value(encoder *e, int idx, const char *label, int argno);
+
+static int enc_table(encoder *e, int idx, const char *label, int argno) {
+  lua_State *L = e->L;
+  const void *p = lua_topointer(L, idx);
+  for (int d = 0; d < e->depth; d++)
+    if (e->seen[d] == p) {
+      enc_fail(e, label, argno, "cyclic table cannot be sent");
+      return -1;
+    }
+  if (e->depth >= MAX_DEPTH) {
+    enc_fail(e, label, argno, "table nested too deeply to send");
+    return -1;
+  }
+  if (!lua_checkstack(L, 4)) {
+    enc_fail(e, label, argno, "out of Lua stack");
+    return -1;
+  }
+  lua_Unsigned n = lua_rawlen(L, idx);
+  size_t count = 0;
+  int array = 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    count++;
+    if (array) {
+      if (!lua_isinteger(L, -2)) array = 0;
+      else {
+        lua_Integer k = lua_tointeger(L, -2);
+        if (k < 1 || (lua_Unsigned)k > n) array = 0;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  array = array && count == n && n > 0;
+  e->seen[e->depth] = p;
+  if (array) {
+    msgpack_pack_array(&e->pk, (size_t)n);
+    for (lua_Unsigned i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i);
+      e->path[e->depth] = (path_seg){1, (lua_Integer)i, NULL};
+      e->depth++;
+      int rc = enc_value(e, lua_gettop(L), label, argno);
+      e->depth--;
+      lua_pop(L, 1);
+      if (rc) return rc;
+    }
+    return 0;
+  }
+  msgpack_pack_map(&e->pk, count);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int top = lua_gettop(L);
+    path_seg seg = {0, 0, NULL};
+    if (lua_type(L, top - 1) == LUA_TSTRING) seg.s = lua_tostring(L, top - 1);
+    else if (lua_isinteger(L, top - 1)) seg = (path_seg){1, lua_tointeger(L, top - 1), NULL};
+    e->path[e->depth] = seg;
+    e->depth++;
+    int rc = enc_value(e, top - 1, label, argno);
+    if (!rc) rc = enc_value(e, top, label, argno);
+    e->depth--;
+    if (rc) {
+      lua_pop(L, 2);
+      return rc;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int enc_value(encoder *e, int idx, const char *label, int argno) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: msgpack_pack_nil(&e->pk); return 0;
+    case LUA_TBOOLEAN:
+      if (lua_toboolean(L, idx)) msgpack_pack_true(&e->pk);
+      else msgpack_pack_false(&e->pk);
+      return 0;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) msgpack_pack_int64(&e->pk, lua_tointeger(L, idx));
+      else msgpack_pack_double(&e->pk, lua_tonumber(L, idx));
+      return 0;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      msgpack_pack_str(&e->pk, len);
+      msgpack_pack_str_body(&e->pk, s, len);
+      return 0;
+    }
+    case LUA_TTABLE: return enc_table(e, idx, label, argno);
+    case LUA_TUSERDATA: {
+      int weak = 0;
+      tr_addr a = to_addr(L, idx, &weak);
+      if (a != TR_NOADDR) {
+        char be[8];
+        tr__addr_be(a, be);
+        msgpack_pack_ext_with_body(&e->pk, be, 8, weak ? TR_EXT_WEAK : TR_EXT_ADDR);
+        return 0;
+      }
+      enc_fail(e, label, argno, "userdata cannot be sent");
+      return -1;
+    }
+    default: {
+      char what[64];
+      snprintf(what, sizeof what, "%s cannot be sent", luaL_typename(L, idx));
+      enc_fail(e, label, argno, what);
+      return -1;
+    }
+  }
+}
+
+/* Encode stack values [first, last] into b. Returns 0, or TR_EBADVALUE with
+ * the reason in err. */
+static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_buf *b,
+                         const char *label, int argbase, char *err, size_t errcap) {
+  encoder *e = malloc(sizeof *e);
+  if (!e) return TR_ENOMEM;
+  e->L = L;
+  e->ls = ls;
+  e->depth = 0;
+  e->code = 0;
+  tr__packer(&e->pk, b);
+  int rc = 0;
+  for (int i = first; i <= last && rc == 0; i++)
+    if (enc_value(e, i, label, argbase + (i - first))) rc = e->code ? e->code : TR_EBADVALUE;
+  if (rc == 0 && b->len > TR_MAX_PAYLOAD) {
+    snprintf(e->err, sizeof e->err, "%s: message of %zu bytes is larger than the maximum (%u)",
+             label, b->len, (unsigned)TR_MAX_PAYLOAD);
+    rc = TR_EBADVALUE;
+  }
+  if (rc && err) snprintf(err, errcap, "%s", e->err);
+  free(e);
+  return rc;
+}
+
+static void encode_or_raise(tr_lstate *ls, lua_State *L, int first, int last, tr_buf *b,
+                            const char *label) {
+  char err[384];
+  int rc = encode_values(ls, L, first, last, b, label, 1, err, sizeof err);
+  if (rc) {
+    tr_buf_free(b);
+    raise_error(L, rc, rc == TR_EBADVALUE ? err : tr_strerror(rc));
+  }
+}
+
+/* ---- value codec: MessagePack -> Lua ------------------------------------------------------ */
+static int dec_object(tr_lstate *ls, lua_State *L, const msgpack_object *o, int depth) {
+  if (depth > MAX_DEPTH + 2 || !lua_checkstack(L, 3)) return -1;
+  switch (o->type) {
+    case MSGPACK_OBJECT_NIL: lua_pushnil(L); return 0;
+    case MSGPACK_OBJECT_BOOLEAN: lua_pushboolean(L, o->via.boolean); return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+      if (o->via.u64 > (uint64_t)INT64_MAX) lua_pushnumber(L, (lua_Number)o->via.u64);
+      else lua_pushinteger(L, (lua_Integer)o->via.u64);
+      return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: lua_pushinteger(L, (lua_Integer)o->via.i64); return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: lua_pushnumber(L, o->via.f64); return 0;
+    case MSGPACK_OBJECT_STR: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return 0;
+    case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.bin.ptr, o->via.bin.size); return 0;
+    case MSGPACK_OBJECT_ARRAY:
+      lua_createtable(L, (int)o->via.array.size, 0);
+      for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (dec_object(ls, L, &o->via.array.ptr[i], depth + 1)) return -1;
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      return 0;
+    case MSGPACK_OBJECT_MAP:
+      lua_createtable(L, 0, (int)o->via.map.size);
+      for (uint32_t i = 0; i < o->via.map.size; i++) {
+        if (dec_object(ls, L, &o->via.map.ptr[i].key, depth + 1)) return -1;
+        if (dec_object(ls, L, &o->via.map.ptr[i].val, depth + 1)) return -1;
+        if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2)))
+          lua_pop(L, 2); /* nil or NaN keys cannot be stored */
+        else lua_rawset(L, -3);
+      }
+      return 0;
+    case MSGPACK_OBJECT_EXT:
+      if (o->via.ext.size == 8 && o->via.ext.type == TR_EXT_ADDR) {
+        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr));
+        return 0;
+      }
+      if (o->via.ext.size == 8 && o->via.ext.type == TR_EXT_WEAK) {
+        push_weak(L, tr__addr_from_be(o->via.ext.ptr));
+        return 0;
+      }
+      return -1;
+  }
+  return -1;
+}
+
+/* Push every value of a payload onto L. Returns the count, or -1 if corrupt
+ * (the stack is restored). */
+static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t len) {
+  int top = lua_gettop(L), n = 0;
+  size_t off = 0;
+  msgpack_zone_clear(&ls->zone);
+  while (off < len) {
+    msgpack_object o;
+    msgpack_unpack_return r = msgpack_unpack(data, len, &off, &ls->zone, &o);
+    if ((r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) ||
+        dec_object(ls, L, &o, 0)) {
+      lua_settop(L, top);
+      return -1;
+    }
+    n++;
+  }
+  return n;
+}
+
+/* ---- coroutine pool --------------------------------------------------------------------- */
+static lua_State *co_get(tr_lstate *ls, int *ref) {
+  if (ls->pool_n > 0) {
+    ls->pool_n--;
+    *ref = ls->pool_ref[ls->pool_n];
+    return ls->pool[ls->pool_n];
+  }
+  lua_State *co = lua_newthread(ls->L);
+  *ref = luaL_ref(ls->L, LUA_REGISTRYINDEX);
+  return co;
+}
+
+static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable) {
+  if (reusable && lua_status(co) == LUA_OK && ls->pool_n < CO_POOL) {
+    lua_settop(co, 0);
+    ls->pool[ls->pool_n] = co;
+    ls->pool_ref[ls->pool_n] = ref;
+    ls->pool_n++;
+  } else {
+    lua_resetthread(co);
+    luaL_unref(ls->L, LUA_REGISTRYINDEX, ref);
+  }
+}
+
+/* ---- Lua actors ----------------------------------------------------------------------- */
+const char *tr__lua_behaviour_name(tr_actor *a) {
+  return a->lb && a->lb->name ? a->lb->name : "Actor";
+}
+
+static int is_failure(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, MT_FAIL);
+  int r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* The message a->cur is finished; answer it from the values on co. */
+static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
+  tr_lstate *ls = s->ls;
+  tr_env *e = a->cur;
+  a->cur = NULL;
+  if (e && e->kind == TR_K_INIT) a->started = 1;
+  if (e && e->kind == TR_K_CALL && e->req) {
+    tr_buf b;
+    tr_buf_init(&b);
+    int top = lua_gettop(co);
+    int first = top - nres + 1;
+    int status = TR_OK;
+    char err[384];
+    int rc;
+    if (nres >= 1 && is_failure(co, first)) {
+      status = TR_FAILED;
+      lua_getfield(co, first, "value");
+      rc = encode_values(ls, co, lua_gettop(co), lua_gettop(co), &b, "failure value", 1, err,
+                         sizeof err);
+      lua_pop(co, 1);
+    } else {
+      rc = encode_values(ls, co, first, top, &b, "reply value", 1, err, sizeof err);
+    }
+    if (rc) tr__reply_error(s, a->addr, e->from, e->req, rc, err, NULL);
+    else tr__reply(s, a->addr, e->from, e->req, status, b.data, b.len);
+    tr_buf_free(&b);
+  }
+  if (e) a->n_out += 0;
+  tr__env_free(s, e);
+}
+
+/* Run (or continue) the handler coroutine of a. */
+static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
+  tr_lstate *ls = s->ls;
+  int nres = 0;
+  a->co = co;
+  int st = lua_resume(co, ls->L, nargs, &nres);
+  if (st == LUA_YIELD) {
+    lua_pop(co, nres);
+    if (a->wait == TR_W_NONE) a->wait = TR_W_YIELD; /* a bare yield: run others first */
+    return;
+  }
+  if (st == LUA_OK) {
+    finish_message(s, a, co, nres);
+    co_put(ls, co, a->co_ref, 1);
+    a->co = NULL;
+    a->co_ref = LUA_NOREF;
+    return;
+  }
+  /* the handler raised */
+  if (is_failure(co, -1)) { /* error(troupe.fail(v)): its own error, not a crash */
+    finish_message(s, a, co, 1);
+    co_put(ls, co, a->co_ref, 0);
+    a->co = NULL;
+    a->co_ref = LUA_NOREF;
+    return;
+  }
+  const char *msg;
+  if (lua_type(co, -1) == LUA_TTABLE && luaL_getmetafield(co, -1, "__tostring") != LUA_TNIL) {
+    lua_pop(co, 1);
+    msg = luaL_tolstring(co, -1, NULL);
+  } else if (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER) {
+    msg = lua_tostring(co, -1);
+  } else {
+    msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+  }
+  luaL_traceback(ls->L, co, NULL, 0);
+  const char *tb = lua_tostring(ls->L, -1);
+  char *m = strdup(msg ? msg : "?");
+  tr__actor_died(s, a, TR_ECRASHED, m, tb);
+  free(m);
+  lua_pop(ls->L, 1);
+}
+
+void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
+  tr_lstate *ls = s->ls;
+  lua_State *L = ls->L;
+  const char *method = TR_ENV_METHOD(e);
+  int ref;
+  if (e->kind == TR_K_INIT) {
+    lua_State *co = co_get(ls, &ref);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+    a->cur = e;
+    a->co_ref = ref;
+    if (n < 0) {
+      lua_settop(co, 0);
+      co_put(ls, co, ref, 1);
+      a->co_ref = LUA_NOREF;
+      tr__actor_died(s, a, TR_ECRASHED, "corrupt spawn arguments", NULL);
+      return;
+    }
+    run_handler(s, a, co, 2 + n);
+    return;
+  }
+  /* find the handler */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
+  int t = lua_getfield(L, -1, method);
+  int reserved = strcmp(method, "init") == 0 || strcmp(method, "on_start") == 0 ||
+                 strcmp(method, "on_stopping") == 0 || strcmp(method, "on_stopped") == 0;
+  if (t != LUA_TFUNCTION || reserved || !*method) {
+    lua_pop(L, 2);
+    char who[128], msg[320];
+    tr_addr_format(s->h, a->addr, who, sizeof who);
+    snprintf(msg, sizeof msg, "%s has no handler '%s'", who, method);
+    if (e->kind == TR_K_CALL && e->req)
+      tr__reply_error(s, a->addr, e->from, e->req, TR_ENOHANDLER, msg, NULL);
+    else tr__log(s->h, "%s (message dropped)", msg);
+    tr__env_free(s, e);
+    return;
+  }
+  lua_State *co = co_get(ls, &ref);
+  lua_xmove(L, co, 1); /* the handler */
+  lua_pop(L, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+  int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+  if (n < 0) {
+    lua_settop(co, 0);
+    co_put(ls, co, ref, 1);
+    char msg[160];
+    snprintf(msg, sizeof msg, "corrupt payload for '%s'", method);
+    if (e->kind == TR_K_CALL && e->req)
+      tr__reply_error(s, a->addr, e->from, e->req, TR_EBADVALUE, msg, NULL);
+    else tr__log(s->h, "%s (message dropped)", msg);
+    tr__env_free(s, e);
+    return;
+  }
+  a->cur = e;
+  a->co_ref = ref;
+  run_handler(s, a, co, 1 + n);
+}
+
+void tr__lua_resume(tr_sched *s, tr_actor *a, tr_env *w) {
+  tr_lstate *ls = s->ls;
+  lua_State *co = a->co;
+  if (!co) {
+    tr__env_free(s, w);
+    return;
+  }
+  int n = 0;
+  if (w) {
+    lua_pushinteger(co, w->status);
+    n = 1;
+    if (w->kind == TR_K_REPLY) {
+      int k = push_payload(ls, co, TR_ENV_PAYLOAD(w), w->len);
+      if (k < 0) {
+        lua_pop(co, 1);
+        lua_pushinteger(co, TR_EBADVALUE);
+        lua_pushstring(co, "corrupt reply payload");
+        k = 1;
+      }
+      n += k;
+    }
+    tr__env_free(s, w);
+  }
+  run_handler(s, a, co, n);
+}
+
+void tr__lua_destroy(tr_sched *s, tr_actor *a) {
+  tr_lstate *ls = s->ls;
+  if (!ls || !ls->h) return;
+  lua_State *L = ls->L;
+  if (a->co && a->co_ref != LUA_NOREF) {
+    co_put(ls, a->co, a->co_ref, 0);
+  }
+  a->co = NULL;
+  a->co_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, a->self_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, a->env_ref);
+  a->self_ref = a->env_ref = LUA_NOREF;
+}
+
+static int msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int tr__lua_hooks(tr_sched *s, tr_actor *a, int which) {
+  tr_lstate *ls = s->ls;
+  lua_State *L = ls->L;
+  const char *name = which == 0 ? "on_stopping" : "on_stopped";
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, msgh);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
+  int veto = 0;
+  if (lua_pcall(L, 1, 1, top + 1) != LUA_OK) {
+    char who[128];
+    tr_addr_format(s->h, a->addr, who, sizeof who);
+    tr__log(s->h, "%s: %s failed: %s", who, name, lua_tostring(L, -1));
+  } else if (which == 0 && lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    veto = 1; /* on_stopping returned false */
+  }
+  lua_settop(L, top);
+  return veto;
+}
+
+/* ---- behaviours --------------------------------------------------------------------------- */
+/* Globals of handlers go through a proxy env: reads see the actor's own
+ * globals first, then the env the code was written in; writes go to the
+ * running actor's own table. */
+static int proxy_index(lua_State *L) {
+  tr_lstate *ls = LS(L);
+  tr_actor *a = current_actor(ls);
+  if (a && a->env_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->env_ref);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_pop(L, 2);
+  }
+  lua_pushvalue(L, 2);
+  lua_gettable(L, lua_upvalueindex(2));
+  return 1;
+}
+
+static int proxy_newindex(lua_State *L) {
+  tr_lstate *ls = LS(L);
+  tr_actor *a = current_actor(ls);
+  if (!a) {
+    lua_settop(L, 3);
+    lua_settable(L, lua_upvalueindex(2));
+    return 0;
+  }
+  if (a->env_ref == LUA_NOREF) {
+    lua_newtable(L);
+    a->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->env_ref);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* Push the proxy of the env at idx (made once per env). */
+static void push_proxy(tr_lstate *ls, lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->proxies_ref);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TTABLE) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);                 /* proxy */
+  lua_createtable(L, 0, 3);        /* its metatable */
+  lua_pushlightuserdata(L, ls);
+  lua_pushvalue(L, idx);
+  lua_pushcclosure(L, proxy_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushlightuserdata(L, ls);
+  lua_pushvalue(L, idx);
+  lua_pushcclosure(L, proxy_newindex, 2);
+  lua_setfield(L, -2, "__newindex");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4);
+  lua_pushvalue(L, -1); /* a proxy is its own proxy */
+  lua_pushvalue(L, -1);
+  lua_rawset(L, -4);
+  lua_remove(L, -2);
+}
+
+static int env_cell(lua_State *L) { (void)L; return 0; }
+
+/* Give every function of the behaviour table at idx the proxy env. */
+static void bind_envs(tr_lstate *ls, lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -1) == LUA_TFUNCTION && !lua_iscfunction(L, -1)) {
+      int f = lua_gettop(L);
+      for (int i = 1;; i++) {
+        const char *name = lua_getupvalue(L, f, i);
+        if (!name) break;
+        if (strcmp(name, "_ENV") == 0 && lua_type(L, -1) == LUA_TTABLE) {
+          /* a fresh cell holding the proxy, joined into the function */
+          push_proxy(ls, L, -1);
+          luaL_loadstring(L, "local e = ... return function() return e end");
+          lua_insert(L, -2);
+          lua_call(L, 1, 1);
+          lua_upvaluejoin(L, f, i, -1, 1);
+          lua_pop(L, 2);
+          break;
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  (void)env_cell;
+}
+
+static tr_lbeh *lbeh_for_table(tr_lstate *ls, lua_State *L, int idx, const char *name) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->behs_ref);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TLIGHTUSERDATA) {
+    tr_lbeh *b = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return b;
+  }
+  lua_pop(L, 1);
+  tr_lbeh *b = calloc(1, sizeof *b);
+  if (!b) luaL_error(L, "out of memory");
+  const char *n = name;
+  if (!n) {
+    lua_getfield(L, idx, "_NAME");
+    n = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  b->name = strdup(n ? n : "Actor");
+  bind_envs(ls, L, idx);
+  lua_pushvalue(L, idx);
+  b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  b->next = ls->lbehs;
+  ls->lbehs = b;
+  lua_pushvalue(L, idx);
+  lua_pushlightuserdata(L, b);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return b;
+}
+
+static void basename_noext(const char *path, char *out, size_t cap) {
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  snprintf(out, cap, "%s", b);
+  char *dot = strrchr(out, '.');
+  if (dot && dot != out) *dot = 0;
+  if (out[0] >= 'a' && out[0] <= 'z') out[0] = (char)(out[0] - 'a' + 'A');
+}
+
+/* Load a behaviour from a file or a string of code: push its table. Returns
+ * 0, or TR_ELOAD / TR_ENOTFOUND with the message pushed instead. */
+static int load_behaviour(tr_lstate *ls, lua_State *L, int from_file, const char *src,
+                          const char *chunkname) {
+  if (from_file) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->files_ref);
+    if (lua_getfield(L, -1, src) == LUA_TTABLE) {
+      lua_remove(L, -2);
+      return 0;
+    }
+    lua_pop(L, 2);
+  }
+  int rc = from_file ? luaL_loadfile(L, src)
+                     : luaL_loadbuffer(L, src, strlen(src), chunkname ? chunkname : "=behaviour");
+  if (rc != LUA_OK) return rc == LUA_ERRFILE ? TR_ENOTFOUND : TR_ELOAD;
+  /* the chunk runs with a proxy of the globals as its _ENV */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  push_proxy(ls, L, -1);
+  lua_remove(L, -2);
+  if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 0, 1, -2) != LUA_OK) {
+    lua_remove(L, -2);
+    return TR_ELOAD;
+  }
+  lua_remove(L, -2);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: a behaviour must return a table of handlers",
+                    from_file ? src : (chunkname ? chunkname : "behaviour"));
+    return TR_ELOAD;
+  }
+  char name[128];
+  basename_noext(from_file ? src : (chunkname ? chunkname : "Actor"), name, sizeof name);
+  if (chunkname && (chunkname[0] == '=' || chunkname[0] == '@'))
+    basename_noext(chunkname + 1, name, sizeof name);
+  lua_getfield(L, -1, "_NAME");
+  int has_name = lua_isstring(L, -1);
+  lua_pop(L, 1);
+  if (!has_name) {
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "_NAME");
+  }
+  if (from_file) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->files_ref);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, src);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
+                     const tr_spawn_options *o, tr_addr *out) {
+  tr_sched *s = SCH(ls);
+  tr_env *init = tr__env_new(s, NULL, 0, payload, len);
+  if (!init) return TR_ENOMEM;
+  tr_actor *a;
+  int rc = tr__spawn_actor(ls->h, TR_LANG_LUA, o, init, &a);
+  if (rc) {
+    tr__env_free(s, init);
+    return rc;
+  }
+  a->lb = b;
+  lua_createtable(L, 0, 2);
+  a->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  *out = a->addr;
+  return 0;
+}
+
+int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkname,
+                  const tr_buf *args, const tr_spawn_options *o, tr_addr *out) {
+  if (!h || !src) return TR_EINVAL;
+  tr_lstate *ls = h->sched[0].ls;
+  lua_State *L = ls->L;
+  int top = lua_gettop(L);
+  int rc = load_behaviour(ls, L, from_file, src, chunkname);
+  if (rc) {
+    tr__log(h, "%s", lua_tostring(L, -1));
+    lua_settop(L, top);
+    return rc;
+  }
+  tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
+  tr_addr a;
+  rc = spawn_lua(ls, L, b, args ? args->data : NULL, args ? args->len : 0, o, &a);
+  lua_settop(L, top);
+  if (rc == 0 && out) *out = a;
+  return rc;
+}
+
+int tr_spawn_lua_file(tr_host *h, const char *path, const tr_buf *args,
+                      const tr_spawn_options *o, tr_addr *out) {
+  return tr__lua_spawn(h, 1, path, NULL, args, o, out);
+}
+
+int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
+                        const tr_buf *args, const tr_spawn_options *o, tr_addr *out) {
+  return tr__lua_spawn(h, 0, code, chunkname, args, o, out);
+}
+
+/* ---- module functions --------------------------------------------------------------------- */
+typedef struct {
+  const tr_behaviour *b;
+} tr_lcbeh;
+
+/* Reads spawn options from the table at idx. The name string (if any) is
+ * left on the stack so that o->name stays valid; the caller restores the top. */
+static void read_spawn_opts(lua_State *L, int idx, tr_spawn_options *o) {
+  memset(o, 0, sizeof *o);
+  if (idx == 0 || lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "mailbox");
+  lua_Integer cap = luaL_optinteger(L, -1, 0);
+  luaL_argcheck(L, cap >= 0 && cap <= 100000000, idx, "mailbox must be a positive size");
+  o->mailbox_capacity = (uint32_t)cap;
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "owned");
+  o->owned = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, idx, "name") == LUA_TSTRING) o->name = lua_tostring(L, -1);
+}
+
+static int do_spawn(lua_State *L, int optidx, int behidx) {
+  tr_lstate *ls = check_ls(L);
+  tr_spawn_options o;
+  int top = lua_gettop(L);
+  read_spawn_opts(L, optidx, &o);
+  tr_buf args;
+  tr_buf_init(&args);
+  encode_or_raise(ls, L, behidx + 1, top, &args, "spawn arg");
+  tr_addr a = TR_NOADDR;
+  int rc;
+  if (lua_type(L, behidx) == LUA_TUSERDATA && luaL_testudata(L, behidx, MT_CBEH)) {
+    tr_lcbeh *cb = lua_touserdata(L, behidx);
+    rc = tr_spawn(ls->h, cb->b, &args, &o, &a);
+  } else if (lua_type(L, behidx) == LUA_TTABLE) {
+    tr_lbeh *b = lbeh_for_table(ls, L, behidx, NULL);
+    rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+  } else if (lua_type(L, behidx) == LUA_TSTRING) {
+    const char *src = lua_tostring(L, behidx);
+    size_t sl = strlen(src);
+    int from_file = !strchr(src, '\n') &&
+                    ((sl > 4 && strcmp(src + sl - 4, ".lua") == 0) || strchr(src, '/'));
+    rc = load_behaviour(ls, L, from_file, src, from_file ? NULL : "=behaviour");
+    if (rc) {
+      tr_buf_free(&args);
+      return raise_error(L, rc, lua_tostring(L, -1));
+    }
+    tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
+    rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+  } else {
+    tr_buf_free(&args);
+    return luaL_typeerror(L, behidx, "behaviour (table, file name or C behaviour)");
+  }
+  tr_buf_free(&args);
+  if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
+  if (rc) return raise_error(L, rc, NULL);
+  push_addr(ls, L, a);
+  return 1;
+}
+
+static int l_spawn(lua_State *L) {
+  luaL_checkany(L, 1);
+  return do_spawn(L, 0, 1);
+}
+
+static int l_spawn_with(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  return do_spawn(L, 1, 2);
+}
+
+/* Interpret (status, values...) from base to top as the result of a call. */
+static int call_result(lua_State *L, int base) {
+  int top = lua_gettop(L);
+  int status = (int)lua_tointeger(L, base);
+  if (status == TR_OK) return top - base;
+  if (status == TR_FAILED) {
+    lua_pushnil(L);
+    if (top > base) lua_pushvalue(L, base + 1);
+    else lua_pushnil(L);
+    return 2;
+  }
+  const char *msg = top > base ? lua_tostring(L, base + 1) : NULL;
+  const char *tb = top > base + 1 ? lua_tostring(L, base + 2) : NULL;
+  push_error(L, status, msg, tb);
+  return lua_error(L);
+}
+
+static int call_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return call_result(L, (int)ctx + 1);
+}
+
+/* Block the main code until p answers. */
+static int call_blocking(tr_lstate *ls, lua_State *L, tr_pending *p) {
+  tr_sched *s = SCH(ls);
+  int rc = tr__block_until(s, &p->done);
+  if (rc) {
+    tr__pending_free(s, p);
+    return raise_error(L, rc == TR_EINVAL ? TR_EINVAL : TR_ESTOPPED,
+                       rc == TR_EINVAL ? "cannot wait for a reply inside a loop callback"
+                                       : "the call can never be answered: nothing is left "
+                                         "to run");
+  }
+  int base = lua_gettop(L) + 1;
+  tr_env *e = p->result;
+  lua_pushinteger(L, e ? e->status : TR_ESTOPPED);
+  if (e && push_payload(ls, L, TR_ENV_PAYLOAD(e), e->len) < 0) {
+    lua_pop(L, 1);
+    lua_pushinteger(L, TR_EBADVALUE);
+    lua_pushstring(L, "corrupt reply payload");
+  }
+  tr__pending_free(s, p);
+  return call_result(L, base);
+}
+
+static int wait_room_blocking(tr_lstate *ls, tr_addr to) {
+  tr_sched *s = SCH(ls);
+  if (s->in_callback) return TR_EFULL;
+  for (;;) {
+    tr_actor *t = tr__lookup(ls->h, to);
+    if (!t) return TR_EDEAD;
+    if (t->pub.n < t->cap) return 0;
+    if (ls->h->exiting) return TR_ESTOPPED;
+    if (!uv_run(s->loop, UV_RUN_ONCE) && !s->runq_head) return TR_EFULL;
+  }
+}
+
+static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
+  tr_lstate *ls = check_ls(L);
+  tr_sched *s = SCH(ls);
+  tr_addr to = check_addr(L, 1);
+  size_t mlen;
+  const char *method = luaL_checklstring(L, first, &mlen);
+  luaL_argcheck(L, mlen > 0, first, "method name must not be empty");
+  tr_buf args;
+  tr_buf_init(&args);
+  encode_or_raise(ls, L, first + 1, lua_gettop(L), &args, "arg");
+  tr_actor *a = running_actor(ls, L);
+  char who[128];
+  if (!tr__lookup(ls->h, to)) {
+    tr_buf_free(&args);
+    tr_addr_format(ls->h, to, who, sizeof who);
+    return raise_errorf(L, TR_EDEAD, "%s is not alive", who);
+  }
+  if (a) {
+    char why[512];
+    if (tr__check_deadlock(s, a, to, why, sizeof why)) {
+      tr_buf_free(&args);
+      return raise_error(L, TR_EDEADLOCK, why);
+    }
+    tr_env *e = tr__env_new(s, method, mlen, args.data, args.len);
+    tr_pending *p = e ? tr__pending_new(s, TR_P_LUA, a->addr, to, timeout) : NULL;
+    tr_buf_free(&args);
+    if (!p) {
+      tr__env_free(s, e);
+      return raise_error(L, TR_ENOMEM, NULL);
+    }
+    e->kind = TR_K_CALL;
+    e->from = a->addr;
+    e->to = to;
+    e->req = p->req;
+    int rc = tr__deliver(s, e, 0);
+    if (rc == TR_EFULL && !nowait) {
+      rc = tr__enqueue_room_wait(s, tr__lookup(ls->h, to), a->addr, e);
+      if (rc == 0) rc = 1; /* waiting for room */
+    }
+    if (rc < 0) {
+      tr__env_free(s, e);
+      tr__pending_free(s, p);
+      tr_addr_format(ls->h, to, who, sizeof who);
+      return raise_errorf(L, rc, "%s: %s", who, tr_strerror(rc));
+    }
+    a->wait = rc == 1 ? TR_W_ROOM : TR_W_CALL;
+    a->wait_req = p->req;
+    a->wait_target = to;
+    a->wait_since = tr__now(s);
+    a->n_out++;
+    return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), call_k);
+  }
+  /* main code: run the loop until the answer comes */
+  if (s->in_callback) {
+    tr_buf_free(&args);
+    return raise_error(L, TR_EINVAL,
+                       "call from outside an actor while the loop runs: call from a handler");
+  }
+  tr_pending *p;
+  int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK, &p);
+  if (rc == TR_EFULL && !nowait) {
+    rc = wait_room_blocking(ls, to);
+    if (rc == 0)
+      rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
+                          &p);
+  }
+  tr_buf_free(&args);
+  if (rc) {
+    tr_addr_format(ls->h, to, who, sizeof who);
+    return raise_errorf(L, rc, "%s: %s", who, tr_strerror(rc));
+  }
+  return call_blocking(ls, L, p);
+}
+
+static int l_call(lua_State *L) { return do_call(L, TR_TIMEOUT_DEFAULT, 0, 2); }
+
+static int l_call_with(lua_State *L) {
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t timeout = TR_TIMEOUT_DEFAULT;
+  lua_getfield(L, 2, "timeout");
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_Number t = lua_tonumber(L, -1);
+    luaL_argcheck(L, t >= 0, 2, "timeout must be >= 0 (ms) or math.huge");
+    timeout = t >= 1e15 ? TR_TIMEOUT_INFINITE : (int64_t)t;
+    if (timeout == 0) timeout = 1;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    timeout = TR_TIMEOUT_INFINITE;
+  }
+  lua_getfield(L, 2, "nowait");
+  int nowait = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  lua_remove(L, 2); /* options: now the stack is addr, method, args... */
+  return do_call(L, timeout, nowait, 2);
+}
+
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  int base = (int)ctx + 1;
+  if (lua_gettop(L) >= base && lua_tointeger(L, base) < 0) {
+    push_error(L, (int)lua_tointeger(L, base), NULL, NULL);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int do_send(lua_State *L, int nowait) {
+  tr_lstate *ls = check_ls(L);
+  tr_sched *s = SCH(ls);
+  tr_addr to = check_addr(L, 1);
+  size_t mlen;
+  const char *method = luaL_checklstring(L, 2, &mlen);
+  luaL_argcheck(L, mlen > 0, 2, "method name must not be empty");
+  tr_buf args;
+  tr_buf_init(&args);
+  encode_or_raise(ls, L, 3, lua_gettop(L), &args, "arg");
+  tr_actor *a = running_actor(ls, L);
+  tr_env *e = tr__env_new(s, method, mlen, args.data, args.len);
+  tr_buf_free(&args);
+  if (!e) return raise_error(L, TR_ENOMEM, NULL);
+  e->from = a ? a->addr : (current_actor(ls) ? current_actor(ls)->addr : TR_NOADDR);
+  e->to = to;
+  int rc = tr__deliver(s, e, 0);
+  if (rc == TR_EFULL && !nowait) {
+    if (a) {
+      if (tr__enqueue_room_wait(s, tr__lookup(ls->h, to), a->addr, e) == 0) {
+        a->wait = TR_W_ROOM;
+        a->wait_target = to;
+        a->wait_since = tr__now(s);
+        a->n_out++;
+        return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), send_k);
+      }
+    } else {
+      rc = wait_room_blocking(ls, to);
+      if (rc == 0) rc = tr__deliver(s, e, 0);
+    }
+  }
+  if (rc) {
+    tr__env_free(s, e);
+    char who[128], msg[256];
+    tr_addr_format(ls->h, to, who, sizeof who);
+    snprintf(msg, sizeof msg, "%s: %s", who, tr_strerror(rc));
+    lua_pushnil(L);
+    push_error(L, rc, msg, NULL);
+    return 2;
+  }
+  if (a) a->n_out++;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_send(lua_State *L) { return do_send(L, 0); }
+static int l_try_send(lua_State *L) { return do_send(L, 1); }
+
+static int l_stop(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_addr a;
+  if (lua_isnoneornil(L, 1)) {
+    tr_actor *act = current_actor(ls);
+    if (!act) return luaL_error(L, "troupe.stop() without an address only works inside an actor");
+    a = act->addr;
+  } else {
+    a = check_addr(L, 1);
+  }
+  int rc = tr_stop(ls->h, a);
+  lua_pushboolean(L, rc == 0);
+  return 1;
+}
+
+static int l_kill(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_addr a = check_addr(L, 1);
+  int rc = tr_kill(ls->h, a);
+  lua_pushboolean(L, rc == 0);
+  return 1;
+}
+
+static int l_alive(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  lua_pushboolean(L, tr_alive(ls->h, check_addr(L, 1)));
+  return 1;
+}
+
+static int l_weak(lua_State *L) {
+  push_weak(L, check_addr(L, 1));
+  return 1;
+}
+
+static int l_upgrade(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_addr a = check_addr(L, 1);
+  if (!tr_alive(ls->h, a)) return 0;
+  push_addr(ls, L, a);
+  return 1;
+}
+
+static int l_id(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_addr(L, 1));
+  return 1;
+}
+
+static int l_self(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *a = current_actor(ls);
+  if (!a) return 0;
+  push_addr(ls, L, a->addr);
+  return 1;
+}
+
+static int l_sender(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *a = current_actor(ls);
+  if (!a || !a->cur || a->cur->from == TR_NOADDR) return 0;
+  push_addr(ls, L, a->cur->from);
+  return 1;
+}
+
+static int l_fail(lua_State *L) {
+  lua_settop(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "value");
+  luaL_setmetatable(L, MT_FAIL);
+  return 1;
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
+  return 0;
+}
+
+static int l_sleep(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_sched *s = SCH(ls);
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_argcheck(L, ms >= 0, 1, "sleep time must be >= 0 (ms)");
+  tr_actor *a = running_actor(ls, L);
+  if (a) {
+    tr_tentry *t = tr__timer_add(s, TR_T_SLEEP, NULL, (int64_t)ms);
+    if (!t) return raise_error(L, TR_ENOMEM, NULL);
+    t->actor = a->addr;
+    a->wait = TR_W_SLEEP;
+    a->wait_req = (uint64_t)(uintptr_t)t;
+    a->wait_since = tr__now(s);
+    return lua_yieldk(L, 0, 0, sleep_k);
+  }
+  volatile int flag = 0;
+  tr_tentry *t = tr__timer_add(s, TR_T_FLAG, (void *)&flag, (int64_t)ms);
+  if (!t) return raise_error(L, TR_ENOMEM, NULL);
+  int rc = tr__block_until(s, &flag);
+  if (rc) {
+    tr__timer_del(s, t);
+    free(t);
+    if (rc == TR_EINVAL) return luaL_error(L, "troupe.sleep outside an actor while the loop runs");
+  }
+  return 0;
+}
+
+static int l_yield(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *a = running_actor(ls, L);
+  if (!a) return 0;
+  a->wait = TR_W_YIELD;
+  return lua_yieldk(L, 0, 0, sleep_k);
+}
+
+/* reply tokens */
+static int l_defer(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *a = current_actor(ls);
+  if (!a || !a->cur) return luaL_error(L, "troupe.defer() must be called inside a handler");
+  tr_env *e = a->cur;
+  if (e->kind != TR_K_CALL || !e->req) {
+    if (e->kind == TR_K_CALL) return luaL_error(L, "this call's reply was already deferred");
+    return luaL_error(L, "troupe.defer(): the current message is a send, not a call");
+  }
+  if (!tr__owe(SCH(ls), a, e->req, e->from)) return raise_error(L, TR_ENOMEM, NULL);
+  tr_ltoken *t = lua_newuserdatauv(L, sizeof *t, 0);
+  t->ls = ls;
+  t->req = e->req;
+  t->caller = e->from;
+  t->answered = 0;
+  e->req = 0;
+  luaL_setmetatable(L, MT_TOKEN);
+  return 1;
+}
+
+static int token_answer(lua_State *L, int status) {
+  tr_ltoken *t = luaL_checkudata(L, 1, MT_TOKEN);
+  tr_lstate *ls = check_ls(L);
+  if (t->answered) {
+    lua_pushnil(L);
+    push_error(L, TR_EALREADY, "this reply token was already answered", NULL);
+    return 2;
+  }
+  tr_buf b;
+  tr_buf_init(&b);
+  char err[384];
+  int rc = encode_values(ls, L, 2, status == TR_FAILED ? 2 : lua_gettop(L), &b,
+                         status == TR_FAILED ? "failure value" : "reply value", 1, err,
+                         sizeof err);
+  if (rc) {
+    tr_buf_free(&b);
+    return raise_error(L, rc, err);
+  }
+  t->answered = 1;
+  rc = tr__settle(SCH(ls), t->req, t->caller, status, b.data, b.len);
+  tr_buf_free(&b);
+  if (rc) {
+    lua_pushnil(L);
+    push_error(L, rc, "the request is no longer open (its actor stopped)", NULL);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int token_reply(lua_State *L) { return token_answer(L, TR_OK); }
+static int token_fail(lua_State *L) { return token_answer(L, TR_FAILED); }
+
+static int token_gc(lua_State *L) {
+  tr_ltoken *t = lua_touserdata(L, 1);
+  if (t->answered || !t->ls->h || t->ls->h->closing) return 0;
+  t->answered = 1;
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_str(&b, "the reply token was dropped without a reply");
+  tr__settle(SCH(t->ls), t->req, t->caller, TR_EDROPPED, b.data, b.len);
+  tr_buf_free(&b);
+  return 0;
+}
+
+/* timers */
+static int start_timer(lua_State *L, int64_t delay, int64_t interval, int first) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *a = current_actor(ls);
+  if (!a) return luaL_error(L, "timers send to self: call this inside an actor");
+  const char *method = luaL_checkstring(L, first);
+  tr_buf args;
+  tr_buf_init(&args);
+  encode_or_raise(ls, L, first + 1, lua_gettop(L), &args, "arg");
+  tr_timer_id id;
+  int rc = tr_send_after(ls->h, a->addr, delay, interval, method, &args, &id);
+  tr_buf_free(&args);
+  if (rc) return raise_error(L, rc, NULL);
+  uint64_t *u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = id;
+  luaL_setmetatable(L, MT_TIMER);
+  return 1;
+}
+
+static int64_t check_ms(lua_State *L, int idx) {
+  lua_Number ms = luaL_checknumber(L, idx);
+  luaL_argcheck(L, ms >= 0 && ms < 1e15, idx, "time must be >= 0 (ms)");
+  return (int64_t)ms;
+}
+
+static int l_send_after(lua_State *L) { return start_timer(L, check_ms(L, 1), 0, 2); }
+static int l_send_every(lua_State *L) {
+  int64_t ms = check_ms(L, 1);
+  luaL_argcheck(L, ms > 0, 1, "interval must be > 0 (ms)");
+  return start_timer(L, ms, ms, 2);
+}
+static int l_send_at(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  lua_Number at = luaL_checknumber(L, 1);
+  uint64_t now = tr_now_ms(ls->h);
+  return start_timer(L, at > (lua_Number)now ? (int64_t)(at - (lua_Number)now) : 0, 0, 2);
+}
+
+static int timer_cancel(lua_State *L) {
+  uint64_t *u = luaL_checkudata(L, 1, MT_TIMER);
+  tr_lstate *ls = check_ls(L);
+  lua_pushboolean(L, tr_cancel_timer(ls->h, *u) == 0);
+  return 1;
+}
+
+static int l_now(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  uv_update_time(ls->h->loop);
+  lua_pushinteger(L, (lua_Integer)tr_now_ms(ls->h));
+  return 1;
+}
+
+/* names */
+static int l_register(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  const char *name = luaL_checkstring(L, 1);
+  tr_addr a = check_addr(L, 2);
+  int rc = tr_register(ls->h, name, a);
+  if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", name);
+  if (rc) return raise_error(L, rc, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_unregister(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  lua_pushboolean(L, tr_unregister(ls->h, luaL_checkstring(L, 1)) == 0);
+  return 1;
+}
+
+static int l_whereis(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_addr a;
+  if (tr_whereis(ls->h, luaL_checkstring(L, 1), &a)) return 0;
+  push_addr(ls, L, a);
+  return 1;
+}
+
+/* C behaviours */
+static void push_cbeh(lua_State *L, const tr_behaviour *b) {
+  tr_lcbeh *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->b = b;
+  luaL_setmetatable(L, MT_CBEH);
+}
+
+static int l_behaviour(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  const char *name = luaL_checkstring(L, 1);
+  if (lua_istable(L, 2)) { /* troupe.behaviour("Name", {handlers}) names a Lua behaviour */
+    lbeh_for_table(ls, L, 2, name);
+    lua_settop(L, 2);
+    return 1;
+  }
+  const tr_behaviour *b = tr__find_cbehaviour(ls->h, name);
+  if (!b) return raise_errorf(L, TR_ENOTFOUND, "no C behaviour named '%s'", name);
+  push_cbeh(L, b);
+  return 1;
+}
+
+static int l_load_c(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  const char *path = luaL_checkstring(L, 1);
+  void *dl = NULL;
+  (void)dl;
+  int n = tr_load_behaviours(ls->h, path);
+  if (n < 0) return raise_errorf(L, n, "cannot load C behaviours from %s", path);
+  lua_newtable(L);
+  for (tr_cbeh_reg *r = ls->h->cbehs; r; r = r->next) {
+    if (!r->b->name[0]) continue;
+    push_cbeh(L, r->b);
+    lua_setfield(L, -2, r->b->name);
+  }
+  return 1;
+}
+
+static int cbeh_tostring(lua_State *L) {
+  tr_lcbeh *u = luaL_checkudata(L, 1, MT_CBEH);
+  lua_pushfstring(L, "<C behaviour %s>", u->b->name);
+  return 1;
+}
+
+static int l_run(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  if (SCH(ls)->in_callback) return luaL_error(L, "troupe.run() inside the loop");
+  lua_pushinteger(L, tr_host_run(ls->h));
+  return 1;
+}
+
+static int l_exit(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_host_exit(ls->h, (int)luaL_optinteger(L, 1, 0));
+  return 0;
+}
+
+static int l_is_error(lua_State *L) {
+  int r = 0;
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, MT_ERROR);
+    r = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int l_stats(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_host_stats st;
+  tr_host_stats_get(ls->h, &st);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)st.actors);
+  lua_setfield(L, -2, "actors");
+  lua_pushinteger(L, (lua_Integer)st.spawned);
+  lua_setfield(L, -2, "spawned");
+  lua_pushinteger(L, (lua_Integer)st.messages);
+  lua_setfield(L, -2, "messages");
+  lua_pushinteger(L, (lua_Integer)st.calls);
+  lua_setfield(L, -2, "calls");
+  return 1;
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+static const luaL_Reg addr_methods[] = {
+    {"send", l_send}, {"try_send", l_try_send}, {"call", l_call}, {"call_with", l_call_with},
+    {"stop", l_stop}, {"kill", l_kill},         {"alive", l_alive}, {"weak", l_weak},
+    {"id", l_id},     {NULL, NULL}};
+
+static const luaL_Reg weak_methods[] = {
+    {"upgrade", l_upgrade}, {"alive", l_alive}, {"id", l_id}, {NULL, NULL}};
+
+static const luaL_Reg module_funcs[] = {
+    {"spawn", l_spawn},         {"spawn_with", l_spawn_with}, {"self", l_self},
+    {"sender", l_sender},       {"fail", l_fail},             {"sleep", l_sleep},
+    {"yield", l_yield},         {"defer", l_defer},           {"send_after", l_send_after},
+    {"send_every", l_send_every}, {"send_at", l_send_at},     {"now", l_now},
+    {"register", l_register},   {"unregister", l_unregister}, {"whereis", l_whereis},
+    {"behaviour", l_behaviour}, {"load_c", l_load_c},         {"run", l_run},
+    {"exit", l_exit},           {"stop", l_stop},             {"kill", l_kill},
+    {"alive", l_alive},         {"is_error", l_is_error},     {"stats", l_stats},
+    {"send", l_send},           {"try_send", l_try_send},     {"call", l_call},
+    {"call_with", l_call_with}, {NULL, NULL}};
+
+static void new_mt(tr_lstate *ls, lua_State *L, const char *name, const luaL_Reg *methods,
+                   lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  if (methods) {
+    lua_newtable(L);
+    lua_pushlightuserdata(L, ls);
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+  }
+  if (gc) {
+    lua_pushlightuserdata(L, ls);
+    lua_pushcclosure(L, gc, 1);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}
+
+static void set_mt_func(tr_lstate *ls, lua_State *L, const char *mt, const char *field,
+                        lua_CFunction f) {
+  luaL_getmetatable(L, mt);
+  lua_pushlightuserdata(L, ls);
+  lua_pushcclosure(L, f, 1);
+  lua_setfield(L, -2, field);
+  lua_pop(L, 1);
+}
+
+static int new_ref_table(lua_State *L, const char *mode) {
+  lua_newtable(L);
+  if (mode) {
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, mode);
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static const char REGKEY = 0; /* registry key of the tr_lstate userdata */
+
+static int state_gc(lua_State *L) {
+  tr_lstate *ls = lua_touserdata(L, 1);
+  if (ls->owns_host && ls->h) {
+    tr_host *h = ls->h;
+    tr_host_free(h); /* detaches (ls->h = NULL) */
+  }
+  return 0;
+}
+
+int tr__lua_attach(tr_host *h, lua_State *L) {
+  int owns = 0;
+  if (!L) {
+    L = luaL_newstate();
+    if (!L) return TR_ENOMEM;
+    luaL_openlibs(L);
+    owns = 1;
+  }
+  h->owns_lua = owns;
+  tr_lstate *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+  memset(ls, 0, sizeof *ls);
+  ls->h = h;
+  ls->L = L;
+  msgpack_zone_init(&ls->zone, 4096);
+  luaL_newmetatable(L, MT_STATE);
+  lua_pushcfunction(L, state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &REGKEY);
+  h->sched[0].L = L;
+  h->sched[0].ls = ls;
+  ls->cache_ref = new_ref_table(L, "v");
+  ls->behs_ref = new_ref_table(L, NULL);
+  ls->files_ref = new_ref_table(L, NULL);
+  ls->proxies_ref = new_ref_table(L, "k");
+  new_mt(ls, L, MT_ADDR, addr_methods, NULL);
+  new_mt(ls, L, MT_ADDR_OWNED, addr_methods, addr_gc);
+  new_mt(ls, L, MT_WEAK, weak_methods, NULL);
+  const char *mts[] = {MT_ADDR, MT_ADDR_OWNED, MT_WEAK};
+  for (int i = 0; i < 3; i++) {
+    set_mt_func(ls, L, mts[i], "__tostring", addr_tostring);
+    set_mt_func(ls, L, mts[i], "__eq", addr_eq);
+    luaL_getmetatable(L, mts[i]);
+    lua_pushstring(L, "troupe.address");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+  }
+  luaL_newmetatable(L, MT_ERROR);
+  lua_pushcfunction(L, error_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, MT_FAIL);
+  lua_pop(L, 1);
+  static const luaL_Reg token_methods[] = {{"reply", token_reply}, {"fail", token_fail}, {NULL, NULL}};
+  new_mt(ls, L, MT_TOKEN, token_methods, NULL);
+  luaL_getmetatable(L, MT_TOKEN);
+  lua_pushcfunction(L, token_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  static const luaL_Reg timer_methods[] = {{"cancel", timer_cancel}, {NULL, NULL}};
+  new_mt(ls, L, MT_TIMER, timer_methods, NULL);
+  new_mt(ls, L, MT_CBEH, NULL, NULL);
+  luaL_getmetatable(L, MT_CBEH);
+  lua_pushcfunction(L, cbeh_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  /* the module table */
+  lua_newtable(L);
+  lua_pushlightuserdata(L, ls);
+  luaL_setfuncs(L, module_funcs, 1);
+  lua_pushstring(L, TROUPE_VERSION_STRING);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, TR_DEFAULT_MAILBOX);
+  lua_setfield(L, -2, "DEFAULT_MAILBOX");
+  lua_pushinteger(L, h->call_timeout);
+  lua_setfield(L, -2, "DEFAULT_TIMEOUT");
+  /* the prelude (lua/prelude.lua) adds the Lua-written parts */
+  if (luaL_loadbuffer(L, tr__prelude_lua, strlen(tr__prelude_lua), "=troupe.prelude") ||
+      (lua_pushvalue(L, -2), lua_pcall(L, 1, 1, 0))) {
+    fprintf(stderr, "troupe: prelude: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 2);
+    return TR_ELOAD;
+  }
+  ls->init_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the init runner */
+  lua_pushvalue(L, -1);
+  ls->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* require "troupe" inside this state gets this module */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "troupe");
+  lua_pop(L, 2);
+  return 0;
+}
+
+void tr__lua_detach(tr_host *h) {
+  tr_lstate *ls = h->sched[0].ls;
+  if (!ls) return;
+  lua_State *L = ls->L;
+  for (int i = 0; i < ls->pool_n; i++) luaL_unref(L, LUA_REGISTRYINDEX, ls->pool_ref[i]);
+  ls->pool_n = 0;
+  while (ls->lbehs) {
+    tr_lbeh *b = ls->lbehs;
+    ls->lbehs = b->next;
+    free(b->name);
+    free(b);
+  }
+  msgpack_zone_destroy(&ls->zone);
+  ls->h = NULL;
+  h->sched[0].ls = NULL;
+  if (h->owns_lua) lua_close(L);
+}
+
+lua_State *tr__host_lua(tr_host *h) { return h ? h->sched[0].L : NULL; }
+
+static int run_chunk(tr_host *h, int loadrc) {
+  lua_State *L = h->sched[0].L;
+  if (loadrc != LUA_OK) {
+    tr__log(h, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return TR_ELOAD;
+  }
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, base);
+  int rc = lua_pcall(L, 0, 0, base);
+  lua_remove(L, base);
+  if (rc != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    if (!msg && lua_type(L, -1) == LUA_TTABLE) msg = luaL_tolstring(L, -1, NULL);
+    tr__log(h, "%s", msg ? msg : "(error object is not a string)");
+    lua_settop(L, base - 1);
+    return TR_ELOAD;
+  }
+  return 0;
+}
+
+int tr_host_dostring(tr_host *h, const char *code, const char *chunkname) {
+  if (!h || !code) return TR_EINVAL;
+  lua_State *L = h->sched[0].L;
+  return run_chunk(h, luaL_loadbuffer(L, code, strlen(code), chunkname ? chunkname : "=(string)"));
+}
+
+int tr_host_dofile(tr_host *h, const char *path) {
+  if (!h || !path) return TR_EINVAL;
+  lua_State *L = h->sched[0].L;
+  return run_chunk(h, luaL_loadfile(L, path));
+}
+
+int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L);
+
+/* require "troupe" from a plain Lua 5.4 interpreter (or busted). */
+TR_EXTERN int luaopen_troupe(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &REGKEY) == LUA_TUSERDATA) {
+    tr_lstate *ls = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->module_ref);
+    return 1;
+  }
+  lua_pop(L, 1);
+  /* lua5.4 loads modules with RTLD_LOCAL; C behaviour libraries loaded later
+   * resolve tr_* against us, so make our symbols global. */
+  Dl_info info;
+  if (dladdr((void *)luaopen_troupe, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+  tr_host *h;
+  int rc = tr__host_create(&h, NULL, L);
+  if (rc) return luaL_error(L, "troupe: cannot create a host: %s", tr_strerror(rc));
+  tr_lstate *ls = h->sched[0].ls;
+  ls->owns_host = 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->module_ref);
+  return 1;
+}
