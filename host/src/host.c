@@ -324,11 +324,16 @@ static void room_made(tr_sched *s, tr_actor *a) {
     if (w->env) {
       tr_actor *sender = tr__lookup(s->h, w->sender);
       if (sender && sender->wait == TR_W_ROOM) {
+        int is_call = w->env->kind == TR_K_CALL;
         q_push(&a->pub, w->env);
         s->n_msgs++;
-        sender->wait = TR_W_YIELD; /* resume: the send went through */
-        sender->wait_target = TR_NOADDR;
-        tr__schedule(s, sender);
+        if (is_call) {
+          sender->wait = TR_W_CALL; /* in the mailbox: now wait for the answer */
+        } else {
+          sender->wait = TR_W_YIELD; /* resume: the send went through */
+          sender->wait_target = TR_NOADDR;
+          tr__schedule(s, sender);
+        }
       } else {
         tr__env_free(s, w->env); /* the sender died meanwhile */
       }
@@ -357,8 +362,16 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
 /* ---- pending calls ------------------------------------------------------------------- */
 tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
                             int64_t timeout_ms) {
-  tr_pending *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
+  tr_pending *p = s->ppool;
+  if (p) {
+    s->ppool = p->next;
+    s->ppool_n--;
+    memset(p, 0, sizeof *p);
+  } else {
+    p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+  }
+  p->te.idx = UINT32_MAX;
   p->req = ((uint64_t)s->index << 56) | ++s->next_req;
   p->kind = kind;
   p->caller = caller;
@@ -369,8 +382,10 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
   }
   if (timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0) timeout_ms = s->h->call_timeout;
   if (timeout_ms != TR_TIMEOUT_INFINITE) {
-    p->timeout = tr__timer_add(s, TR_T_TIMEOUT, p, timeout_ms);
-    if (!p->timeout) {
+    p->te.kind = TR_T_TIMEOUT;
+    p->te.p = p;
+    if (timeout_ms < 0) timeout_ms = 0;
+    if (heap_add(s, &p->te, uv_now(s->loop) + (uint64_t)timeout_ms)) {
       tr_map_del(&s->pending, p->req);
       free(p);
       return NULL;
@@ -389,11 +404,7 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
 /* Detach p from every index (map, timer heap, caller list). */
 static void pending_detach(tr_sched *s, tr_pending *p) {
   tr_map_del(&s->pending, p->req);
-  if (p->timeout) {
-    tr__timer_del(s, p->timeout);
-    free(p->timeout);
-    p->timeout = NULL;
-  }
+  tr__timer_del(s, &p->te);
   tr_actor *a = tr_map_get(&s->actors, TR_ADDR_SERIAL(p->caller));
   if (a && a->addr == p->caller) {
     if (p->prev) p->prev->next = p->next;
@@ -403,11 +414,22 @@ static void pending_detach(tr_sched *s, tr_pending *p) {
   p->prev = p->next = NULL;
 }
 
+static void pending_release(tr_sched *s, tr_pending *p) {
+  if (s->ppool_n < TR_ENV_POOL_MAX) {
+    p->next = s->ppool;
+    s->ppool = p;
+    s->ppool_n++;
+  } else {
+    free(p);
+  }
+}
+
 void tr__pending_free(tr_sched *s, tr_pending *p) {
   if (!p) return;
   if (tr_map_get(&s->pending, p->req) == p) pending_detach(s, p);
   tr__env_free(s, p->result);
-  free(p);
+  p->result = NULL;
+  pending_release(s, p);
 }
 
 /* A reply (or a system error) arrived for p: hand it to whoever waits. */
@@ -424,7 +446,7 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
       } else {
         tr__env_free(s, e);
       }
-      free(p);
+      pending_release(s, p);
       break;
     }
     case TR_P_CB:
@@ -452,7 +474,8 @@ static void run_done(tr_sched *s) {
     p->cb(s->h, p->result->status, &m, p->ud);
     tr__msg_done(&m);
     tr__env_free(s, p->result);
-    free(p);
+    p->result = NULL;
+    pending_release(s, p);
   }
 }
 
@@ -602,8 +625,6 @@ static void on_timer(uv_timer_t *ut) {
     switch (t->kind) {
       case TR_T_TIMEOUT: {
         tr_pending *p = t->p;
-        p->timeout = NULL;
-        free(t);
         char who[96], msg[192];
         snprintf(msg, sizeof msg, "call to %s timed out",
                  fmt_addr(s->h, p->target, who, sizeof who));
@@ -1074,6 +1095,8 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     tr_roomwait *next = w->next;
     if (w->env) {
       tr_actor *sender = tr__lookup(h, w->sender);
+      if (w->env->kind == TR_K_CALL) /* the call never reached the mailbox */
+        tr__pending_free(s, tr_map_get(&s->pending, w->env->req));
       tr__env_free(s, w->env);
       if (sender && sender->wait == TR_W_ROOM) {
         tr_env *wk = tr__env_new(s, NULL, 0, NULL, 0);
@@ -1337,7 +1360,9 @@ void tr_host_shutdown(tr_host *h) {
     tr_actor *a = tr__lookup(h, list[i]);
     if (!a || a->running) continue;
     a->running = 1;
+    s->current = a;
     stop_message(s, a);
+    s->current = NULL;
     a->running = 0;
     actor_free_if_done(s, a);
   }
@@ -1388,12 +1413,11 @@ void tr_host_free(tr_host *h) {
     for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
       tr_pending *p = s->pending.slots[i].val;
       if (!s->pending.slots[i].key) continue;
-      if (p->timeout) free(p->timeout);
+      p->te.idx = UINT32_MAX;
       if (p->kind != TR_P_BLOCK) {
         tr__env_free(s, p->result);
         free(p);
       } else {
-        p->timeout = NULL;
         p->done = 1; /* a blocked caller wakes to an empty answer */
       }
     }
@@ -1429,6 +1453,11 @@ void tr_host_free(tr_host *h) {
     while (s->pool) {
       tr_env *p = s->pool;
       s->pool = p->next;
+      free(p);
+    }
+    while (s->ppool) {
+      tr_pending *p = s->ppool;
+      s->ppool = p->next;
       free(p);
     }
     msgpack_unpacked_destroy(&s->unpacked);

@@ -140,6 +140,16 @@ struct tr_actor {
   int status_code;   /* reason it died */
 };
 
+/* ---- timers: one heap per scheduler, one uv_timer ------------------------------- */
+enum { TR_T_TIMEOUT = 0, TR_T_ACTOR, TR_T_SLEEP, TR_T_FLAG };
+typedef struct tr_tentry {
+  uint64_t due, seq;
+  uint32_t idx;   /* position in the heap; UINT32_MAX when not in it */
+  uint8_t kind;
+  void *p;        /* tr_pending / tr_timer / int flag */
+  tr_addr actor;  /* TR_T_SLEEP */
+} tr_tentry;
+
 /* ---- pending calls (caller side) ---------------------------------------------- */
 enum { TR_P_LUA = 0, TR_P_CB, TR_P_BLOCK };
 struct tr_pending {
@@ -151,20 +161,10 @@ struct tr_pending {
   void *ud;
   tr_env *result;   /* TR_P_BLOCK: the reply once it came */
   int done;
-  struct tr_tentry *timeout;
-  tr_pending *prev, *next;   /* in the caller actor's list */
+  tr_pending *prev, *next;   /* in the caller actor's list; next: the pool */
   tr_pending *done_next;     /* in the scheduler's completion queue */
+  tr_tentry te;              /* the timeout, when te.idx != UINT32_MAX */
 };
-
-/* ---- timers: one heap per scheduler, one uv_timer ------------------------------- */
-enum { TR_T_TIMEOUT = 0, TR_T_ACTOR, TR_T_SLEEP, TR_T_FLAG };
-typedef struct tr_tentry {
-  uint64_t due, seq;
-  uint32_t idx;   /* position in the heap */
-  uint8_t kind;
-  void *p;        /* tr_pending / tr_timer / int flag */
-  tr_addr actor;  /* TR_T_SLEEP */
-} tr_tentry;
 
 struct tr_timer {   /* an actor's send-to-self timer */
   tr_timer_id id;
@@ -199,6 +199,8 @@ struct tr_sched {
   tr_pending *done_head, *done_tail;
   tr_env *pool;
   uint32_t pool_n;
+  tr_pending *ppool;
+  uint32_t ppool_n;
   msgpack_unpacked unpacked;
   lua_State *L;
   struct tr_lstate *ls; /* the Lua binding's per-state data */

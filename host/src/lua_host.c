@@ -45,7 +45,30 @@ typedef struct tr_lstate {
   int pool_n;
   tr_lbeh *lbehs;
   msgpack_zone zone;
+  /* metatables compared by pointer: luaL_getmetatable would look their
+   * names up (with a strcmp in Lua's string cache) on every message */
+  int mtref[5];
+  const void *mtp[5];
+  struct encoder *enc; /* reused by encode_values when not busy */
+  int enc_busy;
 } tr_lstate;
+
+enum { MTI_ADDR = 0, MTI_OWNED, MTI_WEAK, MTI_ERROR, MTI_FAIL };
+
+static void set_mt(tr_lstate *ls, lua_State *L, int i) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->mtref[i]);
+  lua_setmetatable(L, -2);
+}
+
+/* Which of our metatables (MTI_*) the value at idx has, or -1. */
+static int mt_of(tr_lstate *ls, lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return -1;
+  const void *p = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  for (int i = 0; i < 5; i++)
+    if (ls->mtp[i] == p) return i;
+  return -1;
+}
 
 typedef struct { tr_addr a; } tr_laddr;
 typedef struct {
@@ -124,43 +147,34 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_actor *act = ls->h ? tr__lookup(ls->h, a) : NULL;
   if (act && act->owned) {
     act->refs++;
-    luaL_setmetatable(L, MT_ADDR_OWNED);
+    set_mt(ls, L, MTI_OWNED);
   } else {
-    luaL_setmetatable(L, MT_ADDR);
+    set_mt(ls, L, MTI_ADDR);
   }
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, (lua_Integer)a);
   lua_remove(L, -2);
 }
 
-static void push_weak(lua_State *L, tr_addr a) {
+static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->a = a;
-  luaL_setmetatable(L, MT_WEAK);
+  set_mt(ls, L, MTI_WEAK);
 }
 
 /* An address (strong or weak) at idx, or 0 with *ok = 0. */
-static tr_addr to_addr(lua_State *L, int idx, int *weak) {
+static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
   void *p = lua_touserdata(L, idx);
-  if (!p || !lua_getmetatable(L, idx)) return TR_NOADDR;
-  tr_addr a = TR_NOADDR;
-  luaL_getmetatable(L, MT_ADDR);
-  luaL_getmetatable(L, MT_ADDR_OWNED);
-  luaL_getmetatable(L, MT_WEAK);
-  if (lua_rawequal(L, -4, -3) || lua_rawequal(L, -4, -2)) {
-    a = ((tr_laddr *)p)->a;
-    if (weak) *weak = 0;
-  } else if (lua_rawequal(L, -4, -1)) {
-    a = ((tr_laddr *)p)->a;
-    if (weak) *weak = 1;
-  }
-  lua_pop(L, 4);
-  return a;
+  if (!p) return TR_NOADDR;
+  int k = mt_of(ls, L, idx);
+  if (k != MTI_ADDR && k != MTI_OWNED && k != MTI_WEAK) return TR_NOADDR;
+  if (weak) *weak = k == MTI_WEAK;
+  return ((tr_laddr *)p)->a;
 }
 
 static tr_addr check_addr(lua_State *L, int idx) {
   int weak = 0;
-  tr_addr a = to_addr(L, idx, &weak);
+  tr_addr a = to_addr(LS(L), L, idx, &weak);
   if (a == TR_NOADDR) luaL_typeerror(L, idx, "troupe address");
   return a;
 }
@@ -175,7 +189,7 @@ static int addr_gc(lua_State *L) {
 static int addr_tostring(lua_State *L) {
   tr_lstate *ls = LS(L);
   int weak = 0;
-  tr_addr a = to_addr(L, 1, &weak);
+  tr_addr a = to_addr(ls, L, 1, &weak);
   char buf[160];
   tr_addr_format(ls->h, a, buf, sizeof buf);
   if (weak) {
@@ -189,7 +203,8 @@ static int addr_tostring(lua_State *L) {
 }
 
 static int addr_eq(lua_State *L) {
-  tr_addr a = to_addr(L, 1, NULL), b = to_addr(L, 2, NULL);
+  tr_lstate *ls = LS(L);
+  tr_addr a = to_addr(ls, L, 1, NULL), b = to_addr(ls, L, 2, NULL);
   lua_pushboolean(L, a != TR_NOADDR && a == b);
   return 1;
 }
@@ -201,7 +216,7 @@ typedef struct {
   const char *s;
 } path_seg;
 
-typedef struct {
+typedef struct encoder {
   lua_State *L;
   tr_lstate *ls;
   msgpack_packer pk;
@@ -319,7 +334,7 @@ static int enc_value(encoder *e, int idx, const char *label, int argno) {
     case LUA_TTABLE: return enc_table(e, idx, label, argno);
     case LUA_TUSERDATA: {
       int weak = 0;
-      tr_addr a = to_addr(L, idx, &weak);
+      tr_addr a = to_addr(e->ls, L, idx, &weak);
       if (a != TR_NOADDR) {
         char be[8];
         tr__addr_be(a, be);
@@ -342,8 +357,14 @@ static int enc_value(encoder *e, int idx, const char *label, int argno) {
  * the reason in err. */
 static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_buf *b,
                          const char *label, int argbase, char *err, size_t errcap) {
-  encoder *e = malloc(sizeof *e);
-  if (!e) return TR_ENOMEM;
+  encoder *e = ls->enc_busy ? NULL : ls->enc;
+  if (!e) {
+    e = malloc(sizeof *e);
+    if (!e) return TR_ENOMEM;
+    if (!ls->enc_busy) ls->enc = e;
+  }
+  int mine = e == ls->enc;
+  if (mine) ls->enc_busy = 1;
   e->L = L;
   e->ls = ls;
   e->depth = 0;
@@ -358,7 +379,8 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
     rc = TR_EBADVALUE;
   }
   if (rc && err) snprintf(err, errcap, "%s", e->err);
-  free(e);
+  if (mine) ls->enc_busy = 0;
+  else free(e);
   return rc;
 }
 
@@ -410,7 +432,7 @@ static int dec_object(tr_lstate *ls, lua_State *L, const msgpack_object *o, int 
         return 0;
       }
       if (o->via.ext.size == 8 && o->via.ext.type == TR_EXT_WEAK) {
-        push_weak(L, tr__addr_from_be(o->via.ext.ptr));
+        push_weak(ls, L, tr__addr_from_be(o->via.ext.ptr));
         return 0;
       }
       return -1;
@@ -466,12 +488,8 @@ const char *tr__lua_behaviour_name(tr_actor *a) {
   return a->lb && a->lb->name ? a->lb->name : "Actor";
 }
 
-static int is_failure(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, MT_FAIL);
-  int r = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return r;
+static int is_failure(tr_lstate *ls, lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TTABLE && mt_of(ls, L, idx) == MTI_FAIL;
 }
 
 /* The message a->cur is finished; answer it from the values on co. */
@@ -488,7 +506,7 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
     int status = TR_OK;
     char err[384];
     int rc;
-    if (nres >= 1 && is_failure(co, first)) {
+    if (nres >= 1 && is_failure(ls, co, first)) {
       status = TR_FAILED;
       lua_getfield(co, first, "value");
       rc = encode_values(ls, co, lua_gettop(co), lua_gettop(co), &b, "failure value", 1, err,
@@ -501,7 +519,6 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
     else tr__reply(s, a->addr, e->from, e->req, status, b.data, b.len);
     tr_buf_free(&b);
   }
-  if (e) a->n_out += 0;
   tr__env_free(s, e);
 }
 
@@ -524,7 +541,7 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
     return;
   }
   /* the handler raised */
-  if (is_failure(co, -1)) { /* error(troupe.fail(v)): its own error, not a crash */
+  if (is_failure(ls, co, -1)) { /* error(troupe.fail(v)): its own error, not a crash */
     finish_message(s, a, co, 1);
     co_put(ls, co, a->co_ref, 0);
     a->co = NULL;
@@ -573,9 +590,11 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   }
   /* find the handler */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  int t = lua_getfield(L, -1, method);
-  int reserved = strcmp(method, "init") == 0 || strcmp(method, "on_start") == 0 ||
-                 strcmp(method, "on_stopping") == 0 || strcmp(method, "on_stopped") == 0;
+  lua_pushlstring(L, method, e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
+  int t = lua_gettable(L, -2);
+  int reserved = (method[0] == 'i' || method[0] == 'o') &&
+                 (strcmp(method, "init") == 0 || strcmp(method, "on_start") == 0 ||
+                  strcmp(method, "on_stopping") == 0 || strcmp(method, "on_stopped") == 0);
   if (t != LUA_TFUNCTION || reserved || !*method) {
     lua_pop(L, 2);
     char who[128], msg[320];
@@ -1232,7 +1251,7 @@ static int l_alive(lua_State *L) {
 }
 
 static int l_weak(lua_State *L) {
-  push_weak(L, check_addr(L, 1));
+  push_weak(LS(L), L, check_addr(L, 1));
   return 1;
 }
 
@@ -1270,7 +1289,7 @@ static int l_fail(lua_State *L) {
   lua_createtable(L, 0, 1);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "value");
-  luaL_setmetatable(L, MT_FAIL);
+  set_mt(LS(L), L, MTI_FAIL);
   return 1;
 }
 
@@ -1652,6 +1671,12 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   lua_pop(L, 1);
   luaL_newmetatable(L, MT_FAIL);
   lua_pop(L, 1);
+  const char *names[5] = {MT_ADDR, MT_ADDR_OWNED, MT_WEAK, MT_ERROR, MT_FAIL};
+  for (int i = 0; i < 5; i++) {
+    luaL_getmetatable(L, names[i]);
+    ls->mtp[i] = lua_topointer(L, -1);
+    ls->mtref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   static const luaL_Reg token_methods[] = {{"reply", token_reply}, {"fail", token_fail}, {NULL, NULL}};
   new_mt(ls, L, MT_TOKEN, token_methods, NULL);
   luaL_getmetatable(L, MT_TOKEN);
@@ -1706,6 +1731,8 @@ void tr__lua_detach(tr_host *h) {
     free(b);
   }
   msgpack_zone_destroy(&ls->zone);
+  free(ls->enc);
+  ls->enc = NULL;
   ls->h = NULL;
   h->sched[0].ls = NULL;
   if (h->owns_lua) lua_close(L);
