@@ -281,6 +281,9 @@ typedef uint64_t tr_timer_id;
  * with `args` on its private lane. */
 TR_EXTERN int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
                             const char *method, const tr_buf *args, tr_timer_id *out);
+/* At the loop time at_ms (see tr_now_ms; a past time fires at once). */
+TR_EXTERN int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *method,
+                         const tr_buf *args, tr_timer_id *out);
 TR_EXTERN int tr_cancel_timer(tr_host *h, tr_timer_id id);
 TR_EXTERN uint64_t tr_now_ms(tr_host *h); /* the loop's clock */
 

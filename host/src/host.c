@@ -209,12 +209,26 @@ static void heap_down(tr_sched *s, uint32_t i) {
 
 static void on_timer(uv_timer_t *t);
 
+/* The uv timer is re-armed only when the earliest deadline moves earlier;
+ * when it fires early it re-arms for the new minimum. While the heap is empty
+ * it is unref'd, so an armed but stale timer never keeps the loop alive. This
+ * keeps uv_timer_start/stop off the per-call path. */
 static void timer_arm(tr_sched *s) {
   if (s->heap_n == 0) {
-    uv_timer_stop(&s->timer);
+    if (s->timer_ref) {
+      uv_unref((uv_handle_t *)&s->timer);
+      s->timer_ref = 0;
+    }
     return;
   }
-  uint64_t now = uv_now(s->loop), due = s->heap[0]->due;
+  if (!s->timer_ref) {
+    uv_ref((uv_handle_t *)&s->timer);
+    s->timer_ref = 1;
+  }
+  uint64_t due = s->heap[0]->due;
+  if (s->armed_due && s->armed_due <= due) return;
+  uint64_t now = uv_now(s->loop);
+  s->armed_due = due;
   uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -246,7 +260,7 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     heap_up(s, i);
     heap_down(s, s->heap[i]->idx);
   }
-  if (i == 0) timer_arm(s);
+  if (s->heap_n == 0) timer_arm(s);
 }
 
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
@@ -323,8 +337,11 @@ static void room_made(tr_sched *s, tr_actor *a) {
     if (!a->room_head) a->room_tail = NULL;
     if (w->env) {
       tr_actor *sender = tr__lookup(s->h, w->sender);
-      if (sender && sender->wait == TR_W_ROOM) {
-        int is_call = w->env->kind == TR_K_CALL;
+      int is_call = w->env->kind == TR_K_CALL;
+      /* a call that gave up meanwhile (timeout) no longer waits for room */
+      if (sender && sender->wait == TR_W_ROOM &&
+          (!is_call || (sender->wait_req == w->env->req &&
+                        tr_map_get(&s->pending, w->env->req)))) {
         q_push(&a->pub, w->env);
         s->n_msgs++;
         if (is_call) {
@@ -438,7 +455,8 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
   switch (p->kind) {
     case TR_P_LUA: {
       tr_actor *a = tr__lookup(s->h, p->caller);
-      if (a && a->wait == TR_W_CALL && a->wait_req == p->req) {
+      /* W_ROOM: the call timed out while its message waited for room */
+      if (a && (a->wait == TR_W_CALL || a->wait == TR_W_ROOM) && a->wait_req == p->req) {
         a->wake = e;
         a->wait = TR_W_NONE;
         a->wait_target = TR_NOADDR;
@@ -593,6 +611,14 @@ int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_m
   return 0;
 }
 
+int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *method,
+               const tr_buf *args, tr_timer_id *out) {
+  if (!h) return TR_EINVAL;
+  uv_update_time(h->loop);
+  uint64_t now = uv_now(h->loop);
+  return tr_send_after(h, self, at_ms > now ? (int64_t)(at_ms - now) : 0, 0, method, args, out);
+}
+
 static void timer_free(tr_sched *s, tr_timer *t) {
   tr_map_del(&s->timers, t->id);
   tr__timer_del(s, &t->te);
@@ -618,6 +644,8 @@ int tr_cancel_timer(tr_host *h, tr_timer_id id) {
 static void on_timer(uv_timer_t *ut) {
   tr_sched *s = ut->data;
   s->in_callback++;
+  s->armed_due = 0;
+  uv_update_time(s->loop);
   uint64_t now = uv_now(s->loop);
   while (s->heap_n && s->heap[0]->due <= now) {
     tr_tentry *t = s->heap[0];
@@ -706,6 +734,8 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
 int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
             int64_t timeout_ms, tr_reply_cb cb, void *ud) {
   if (!h || !method || !*method || !cb) return TR_EINVAL;
+  if (timeout_ms < 0 && timeout_ms != TR_TIMEOUT_DEFAULT && timeout_ms != TR_TIMEOUT_INFINITE)
+    return TR_EINVAL;
   tr_sched *s = &h->sched[0];
   tr_pending *p;
   int rc = tr__call_start(s, from, to, method, args ? args->data : NULL,
@@ -890,7 +920,12 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       dispatch(s, a, e);
       a->running = 0;
     }
-    if (a->kill_pending && a->state != TR_S_DEAD) tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+    if (a->kill_pending && a->state != TR_S_DEAD) {
+      a->running = 1; /* keeps tr__actor_died from freeing `a`: freed below */
+      tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+      a->running = 0;
+    }
+    if (a->wait == TR_W_YIELD) break; /* the handler yielded: go behind the others */
   }
   s->current = NULL;
   if (a->state == TR_S_DEAD) actor_free_if_done(s, a);
@@ -900,21 +935,26 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
 static void on_idle(uv_idle_t *i) {
   tr_sched *s = i->data;
   s->in_callback++;
+  /* C reply callbacks and actor turns feed each other: keep going until both
+   * are empty (bounded), instead of paying a loop iteration per round trip */
+  int turns = 0;
   run_done(s);
-  for (int turns = 0; turns < TR_TURNS && s->runq_head; turns++) {
-    tr_actor *a = s->runq_head;
-    s->runq_head = a->runq_next;
-    if (!s->runq_head) s->runq_tail = NULL;
-    a->in_runq = 0;
-    a->runq_next = NULL;
-    if (a->state == TR_S_DEAD) {
-      actor_free_if_done(s, a);
-      continue;
+  while (s->runq_head && turns < TR_TURNS && !s->h->exiting) {
+    for (; turns < TR_TURNS && s->runq_head; turns++) {
+      tr_actor *a = s->runq_head;
+      s->runq_head = a->runq_next;
+      if (!s->runq_head) s->runq_tail = NULL;
+      a->in_runq = 0;
+      a->runq_next = NULL;
+      if (a->state == TR_S_DEAD) {
+        actor_free_if_done(s, a);
+        continue;
+      }
+      actor_turn(s, a);
+      if (s->h->exiting) break;
     }
-    actor_turn(s, a);
-    if (s->h->exiting) break;
+    run_done(s);
   }
-  run_done(s);
   if (!s->runq_head && !s->done_head) uv_idle_stop(&s->idle);
   if (s->h->exiting) uv_stop(s->loop);
   s->in_callback--;
@@ -975,6 +1015,7 @@ int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
 }
 
 int tr_retain(tr_host *h, tr_addr a) {
+  if (!h) return TR_EINVAL;
   tr_actor *act = tr__lookup(h, a);
   if (!act) return TR_EDEAD;
   act->refs++;
@@ -982,7 +1023,8 @@ int tr_retain(tr_host *h, tr_addr a) {
 }
 
 int tr_release(tr_host *h, tr_addr a) {
-  if (!h || h->closing) return 0;
+  if (!h) return TR_EINVAL;
+  if (h->closing) return 0;
   tr_actor *act = tr__lookup(h, a);
   if (!act) return TR_EDEAD;
   if (act->refs > 0) act->refs--;
@@ -1006,6 +1048,7 @@ static void stop_message(tr_sched *s, tr_actor *a) {
 }
 
 int tr_stop(tr_host *h, tr_addr addr) {
+  if (!h) return TR_EINVAL;
   tr_actor *a = tr__lookup(h, addr);
   if (!a) return TR_EDEAD;
   if (a->stop_pending || a->state == TR_S_STOPPING) return 0;
@@ -1020,6 +1063,7 @@ int tr_stop(tr_host *h, tr_addr addr) {
 }
 
 int tr_kill(tr_host *h, tr_addr addr) {
+  if (!h) return TR_EINVAL;
   tr_actor *a = tr__lookup(h, addr);
   if (!a) return TR_EDEAD;
   if (a->running) {
@@ -1069,6 +1113,13 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
   fail_queue(s, a, &a->pub, text);
   tr__env_free(s, a->wake);
   a->wake = NULL;
+  if (a->wait == TR_W_SLEEP && a->wait_req) { /* its wake-up timer would keep the loop alive */
+    tr_tentry *t = (tr_tentry *)(uintptr_t)a->wait_req;
+    tr__timer_del(s, t);
+    free(t);
+    a->wait_req = 0;
+  }
+  a->wait = TR_W_NONE;
   while (a->owed) {
     tr_owed *o = a->owed;
     uint64_t req = o->req;
@@ -1085,7 +1136,13 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     p->caller = TR_NOADDR;
     tr__pending_free(s, p);
   }
-  while (a->timers) timer_free(s, a->timers);
+  /* unlink first: timer_free cannot find `a` (it left the actor table above) */
+  while (a->timers) {
+    tr_timer *t = a->timers;
+    a->timers = t->next;
+    t->prev = t->next = NULL;
+    timer_free(s, t);
+  }
   if (a->lang == TR_LANG_C) tr__c_destroy(s, a);
   else tr__lua_destroy(s, a);
   /* senders waiting for room: their sends fail */
@@ -1098,7 +1155,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
       if (w->env->kind == TR_K_CALL) /* the call never reached the mailbox */
         tr__pending_free(s, tr_map_get(&s->pending, w->env->req));
       tr__env_free(s, w->env);
-      if (sender && sender->wait == TR_W_ROOM) {
+      if (sender && sender->wait == TR_W_ROOM && !sender->wake) {
         tr_env *wk = tr__env_new(s, NULL, 0, NULL, 0);
         if (wk) {
           wk->kind = TR_K_WAKE;
@@ -1278,6 +1335,7 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   if (uv_mutex_init(&s->inbox_lock)) return TR_ENOMEM;
   uv_idle_init(s->loop, &s->idle);
   uv_timer_init(s->loop, &s->timer);
+  uv_unref((uv_handle_t *)&s->timer);
   uv_async_init(s->loop, &s->async, on_async);
   s->idle.data = s->timer.data = s->async.data = s;
   uv_unref((uv_handle_t *)&s->async);
@@ -1404,12 +1462,11 @@ void tr_host_free(tr_host *h) {
       actor_free_if_done(s, a);
     }
     s->runq_tail = NULL;
-    while (s->done_head) {
-      tr_pending *p = s->done_head;
-      s->done_head = p->done_next;
-      tr__env_free(s, p->result);
-      free(p);
-    }
+    /* answered calls (the deaths above answered every call still pending on
+     * an actor): a reply callback is called exactly once, so call it now */
+    s->in_callback++;
+    run_done(s);
+    s->in_callback--;
     for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
       tr_pending *p = s->pending.slots[i].val;
       if (!s->pending.slots[i].key) continue;

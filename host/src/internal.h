@@ -196,6 +196,8 @@ struct tr_sched {
   uint64_t next_serial, next_req, next_timer, tseq;
   tr_tentry **heap;
   uint32_t heap_n, heap_cap;
+  uint64_t armed_due; /* when the uv timer fires (0: not armed) */
+  int timer_ref;      /* the uv timer is ref'd (the heap is non-empty) */
   tr_pending *done_head, *done_tail;
   tr_env *pool;
   uint32_t pool_n;

@@ -669,6 +669,8 @@ void tr__lua_destroy(tr_sched *s, tr_actor *a) {
 
 static int msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
+  if (!msg && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    msg = lua_tostring(L, -1); /* e.g. a troupe error value */
   if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -1061,7 +1063,12 @@ static int wait_room_blocking(tr_lstate *ls, tr_addr to) {
     if (!t) return TR_EDEAD;
     if (t->pub.n < t->cap) return 0;
     if (ls->h->exiting) return TR_ESTOPPED;
-    if (!uv_run(s->loop, UV_RUN_ONCE) && !s->runq_head) return TR_EFULL;
+    /* the loop may have drained the mailbox and gone idle: look again first */
+    if (!uv_run(s->loop, UV_RUN_ONCE) && !s->runq_head) {
+      t = tr__lookup(ls->h, to);
+      if (!t) return TR_EDEAD;
+      return t->pub.n < t->cap ? 0 : TR_EFULL;
+    }
   }
 }
 

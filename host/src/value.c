@@ -110,7 +110,7 @@ static int fmt_count(const char *f, char close) {
 }
 
 static int pack_vfmt(tr_buf *b, const char *fmt, va_list *ap) {
-  int rc = 0;
+  int rc = 0, depth = 0; /* depth: to refuse a closer without its opener */
   for (const char *f = fmt; *f && rc == 0; f++) {
     switch (*f) {
       case ' ': break;
@@ -130,14 +130,16 @@ static int pack_vfmt(tr_buf *b, const char *fmt, va_list *ap) {
       case '[': {
         int n = fmt_count(f + 1, ']');
         rc = n < 0 ? TR_EINVAL : tr_pack_array(b, (uint32_t)n);
+        depth++;
         break;
       }
       case '{': {
         int n = fmt_count(f + 1, '}');
         rc = (n < 0 || n % 2) ? TR_EINVAL : tr_pack_map(b, (uint32_t)n / 2);
+        depth++;
         break;
       }
-      case ']': case '}': break;
+      case ']': case '}': rc = depth-- > 0 ? 0 : TR_EINVAL; break;
       default: rc = TR_EINVAL;
     }
   }

@@ -1,0 +1,408 @@
+/* Payloads: tr_buf, tr_pack_* and tr_pack_fmt, the tr_msg readers, and
+ * tr_msg_format. Readers are built with the internal tr__msg_init (the same
+ * thing the host does before a callback), and also checked through an actor. */
+#include "helpers.h"
+
+#include "internal.h"
+
+#include <math.h>
+
+/* A reader over b's bytes. */
+typedef struct {
+  tr_msg m;
+} reader;
+
+static tr_msg *rd(reader *r, const tr_buf *b) {
+  tr__msg_init(&r->m, b->data, b->len);
+  return &r->m;
+}
+static void rd_done(reader *r) { tr__msg_done(&r->m); }
+
+static void buf_init_grow_free(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(b.len, 0);
+  assert_non_null(b.data);
+  char big[1000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  for (int i = 0; i < 20; i++) assert_int_equal(tr_pack_str(&b, big), 0);
+  assert_true(b.len > 20 * 999);
+  assert_true(b.data != b.inline_);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 20);
+  const char *p;
+  size_t len;
+  assert_int_equal(tr_msg_str(m, 19, &p, &len), 0);
+  assert_int_equal(len, 999);
+  assert_int_equal(p[998], 'x');
+  rd_done(&r);
+  tr_buf_reset(&b);
+  assert_int_equal(b.len, 0);
+  assert_int_equal(tr_pack_int(&b, 1), 0);
+  assert_int_equal(b.len, 1);
+  tr_buf_free(&b);
+  tr_buf_free(&b); /* twice is fine */
+  assert_int_equal(b.len, 0);
+}
+
+static void pack_scalars_roundtrip(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_nil(&b), 0);
+  assert_int_equal(tr_pack_bool(&b, 1), 0);
+  assert_int_equal(tr_pack_bool(&b, 0), 0);
+  assert_int_equal(tr_pack_int(&b, -5), 0);
+  assert_int_equal(tr_pack_int(&b, INT64_MAX), 0);
+  assert_int_equal(tr_pack_int(&b, INT64_MIN), 0);
+  assert_int_equal(tr_pack_double(&b, 2.5), 0);
+  assert_int_equal(tr_pack_str(&b, "héllo"), 0);
+  assert_int_equal(tr_pack_lstr(&b, "a\0b", 3), 0);
+  assert_int_equal(tr_pack_addr(&b, UINT64_C(0x0001000000000abc)), 0);
+  assert_int_equal(tr_pack_lstr(&b, NULL, 0), 0); /* the empty string */
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 11);
+  assert_int_equal(tr_msg_type(m, 0), TR_T_NIL);
+  assert_int_equal(tr_msg_type(m, 1), TR_T_BOOL);
+  assert_int_equal(tr_msg_type(m, 3), TR_T_INT);
+  assert_int_equal(tr_msg_type(m, 6), TR_T_FLOAT);
+  assert_int_equal(tr_msg_type(m, 7), TR_T_STR);
+  assert_int_equal(tr_msg_type(m, 9), TR_T_ADDR);
+  assert_int_equal(tr_msg_type(m, 11), TR_T_NONE);
+  assert_int_equal(tr_msg_type(m, -1), TR_T_NONE);
+  int bv;
+  assert_int_equal(tr_msg_bool(m, 1, &bv), 0);
+  assert_int_equal(bv, 1);
+  assert_int_equal(tr_msg_bool(m, 2, &bv), 0);
+  assert_int_equal(bv, 0);
+  int64_t i;
+  assert_int_equal(tr_msg_int(m, 3, &i), 0);
+  assert_int_equal(i, -5);
+  assert_int_equal(tr_msg_int(m, 4, &i), 0);
+  assert_true(i == INT64_MAX);
+  assert_int_equal(tr_msg_int(m, 5, &i), 0);
+  assert_true(i == INT64_MIN);
+  double d;
+  assert_int_equal(tr_msg_num(m, 6, &d), 0);
+  assert_true(d == 2.5);
+  assert_int_equal(tr_msg_num(m, 3, &d), 0); /* integers are numbers too */
+  assert_true(d == -5.0);
+  const char *p;
+  size_t len;
+  assert_int_equal(tr_msg_str(m, 7, &p, &len), 0);
+  assert_int_equal(len, strlen("héllo"));
+  assert_memory_equal(p, "héllo", len);
+  assert_int_equal(tr_msg_str(m, 8, &p, &len), 0);
+  assert_int_equal(len, 3);
+  assert_memory_equal(p, "a\0b", 3);
+  tr_addr a;
+  assert_int_equal(tr_msg_addr(m, 9, &a), 0);
+  assert_true(a == UINT64_C(0x0001000000000abc));
+  assert_int_equal(tr_msg_str(m, 10, &p, &len), 0);
+  assert_int_equal(len, 0);
+  /* the raw bytes are the buffer's */
+  size_t blen;
+  assert_ptr_equal(tr_msg_bytes(m, &blen), b.data);
+  assert_int_equal(blen, b.len);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void msg_type_errors(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "sidb", "str", 3, 1.5, 1), 0);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  int64_t i = 123;
+  double d = 0;
+  int bv = 9;
+  const char *p = NULL;
+  size_t len = 77;
+  tr_addr a = 5;
+  assert_int_equal(tr_msg_int(m, 0, &i), TR_EBADVALUE); /* a string */
+  assert_int_equal(i, 123);                             /* untouched */
+  assert_int_equal(tr_msg_int(m, 2, &i), TR_EBADVALUE); /* a float is not an integer */
+  assert_int_equal(tr_msg_num(m, 0, &d), TR_EBADVALUE);
+  assert_int_equal(tr_msg_bool(m, 1, &bv), TR_EBADVALUE);
+  assert_int_equal(bv, 9);
+  assert_int_equal(tr_msg_str(m, 1, &p, &len), TR_EBADVALUE);
+  assert_null(p);
+  assert_int_equal(len, 77);
+  assert_int_equal(tr_msg_addr(m, 0, &a), TR_EBADVALUE);
+  assert_int_equal(a, 5);
+  /* missing values */
+  assert_int_equal(tr_msg_int(m, 4, &i), TR_EBADVALUE);
+  assert_int_equal(tr_msg_str(m, 99, &p, &len), TR_EBADVALUE);
+  assert_int_equal(tr_msg_int(m, -1, &i), TR_EBADVALUE);
+  /* out pointers are optional */
+  assert_int_equal(tr_msg_int(m, 1, NULL), 0);
+  assert_int_equal(tr_msg_str(m, 0, NULL, NULL), 0);
+  /* no reader at all */
+  assert_int_equal(tr_msg_count(NULL), 0);
+  assert_int_equal(tr_msg_int(NULL, 0, &i), TR_EBADVALUE);
+  assert_int_equal(tr_msg_type(NULL, 0), TR_T_NONE);
+  assert_null(tr_msg_bytes(NULL, &len));
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void pack_fmt_every_code(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "n b i I d s S a", 1, -7, (int64_t)1 << 40, 0.25, "s", "xyz", (size_t)2,
+                               (tr_addr)42),
+                   0);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 8);
+  assert_int_equal(tr_msg_type(m, 0), TR_T_NIL);
+  int bv;
+  int64_t i;
+  double d;
+  const char *p;
+  size_t len;
+  tr_addr a;
+  assert_int_equal(tr_msg_bool(m, 1, &bv), 0);
+  assert_int_equal(bv, 1);
+  assert_int_equal(tr_msg_int(m, 2, &i), 0);
+  assert_int_equal(i, -7);
+  assert_int_equal(tr_msg_int(m, 3, &i), 0);
+  assert_true(i == (int64_t)1 << 40);
+  assert_int_equal(tr_msg_num(m, 4, &d), 0);
+  assert_true(d == 0.25);
+  assert_int_equal(tr_msg_str(m, 5, &p, &len), 0);
+  assert_int_equal(len, 1);
+  assert_int_equal(tr_msg_str(m, 6, &p, &len), 0);
+  assert_int_equal(len, 2);
+  assert_memory_equal(p, "xy", 2);
+  assert_int_equal(tr_msg_addr(m, 7, &a), 0);
+  assert_int_equal(a, 42);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void pack_fmt_nested(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "[i [s s] {s i s [i i]}] {s {s b}} []{}", 1, "a", "b", "k", 2,
+                               "list", 3, 4, "outer", "inner", 1),
+                   0);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 4);
+  assert_int_equal(tr_msg_type(m, 0), TR_T_ARRAY);
+  assert_int_equal(tr_msg_type(m, 1), TR_T_MAP);
+  assert_int_equal(tr_msg_type(m, 2), TR_T_ARRAY);
+  assert_int_equal(tr_msg_type(m, 3), TR_T_MAP);
+  char text[256];
+  tr_msg_format(m, -1, text, sizeof text);
+  assert_string_equal(text, "{1, {\"a\", \"b\"}, {k = 2, list = {3, 4}}}, {outer = {inner = true}}, {}, {}");
+  /* the structure as msgpack-c sees it */
+  const msgpack_object *o = &m->v[0];
+  assert_int_equal(o->via.array.size, 3);
+  assert_int_equal(o->via.array.ptr[2].type, MSGPACK_OBJECT_MAP);
+  assert_int_equal(o->via.array.ptr[2].via.map.size, 2);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void pack_fmt_bad_formats(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "x", 1), TR_EINVAL);
+  assert_int_equal(tr_pack_fmt(&b, "[i", 1), TR_EINVAL);    /* unclosed */
+  assert_int_equal(tr_pack_fmt(&b, "{s}", "k"), TR_EINVAL); /* a key without a value */
+  assert_int_equal(tr_pack_fmt(&b, "[i}", 1), TR_EINVAL);   /* mismatched */
+  assert_int_equal(tr_pack_fmt(&b, "i]", 1), TR_EINVAL);    /* stray closer */
+  assert_int_equal(tr_pack_fmt(&b, "[i]]", 1), TR_EINVAL);  /* one closer too many */
+  assert_int_equal(tr_pack_fmt(&b, "{s i}}", "k", 1), TR_EINVAL);
+  assert_int_equal(tr_pack_fmt(NULL, "i", 1), TR_EINVAL);
+  assert_int_equal(tr_pack_fmt(&b, NULL), TR_EINVAL);
+  assert_int_equal(tr_pack_fmt(&b, "s", (const char *)NULL), TR_EINVAL);
+  /* an empty format packs nothing */
+  tr_buf_reset(&b);
+  assert_int_equal(tr_pack_fmt(&b, ""), 0);
+  assert_int_equal(b.len, 0);
+  tr_buf_free(&b);
+}
+
+static void pack_null_arguments(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_nil(NULL), TR_EINVAL);
+  assert_int_equal(tr_pack_int(NULL, 1), TR_EINVAL);
+  assert_int_equal(tr_pack_str(NULL, "x"), TR_EINVAL);
+  assert_int_equal(tr_pack_str(&b, NULL), TR_EINVAL);
+  assert_int_equal(tr_pack_lstr(&b, NULL, 3), TR_EINVAL);
+  assert_int_equal(tr_pack_array(NULL, 1), TR_EINVAL);
+  assert_int_equal(tr_pack_map(NULL, 1), TR_EINVAL);
+  assert_int_equal(b.len, 0);
+  tr_buf_free(&b);
+}
+
+static void msg_map_fields(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "{s i s s s d i s} i", "n", 5, "name", "bob", "f", 1.5, 7,
+                               "intkey", 3),
+                   0);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  int64_t i;
+  const char *p;
+  size_t len;
+  assert_int_equal(tr_msg_field_int(m, 0, "n", &i), 0);
+  assert_int_equal(i, 5);
+  assert_int_equal(tr_msg_field_str(m, 0, "name", &p, &len), 0);
+  assert_int_equal(len, 3);
+  assert_memory_equal(p, "bob", 3);
+  assert_int_equal(tr_msg_field_int(m, 0, "name", &i), TR_EBADVALUE); /* wrong type */
+  assert_int_equal(tr_msg_field_str(m, 0, "n", &p, &len), TR_EBADVALUE);
+  assert_int_equal(tr_msg_field_int(m, 0, "f", &i), TR_EBADVALUE);
+  assert_int_equal(tr_msg_field_int(m, 0, "missing", &i), TR_EBADVALUE);
+  assert_int_equal(tr_msg_field_int(m, 1, "n", &i), TR_EBADVALUE);  /* not a map */
+  assert_int_equal(tr_msg_field_int(m, 5, "n", &i), TR_EBADVALUE);  /* no value 5 */
+  assert_int_equal(tr_msg_field_int(m, 0, NULL, &i), TR_EBADVALUE);
+  char text[128];
+  tr_msg_format(m, 0, text, sizeof text);
+  assert_string_equal(text, "{n = 5, name = \"bob\", f = 1.5, [7] = \"intkey\"}");
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void msg_format_text(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "n b i d d s s", 0, -12, 2.0, -0.5, "q\"uo\\te", "a\nb"), 0);
+  assert_int_equal(tr_pack_lstr(&b, "\x01", 1), 0);
+  assert_int_equal(tr_pack_fmt(&b, "{s i}", "not an ident", 1), 0);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  char text[256];
+  size_t n = tr_msg_format(m, -1, text, sizeof text);
+  const char *want =
+      "nil, false, -12, 2.0, -0.5, \"q\\\"uo\\\\te\", \"a\\nb\", \"\\1\", {[\"not an ident\"] = 1}";
+  assert_string_equal(text, want);
+  assert_int_equal(n, strlen(want));
+  /* one value */
+  tr_msg_format(m, 2, text, sizeof text);
+  assert_string_equal(text, "-12");
+  tr_msg_format(m, 3, text, sizeof text);
+  assert_string_equal(text, "2.0");
+  /* a missing index: empty */
+  n = tr_msg_format(m, 50, text, sizeof text);
+  assert_int_equal(n, 0);
+  assert_string_equal(text, "");
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void msg_format_truncates(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "s i", "abcdefghij", 12345), 0);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  char small[6];
+  memset(small, '#', sizeof small);
+  size_t n = tr_msg_format(m, -1, small, sizeof small);
+  assert_int_equal(n, strlen("\"abcdefghij\", 12345"));
+  assert_string_equal(small, "\"abcd");
+  /* no buffer: only the length */
+  assert_int_equal(tr_msg_format(m, -1, NULL, 0), n);
+  char one[1] = {'#'};
+  tr_msg_format(m, -1, one, 1);
+  assert_int_equal(one[0], 0);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+static void msg_corrupt_payload(void **state) {
+  const char bad[] = {(char)0xc1}; /* never used in MessagePack */
+  tr_msg m;
+  tr__msg_init(&m, bad, sizeof bad);
+  assert_int_equal(tr_msg_count(&m), 0);
+  assert_int_equal(tr_msg_type(&m, 0), TR_T_NONE);
+  int64_t i;
+  assert_int_equal(tr_msg_int(&m, 0, &i), TR_EBADVALUE);
+  char text[64];
+  tr_msg_format(&m, -1, text, sizeof text);
+  assert_string_equal(text, "<corrupt payload>");
+  tr__msg_done(&m);
+  /* a truncated value */
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_str(&b, "truncated string");
+  tr__msg_init(&m, b.data, b.len - 3);
+  assert_int_equal(tr_msg_count(&m), 0);
+  tr__msg_done(&m);
+  tr_buf_free(&b);
+}
+
+static void msg_unsigned_and_other(void **state) {
+  /* a uint64 above INT64_MAX reads as a number, not an integer */
+  const char u64[] = {(char)0xcf, (char)0xff, (char)0xff, (char)0xff, (char)0xff,
+                      (char)0xff, (char)0xff, (char)0xff, (char)0xff};
+  tr_msg m;
+  tr__msg_init(&m, u64, sizeof u64);
+  assert_int_equal(tr_msg_type(&m, 0), TR_T_FLOAT);
+  int64_t i;
+  double d;
+  assert_int_equal(tr_msg_int(&m, 0, &i), TR_EBADVALUE);
+  assert_int_equal(tr_msg_num(&m, 0, &d), 0);
+  assert_true(d > 1.8e19);
+  tr__msg_done(&m);
+  /* an extension that is not an address */
+  const char ext[] = {(char)0xd4, 5, 0};
+  tr__msg_init(&m, ext, sizeof ext);
+  assert_int_equal(tr_msg_type(&m, 0), TR_T_OTHER);
+  char text[32];
+  tr_msg_format(&m, -1, text, sizeof text);
+  assert_string_equal(text, "<ext 5>");
+  tr__msg_done(&m);
+}
+
+/* The same values travel through an actor and come back unchanged. */
+static void values_through_an_actor(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a = spawn_counter(h, 0);
+  tr_buf b;
+  tr_buf_init(&b);
+  assert_int_equal(tr_pack_fmt(&b, "i s [b n d] {s a}", 1, "two", 1, 3.5, "who", a), 0);
+  reply_rec r = {0};
+  assert_int_equal(tr_call(h, TR_NOADDR, a, "echo", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r), 0);
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  assert_int_equal(r.status, TR_OK);
+  char want[256];
+  snprintf(want, sizeof want, "1, \"two\", {true, nil, 3.5}, {who = <actor %llu>}",
+           (unsigned long long)TR_ADDR_SERIAL(a));
+  assert_string_equal(r.s, want);
+  /* value 1 of the reply is the argument count */
+  assert_non_null(strstr(r.text, "}\", 4"));
+  tr_buf_free(&b);
+  tr_host_free(h);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(buf_init_grow_free),
+      cmocka_unit_test(pack_scalars_roundtrip),
+      cmocka_unit_test(msg_type_errors),
+      cmocka_unit_test(pack_fmt_every_code),
+      cmocka_unit_test(pack_fmt_nested),
+      cmocka_unit_test(pack_fmt_bad_formats),
+      cmocka_unit_test(pack_null_arguments),
+      cmocka_unit_test(msg_map_fields),
+      cmocka_unit_test(msg_format_text),
+      cmocka_unit_test(msg_format_truncates),
+      cmocka_unit_test(msg_corrupt_payload),
+      cmocka_unit_test(msg_unsigned_and_other),
+      cmocka_unit_test(values_through_an_actor),
+  };
+  RUN_TESTS(tests, argc, argv);
+}

@@ -1,0 +1,334 @@
+-- Lifetimes: stale addresses, hooks and vetoes, kill, owned actors and weak
+-- addresses, pending calls failing at once when the callee goes away.
+local troupe = require "troupe"
+
+local function raised(f, ...)
+  local ok, e = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_true(troupe.is_error(e), "not a system error: " .. tostring(e))
+  return e
+end
+
+local Simple = troupe.behaviour("Simple", {
+  init = function(self, tag) self.tag = tag end,
+  tag = function(self) return self.tag end,
+  nap = function(self, ms) troupe.sleep(ms); return "rested" end,
+  boom = function(self, ms)
+    if ms then troupe.sleep(ms) end
+    error("boom")
+  end,
+  quit = function(self) troupe.stop(); return "quitting" end,
+})
+
+describe("lifetimes", function()
+  describe("stale addresses", function()
+    it("an address of a dead actor is dead, even after many more spawns", function()
+      local old = troupe.spawn(Simple, "old")
+      local id = old:id()
+      old:stop()
+      troupe.sleep(2)
+      assert.is_false(old:alive())
+      local fresh = {}
+      for i = 1, 300 do fresh[i] = troupe.spawn(Simple, i) end
+      for i = 1, 300 do assert.is_true(fresh[i]:id() ~= id) end
+      assert.is_false(old:alive())
+      local e = raised(old.call, old, "tag")
+      assert.equals("dead", e.code)
+      local ok, e2 = old:send("tag")
+      assert.is_nil(ok)
+      assert.equals("dead", e2.code)
+      -- the newcomers answer for themselves
+      assert.equals(300, fresh[300]:call("tag"))
+      for i = 1, 300 do fresh[i]:kill() end
+    end)
+
+    it("ids are unique and addresses compare by value", function()
+      local a = troupe.spawn(Simple, 1)
+      local b = troupe.spawn(Simple, 2)
+      assert.is_true(a:id() ~= b:id())
+      assert.is_false(a == b)
+      assert.equals("integer", math.type(a:id()))
+      local a2 = troupe.spawn({ give = function(self, x) return x end }):call("give", a)
+      assert.is_true(a == a2)
+      assert.is_true(a:weak() == a)
+      local t = { [a] = "a" }
+      assert.equals("a", t[a2]) -- the same value: usable as a table key
+    end)
+  end)
+
+  describe("hooks", function()
+    it("run in order: init, on_start, handlers, on_stopping, on_stopped", function()
+      local log = {}
+      local a = troupe.spawn({
+        init = function(self, x, y) log[#log + 1] = "init " .. x .. " " .. y; self.x = x end,
+        on_start = function(self) log[#log + 1] = "on_start " .. self.x end,
+        work = function(self) log[#log + 1] = "work" end,
+        on_stopping = function(self) log[#log + 1] = "on_stopping" end,
+        on_stopped = function(self) log[#log + 1] = "on_stopped" end,
+      }, "a", "b")
+      a:call("work")
+      a:stop()
+      troupe.sleep(5)
+      assert.same({ "init a b", "on_start a", "work", "on_stopping", "on_stopped" }, log)
+      assert.is_false(a:alive())
+    end)
+
+    it("init runs before the first message, even one sent at once", function()
+      local log = {}
+      local a = troupe.spawn({
+        init = function(self) log[#log + 1] = "init" end,
+        m = function(self, i) log[#log + 1] = i end,
+      })
+      a:send("m", 1)
+      a:send("m", 2)
+      a:call("m", 3)
+      assert.same({ "init", 1, 2, 3 }, log)
+    end)
+
+    it("on_stopping returning false vetoes a graceful stop", function()
+      local log = {}
+      local a = troupe.spawn({
+        on_stopping = function(self)
+          log[#log + 1] = "asked"
+          return self.allow == true
+        end,
+        on_stopped = function(self) log[#log + 1] = "stopped" end,
+        allow = function(self) self.allow = true end,
+        hi = function() return "still here" end,
+      })
+      assert.is_true(a:stop())
+      troupe.sleep(5)
+      assert.is_true(a:alive())
+      assert.equals("still here", a:call("hi"))
+      a:call("allow")
+      a:stop()
+      troupe.sleep(5)
+      assert.is_false(a:alive())
+      assert.same({ "asked", "asked", "stopped" }, log)
+    end)
+
+    it("returning nil (not false) from on_stopping does not veto", function()
+      local a = troupe.spawn({ on_stopping = function() end })
+      a:stop()
+      troupe.sleep(5)
+      assert.is_false(a:alive())
+    end)
+
+    it("kill ignores the veto and runs no hooks", function()
+      local log = {}
+      local a = troupe.spawn({
+        on_stopping = function() log[#log + 1] = "on_stopping"; return false end,
+        on_stopped = function() log[#log + 1] = "on_stopped" end,
+        hi = function() return "hi" end,
+      })
+      assert.equals("hi", a:call("hi"))
+      assert.is_true(a:kill())
+      assert.is_false(a:alive())
+      troupe.sleep(5)
+      assert.same({}, log)
+    end)
+
+    it("an actor stops itself with troupe.stop(); the stop comes after the current message", function()
+      local log = {}
+      local a = troupe.spawn({
+        quit = function(self) troupe.stop(); log[#log + 1] = "after stop()"; return "bye" end,
+        on_stopped = function() log[#log + 1] = "on_stopped" end,
+      })
+      assert.equals("bye", a:call("quit"))
+      troupe.sleep(5)
+      assert.same({ "after stop()", "on_stopped" }, log)
+      assert.is_false(a:alive())
+    end)
+
+    it("an erroring on_stopping or on_stopped does not keep the actor alive", function()
+      local a = troupe.spawn({ on_stopping = function() error("oops") end })
+      a:stop()
+      troupe.sleep(5)
+      assert.is_false(a:alive())
+      local b = troupe.spawn({ on_stopped = function() error("oops") end })
+      b:stop()
+      troupe.sleep(5)
+      assert.is_false(b:alive())
+    end)
+
+    it("a crash runs no stop hooks", function()
+      local log = {}
+      local a = troupe.spawn({
+        boom = function() error("x") end,
+        on_stopping = function() log[#log + 1] = "on_stopping" end,
+        on_stopped = function() log[#log + 1] = "on_stopped" end,
+      })
+      pcall(a.call, a, "boom")
+      assert.same({}, log)
+    end)
+  end)
+
+  describe("pending calls fail at once", function()
+    it("queued calls get dead when the callee crashes", function()
+      local a = troupe.spawn(Simple)
+      local client = troupe.spawn({
+        go = function(self, target) pcall(target.call, target, "boom", 20) end,
+      })
+      client:send("go", a) -- a is now busy for 20 ms, then crashes
+      troupe.sleep(2)
+      local t0 = troupe.now()
+      local e = raised(a.call_with, a, { timeout = 3000 }, "tag")
+      assert.equals("dead", e.code)
+      assert.is_true(troupe.now() - t0 < 1000)
+    end)
+
+    it("the call being handled gets dead when the callee is killed", function()
+      local a = troupe.spawn(Simple)
+      local killer = troupe.spawn({
+        later = function(self, target, ms) troupe.sleep(ms); target:kill() end,
+      })
+      killer:send("later", a, 20)
+      local t0 = troupe.now()
+      local e = raised(a.call_with, a, { timeout = 3000 }, "nap", 2000)
+      assert.equals("dead", e.code)
+      assert.matches("killed", e.message)
+      assert.is_true(troupe.now() - t0 < 1000)
+    end)
+
+    it("queued calls get dead when the callee stops gracefully", function()
+      local a = troupe.spawn(Simple)
+      local results = {}
+      local clients = {}
+      for i = 1, 3 do
+        clients[i] = troupe.spawn({
+          go = function(self, target)
+            local ok, e = pcall(target.call_with, target, { timeout = 3000 }, "tag")
+            self.r = ok and "ok" or e.code
+          end,
+          r = function(self) return self.r end,
+        })
+      end
+      a:send("nap", 20)
+      a:send("quit")
+      troupe.sleep(2)
+      for i = 1, 3 do clients[i]:send("go", a) end
+      troupe.sleep(40)
+      for i = 1, 3 do results[i] = clients[i]:call("r") end
+      assert.same({ "dead", "dead", "dead" }, results)
+    end)
+
+    it("a caller that dies while waiting does not disturb the callee", function()
+      local a = troupe.spawn(Simple, "callee")
+      local client = troupe.spawn({
+        go = function(self, target) return target:call("nap", 20) end,
+      })
+      client:send("go", a)
+      troupe.sleep(2)
+      client:kill()
+      troupe.sleep(30) -- the reply finds nobody
+      assert.equals("callee", a:call("tag"))
+    end)
+  end)
+
+  describe("owned actors and weak addresses", function()
+    it("an owned actor stops when its last strong address is collected", function()
+      local stopped = false
+      local a = troupe.spawn_with({ owned = true }, {
+        on_stopped = function() stopped = true end,
+        hi = function() return "hi" end,
+      })
+      local w = a:weak()
+      assert.equals("hi", a:call("hi"))
+      assert.is_true(w:upgrade() == a)
+      a = nil
+      collectgarbage()
+      collectgarbage()
+      troupe.sleep(5)
+      assert.is_true(stopped)
+      assert.is_false(w:alive())
+      assert.is_nil(w:upgrade())
+    end)
+
+    it("a weak address alone does not keep it alive", function()
+      local w
+      do
+        local a = troupe.spawn_with({ owned = true }, Simple, "x")
+        w = a:weak()
+      end
+      assert.is_true(w:alive())
+      collectgarbage()
+      collectgarbage()
+      troupe.sleep(5)
+      assert.is_false(w:alive())
+      assert.is_nil(w:upgrade())
+      assert.matches("^<weak %d+ dead>$", tostring(w))
+    end)
+
+    it("any strong address keeps it alive: a copy, or one held by another actor", function()
+      local keeper = troupe.spawn({
+        keep = function(self, a) self.a = a end,
+        drop = function(self) self.a = nil; collectgarbage(); collectgarbage() end,
+      })
+      local a = troupe.spawn_with({ owned = true }, Simple, "kept")
+      local w = a:weak()
+      keeper:call("keep", a)
+      a = nil
+      collectgarbage()
+      collectgarbage()
+      troupe.sleep(5)
+      assert.is_true(w:alive())
+      local up = w:upgrade()
+      assert.equals("kept", up:call("tag"))
+      up = nil
+      keeper:call("drop")
+      collectgarbage()
+      collectgarbage()
+      troupe.sleep(5)
+      assert.is_false(w:alive())
+    end)
+
+    it("an actor that is not owned lives on without addresses", function()
+      local w
+      do
+        local a = troupe.spawn(Simple, "free")
+        w = a:weak()
+      end
+      collectgarbage()
+      collectgarbage()
+      troupe.sleep(5)
+      assert.is_true(w:alive())
+      local a = w:upgrade()
+      assert.equals("free", a:call("tag"))
+      a:kill()
+    end)
+
+    it("weak addresses print, compare and have no messaging methods", function()
+      local a = troupe.spawn(Simple)
+      local w = a:weak()
+      assert.matches("^<weak %d+ Simple>$", tostring(w))
+      assert.equals(a:id(), w:id())
+      assert.is_nil(w.send)
+      assert.is_nil(w.call)
+      assert.is_true(w:alive())
+      a:kill()
+      assert.is_false(w:alive())
+      assert.is_nil(w:upgrade())
+    end)
+  end)
+
+  it("a killed sleeping actor leaves nothing behind for troupe.run to wait for", function()
+    local a = troupe.spawn(Simple)
+    a:send("nap", 3000)
+    troupe.sleep(5)
+    a:kill()
+    local t0 = troupe.now()
+    troupe.run()
+    assert.is_true(troupe.now() - t0 < 1000, "troupe.run waited " .. (troupe.now() - t0) .. " ms")
+  end)
+
+  it("stats count actors", function()
+    local st = troupe.stats()
+    assert.is_number(st.actors)
+    assert.is_number(st.spawned)
+    local a = troupe.spawn(Simple)
+    assert.equals(st.spawned + 1, troupe.stats().spawned)
+    assert.equals(st.actors + 1, troupe.stats().actors)
+    a:kill()
+    assert.equals(st.actors, troupe.stats().actors)
+  end)
+end)
