@@ -41,6 +41,7 @@ int tr__buf_reserve(tr_buf *b, size_t extra) {
 
 int tr__buf_write(void *data, const char *buf, size_t len) {
   tr_buf *b = data;
+  if (len == 0) return 0; /* buf may be NULL (the empty string): no memcpy */
   if (tr__buf_reserve(b, len)) return -1;
   memcpy(b->data + b->len, buf, len);
   b->len += len;
