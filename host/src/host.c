@@ -313,6 +313,11 @@ int tr__deliver(tr_sched *s, tr_env *e, int private_lane) {
   if (!private_lane && a->pub.n >= a->cap) return TR_EFULL;
   q_push(private_lane ? &a->priv : &a->pub, e);
   s->n_msgs++;
+  if (s->h->trace_fn && e->from != e->to) {
+    tr_actor *fa = tr__lookup(s->h, e->from);
+    if (fa && fa->traced)
+      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
+  }
   if (a->wait == TR_W_NONE) tr__schedule(s, a);
   return 0;
 }
@@ -501,6 +506,11 @@ void tr__reply(tr_sched *s0, tr_addr from, tr_addr caller, uint64_t req, int sta
                const char *payload, size_t len) {
   (void)caller;
   tr_sched *s = &s0->h->sched[(req >> 56) < s0->h->nsched ? (req >> 56) : 0];
+  if (s->h->trace_fn) {
+    tr_actor *fa = tr__lookup(s->h, from);
+    if (fa && fa->traced)
+      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
+  }
   tr_pending *p = tr_map_get(&s->pending, req);
   if (!p) return; /* a late reply: the caller gave up (timeout) or died */
   tr_env *e = tr__env_new(s, NULL, 0, payload, len);
@@ -889,6 +899,8 @@ static void stop_message(tr_sched *s, tr_actor *a);
 
 static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   a->n_in++;
+  if (s->h->trace_fn && a->traced)
+    s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
   if (e->kind == TR_K_STOP) {
     tr__env_free(s, e);
     stop_message(s, a);

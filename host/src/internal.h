@@ -115,6 +115,7 @@ struct tr_actor {
   uint8_t stop_pending; /* a TR_K_STOP is queued */
   uint8_t owned;
   uint8_t started;   /* init done */
+  uint8_t traced;    /* report its messages to h->trace_fn */
   int32_t refs;      /* strong references (owned actors) */
   uint32_t cap;      /* public lane capacity */
   tr_actor *runq_next;
@@ -209,6 +210,13 @@ struct tr_sched {
   uint64_t n_msgs, n_calls, n_spawned;
 };
 
+/* Observation hook (the REPL's :trace). For an actor with `traced` set:
+ * TR_EV_IN when it starts handling e, TR_EV_OUT when it sends or calls e,
+ * TR_EV_REPLY when it answers (status, payload). */
+enum { TR_EV_IN = 1, TR_EV_OUT, TR_EV_REPLY };
+typedef void (*tr__trace_fn)(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e,
+                             int status, const char *payload, size_t len);
+
 typedef struct tr_cbeh_reg {
   struct tr_cbeh_reg *next;
   const tr_behaviour *b;
@@ -231,6 +239,8 @@ struct tr_host {
   unsigned nsched;
   struct tr_namerec *namelist;
   tr_cbeh_reg *cbehs;
+  tr__trace_fn trace_fn; /* NULL: no tracing (the hot path pays one test) */
+  void *trace_ud;
 };
 
 typedef struct tr_namerec {
