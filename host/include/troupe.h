@@ -53,7 +53,10 @@ extern "C" {
   X(LOAD, -13, "load", "the code failed to load")                              \
   X(STOPPED, -14, "stopped", "the host is stopping")                           \
   X(DROPPED, -15, "dropped", "the reply token was dropped without a reply")   \
-  X(KILLED, -16, "killed", "the actor was killed")
+  X(KILLED, -16, "killed", "the actor was killed")                            \
+  X(LINKED, -17, "linked_exit", "a linked actor exited abnormally")            \
+  X(INTERRUPTED, -18, "interrupted", "the handler was interrupted")           \
+  X(OOM, -19, "out_of_memory", "the actor went over its memory limit")
 
 typedef enum {
   TR_OK = 0,
@@ -63,7 +66,7 @@ typedef enum {
 #define TR__ERRENUM(name, val, str, msg) TR_E##name = val,
   TR_ERRNO_MAP(TR__ERRENUM)
 #undef TR__ERRENUM
-  TR__ERRMIN = -17
+  TR__ERRMIN = -20
 } tr_status;
 
 TR_EXTERN const char *tr_errname(int code); /* "dead", "ok", "failed" */
@@ -143,8 +146,15 @@ typedef struct tr_host_options {
   int64_t call_timeout_ms;  /* default call timeout; 0 = TR_DEFAULT_TIMEOUT_MS */
   tr_log_fn log;            /* NULL: lines go to stderr */
   void *log_ud;
+  /* A Lua handler that runs longer than this is preempted (it yields and
+   * resumes after the other runnable actors): 0 = TR_DEFAULT_SLICE_MS, < 0 =
+   * never. Preemption uses SIGURG on the loop thread and one watchdog thread. */
+  int32_t slice_ms;
+  size_t mem_limit;         /* Lua memory of the whole host, bytes; 0 = none */
   void *reserved[4];
 } tr_host_options;
+
+#define TR_DEFAULT_SLICE_MS 10
 
 #define TR_DEFAULT_MAILBOX 1024
 #define TR_DEFAULT_TIMEOUT_MS 5000
@@ -236,6 +246,11 @@ typedef struct tr_spawn_options {
   uint32_t mailbox_capacity; /* 0: the host default */
   int owned;  /* stop when the last strong reference is released */
   const char *name; /* register under this name (NULL: none) */
+  tr_addr link;     /* link the new actor to this one (TR_NOADDR: none) */
+  size_t mem_limit; /* Lua actors: memory cap in bytes (0: none); over it the
+                     * actor dies with reason out_of_memory */
+  int64_t cpu_limit_ms; /* Lua actors: CPU time one message may take (0: none);
+                         * over it the actor dies with reason timeout */
   void *reserved[4];
 } tr_spawn_options;
 
@@ -286,6 +301,27 @@ TR_EXTERN int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *m
                          const tr_buf *args, tr_timer_id *out);
 TR_EXTERN int tr_cancel_timer(tr_host *h, tr_timer_id id);
 TR_EXTERN uint64_t tr_now_ms(tr_host *h); /* the loop's clock */
+
+/* ---- monitors and links ----------------------------------------------------------
+ * When an actor dies, each watcher gets a message "on_down" on its private
+ * lane with values (ref, address, reason, detail), and each linked actor that
+ * traps exits gets "on_exit" with (address, reason, detail). A linked actor
+ * that does not trap exits dies too, with reason "linked_exit", unless the
+ * reason was "normal" or "stopped". Reasons: "normal" (it stopped itself),
+ * "stopped" (stopped by another), "killed", "crashed" (detail: {message,
+ * traceback}), "out_of_memory", "timeout" (CPU limit), "linked_exit" (detail:
+ * {message}), "noproc" (already dead when watched). Handlers for on_down and
+ * on_exit are optional: without one the message is dropped quietly. */
+TR_EXTERN int tr_monitor(tr_host *h, tr_addr watcher, tr_addr target, uint64_t *ref);
+TR_EXTERN int tr_demonitor(tr_host *h, uint64_t ref);
+TR_EXTERN int tr_link(tr_host *h, tr_addr a, tr_addr b);
+TR_EXTERN int tr_unlink(tr_host *h, tr_addr a, tr_addr b);
+TR_EXTERN int tr_trap_exit(tr_host *h, tr_addr a, int on);
+/* Graceful stop that reports the outcome: the callback gets TR_OK with the
+ * reason string as value 0 once `target` is gone, or TR_FAILED ("vetoed").
+ * If it has not stopped after timeout_ms it is killed (reason "killed"). */
+TR_EXTERN int tr_shutdown(tr_host *h, tr_addr from, tr_addr target, int64_t timeout_ms,
+                          tr_reply_cb cb, void *ud);
 
 /* ---- names ----------------------------------------------------------------------- */
 TR_EXTERN int tr_register(tr_host *h, const char *name, tr_addr a);

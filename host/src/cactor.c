@@ -104,6 +104,14 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   const char *method = TR_ENV_METHOD(e);
   tr_handler_fn fn = find_method(a->cb, method);
   int rc;
+  if (!fn && e->kind == TR_K_SEND &&
+      (strcmp(method, "on_down") == 0 || strcmp(method, "on_exit") == 0)) {
+    a->cur = NULL; /* system notices are optional: no handler, no noise */
+    tr__env_free(s, e);
+    tr__msg_done(&m);
+    tr_buf_free(&c.out);
+    return;
+  }
   if (!fn) {
     tr_addr_format(s->h, a->addr, who, sizeof who);
     rc = tr_ctx_error(&c, TR_ENOHANDLER, "%s has no handler '%s'", who, method);

@@ -301,7 +301,11 @@ void tr__schedule(tr_sched *s, tr_actor *a) {
 
 static void actor_free_if_done(tr_sched *s, tr_actor *a) {
   (void)s;
-  if (a->state == TR_S_DEAD && !a->in_runq && !a->running) free(a);
+  if (a->state == TR_S_DEAD && !a->in_runq && !a->running) {
+    free(a->kill_msg);
+    free(a->interrupt);
+    free(a);
+  }
 }
 
 /* ---- delivery ------------------------------------------------------------------------ */
@@ -483,6 +487,7 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
     case TR_P_BLOCK:
       p->result = e;
       p->done = 1;
+      s->break_idle = 1;
       break;
   }
 }
@@ -663,6 +668,12 @@ static void on_timer(uv_timer_t *ut) {
     switch (t->kind) {
       case TR_T_TIMEOUT: {
         tr_pending *p = t->p;
+        if (p->kill_on_timeout && tr__lookup(s->h, p->target)) {
+          tr_kill(s->h, p->target); /* its death answers p with "killed" */
+          if (tr_map_get(&s->pending, p->req) == p && tr__lookup(s->h, p->target))
+            heap_add(s, &p->te, now + 1); /* it was running: look again */
+          break;
+        }
         char who[96], msg[192];
         snprintf(msg, sizeof msg, "call to %s timed out",
                  fmt_addr(s->h, p->target, who, sizeof who));
@@ -692,8 +703,13 @@ static void on_timer(uv_timer_t *ut) {
           rc = tr__deliver(s, e, 1);
           if (rc) tr__env_free(s, e);
         }
-        if (rc == TR_EDEAD || tm->interval == 0) timer_free(s, tm);
-        else heap_add(s, &tm->te, t->due + (uint64_t)tm->interval);
+        if (rc == TR_EDEAD || tm->interval == 0) {
+          timer_free(s, tm);
+        } else { /* the next tick; ticks missed while the loop was busy are skipped */
+          uint64_t next = t->due + (uint64_t)tm->interval;
+          if (next <= now) next = now + (uint64_t)tm->interval;
+          heap_add(s, &tm->te, next);
+        }
         break;
       }
       case TR_T_SLEEP: {
@@ -902,6 +918,12 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   if (s->h->trace_fn && a->traced)
     s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
   if (e->kind == TR_K_STOP) {
+    a->stop_pending = 0;
+    if (e->from == a->addr) a->stop_self = 1;
+    if (a->lang == TR_LANG_LUA && a->started && !s->h->closing) {
+      tr__lua_deliver(s, a, e); /* the stop hooks run in a coroutine: they may wait */
+      return;
+    }
     tr__env_free(s, e);
     stop_message(s, a);
     return;
@@ -934,7 +956,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
     }
     if (a->kill_pending && a->state != TR_S_DEAD) {
       a->running = 1; /* keeps tr__actor_died from freeing `a`: freed below */
-      tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+      tr__actor_died(s, a, a->kill_code ? a->kill_code : TR_EKILLED, a->kill_msg, NULL);
       a->running = 0;
     }
     if (a->wait == TR_W_YIELD) break; /* the handler yielded: go behind the others */
@@ -950,9 +972,10 @@ static void on_idle(uv_idle_t *i) {
   /* C reply callbacks and actor turns feed each other: keep going until both
    * are empty (bounded), instead of paying a loop iteration per round trip */
   int turns = 0;
+  s->break_idle = 0;
   run_done(s);
-  while (s->runq_head && turns < TR_TURNS && !s->h->exiting) {
-    for (; turns < TR_TURNS && s->runq_head; turns++) {
+  while (s->runq_head && turns < TR_TURNS && !s->h->exiting && !s->break_idle) {
+    for (; turns < TR_TURNS && s->runq_head && !s->break_idle; turns++) {
       tr_actor *a = s->runq_head;
       s->runq_head = a->runq_next;
       if (!s->runq_head) s->runq_tail = NULL;
@@ -985,6 +1008,8 @@ int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env 
   a->lang = lang;
   a->cap = (o && o->mailbox_capacity) ? o->mailbox_capacity : h->mailbox_cap;
   a->owned = o && o->owned;
+  a->mem_limit = o ? (int64_t)o->mem_limit : 0;
+  a->cpu_limit_ms = o ? o->cpu_limit_ms : 0;
   a->co_ref = a->self_ref = a->env_ref = LUA_NOREF;
   if (tr_map_put(&s->actors, serial, a)) {
     free(a);
@@ -997,6 +1022,16 @@ int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env 
   if (o && o->name) {
     int rc = tr_register(h, o->name, a->addr);
     if (rc) {
+      tr_map_del(&s->actors, serial);
+      q_pop(&a->priv);
+      free(a);
+      return rc;
+    }
+  }
+  if (o && o->link != TR_NOADDR) {
+    int rc = tr_link(h, a->addr, o->link);
+    if (rc) {
+      tr__name_remove_all(h, a);
       tr_map_del(&s->actors, serial);
       q_pop(&a->priv);
       free(a);
@@ -1053,10 +1088,14 @@ static int hooks(tr_sched *s, tr_actor *a, int which) {
 static void stop_message(tr_sched *s, tr_actor *a) {
   a->stop_pending = 0;
   if (a->state == TR_S_DEAD) return;
-  if (!s->h->closing && hooks(s, a, 0)) return; /* on_stopping vetoed */
+  int veto = hooks(s, a, 0); /* on_stopping */
+  if (veto && !s->h->closing) {
+    tr__stop_finish(s, a, 1);
+    return;
+  }
   a->state = TR_S_STOPPING;
-  hooks(s, a, 1);
-  tr__actor_died(s, a, TR_OK, NULL, NULL);
+  if (a->lang == TR_LANG_LUA) hooks(s, a, 1); /* C: tr__stop_finish runs on_stopped */
+  tr__stop_finish(s, a, 0);
 }
 
 int tr_stop(tr_host *h, tr_addr addr) {
@@ -1087,7 +1126,7 @@ int tr_kill(tr_host *h, tr_addr addr) {
 }
 
 void tr__format_reason(char *out, size_t cap, int code) {
-  snprintf(out, cap, "%s", code == TR_OK ? "stopped" : tr_errname(code));
+  snprintf(out, cap, "%s", tr__reason_name(code, 0));
 }
 
 static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
@@ -1140,13 +1179,27 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     free(o);
     tr__reply_error(s, a->addr, caller, req, TR_EDEAD, text, NULL);
   }
-  /* calls this actor made: nobody is left to hear the answers */
+  tr__death_notify(s, a, who, code, msg, tb);
+  /* calls this actor made: a C callback hears TR_EDEAD now, while the
+   * actor's state (which its `ud` may point into) still exists */
   while (a->calls) {
     tr_pending *p = a->calls;
     a->calls = p->next;
     p->prev = p->next = NULL;
     p->caller = TR_NOADDR;
+    tr_reply_cb cb = p->kind == TR_P_CB ? p->cb : NULL;
+    void *ud = p->ud;
     tr__pending_free(s, p);
+    if (cb) {
+      tr_buf b;
+      tr_buf_init(&b);
+      tr_pack_str(&b, text);
+      tr_msg m;
+      tr__msg_init(&m, b.data, b.len);
+      cb(h, TR_EDEAD, &m, ud);
+      tr__msg_done(&m);
+      tr_buf_free(&b);
+    }
   }
   /* unlink first: timer_free cannot find `a` (it left the actor table above) */
   while (a->timers) {
@@ -1183,9 +1236,10 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     free(w);
     w = next;
   }
-  if (code == TR_ECRASHED)
-    tr__log(h, "%s crashed: %s", who, msg ? msg : "(no message)");
+  if (code == TR_ECRASHED || code == TR_EOOM || (code == TR_ETIMEOUT && msg))
+    tr__log(h, "%s %s: %s", who, tr__reason_name(code, 0), msg ? msg : "(no message)");
   actor_free_if_done(s, a);
+  tr__drain_exits(s);
 }
 
 /* ---- names ---------------------------------------------------------------------------------------- */
@@ -1343,6 +1397,7 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   tr_map_init(&s->pending);
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
+  tr_map_init(&s->mons);
   msgpack_unpacked_init(&s->unpacked);
   if (uv_mutex_init(&s->inbox_lock)) return TR_ENOMEM;
   uv_idle_init(s->loop, &s->idle);
@@ -1376,8 +1431,12 @@ int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
   h->log = opts ? opts->log : NULL;
   h->log_ud = opts ? opts->log_ud : NULL;
   h->nsched = 1;
+  h->slice_ms = !opts || opts->slice_ms == 0 ? TR_DEFAULT_SLICE_MS
+                                            : (opts->slice_ms < 0 ? -1 : opts->slice_ms);
+  h->mem_limit = opts ? opts->mem_limit : 0;
   int rc = sched_init(h, &h->sched[0], 0);
   if (rc == 0) rc = tr__lua_attach(h, L);
+  if (rc == 0) rc = tr__preempt_start(h);
   if (rc) {
     h->owns_lua = L == NULL;
     tr_host_free(h);
@@ -1453,6 +1512,7 @@ void tr_host_free(tr_host *h) {
   if (!h) return;
   tr_sched *s = &h->sched[0];
   h->closing = 1;
+  tr__preempt_stop(h);
   if (s->h) {
     tr_addr *list = NULL;
     size_t n = live_actors(s, &list);
@@ -1534,6 +1594,11 @@ void tr_host_free(tr_host *h) {
     tr_map_free(&s->pending);
     tr_map_free(&s->owed);
     tr_map_free(&s->timers);
+    for (size_t i = 0; s->mons.slots && i <= s->mons.mask; i++)
+      if (s->mons.slots[i].key) free(s->mons.slots[i].val);
+    tr_map_free(&s->mons);
+    for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
+    free(s->exitq);
     free(s->heap);
   } else if (h->owns_loop) {
     uv_loop_close(h->loop);

@@ -103,6 +103,24 @@ typedef struct tr_name {
 
 typedef struct tr_timer tr_timer;
 
+typedef struct tr_mon {    /* a monitor: watcher is told when target dies */
+  uint64_t ref;
+  tr_addr watcher, target;
+  struct tr_mon *tprev, *tnext; /* in the target's list */
+  struct tr_mon *wprev, *wnext; /* in the watcher's list */
+} tr_mon;
+
+typedef struct tr_lnk {   /* one side of a bidirectional link */
+  struct tr_lnk *next;
+  tr_addr peer;
+} tr_lnk;
+
+typedef struct tr_stopwait { /* someone waiting for this actor to stop */
+  struct tr_stopwait *next;
+  uint64_t req;
+  tr_addr caller;
+} tr_stopwait;
+
 struct tr_actor {
   tr_addr addr;
   tr_sched *s;
@@ -116,6 +134,20 @@ struct tr_actor {
   uint8_t owned;
   uint8_t started;   /* init done */
   uint8_t traced;    /* report its messages to h->trace_fn */
+  uint8_t trap_exit; /* linked exits arrive as "on_exit" messages */
+  uint8_t stop_self; /* the graceful stop came from itself: reason "normal" */
+  uint8_t oom;       /* went over its memory limit */
+  int16_t kill_code; /* reason for a deferred kill (kill_pending) */
+  char *kill_msg;
+  char *interrupt;   /* pending interrupt of its handler (tr__lua_interrupt) */
+  tr_mon *mons;      /* monitors on this actor */
+  tr_mon *watching;  /* monitors this actor holds */
+  tr_lnk *links;
+  tr_stopwait *stopwait;
+  int64_t mem;       /* Lua bytes allocated net while it ran (approximate) */
+  int64_t mem_limit;
+  int64_t cpu_limit_ms;
+  uint64_t cpu_ns;   /* CPU time of the current message so far */
   int32_t refs;      /* strong references (owned actors) */
   uint32_t cap;      /* public lane capacity */
   tr_actor *runq_next;
@@ -162,6 +194,7 @@ struct tr_pending {
   void *ud;
   tr_env *result;   /* TR_P_BLOCK: the reply once it came */
   int done;
+  uint8_t kill_on_timeout; /* tr_shutdown: on timeout, kill the target */
   tr_pending *prev, *next;   /* in the caller actor's list; next: the pool */
   tr_pending *done_next;     /* in the scheduler's completion queue */
   tr_tentry te;              /* the timeout, when te.idx != UINT32_MAX */
@@ -207,6 +240,19 @@ struct tr_sched {
   msgpack_unpacked unpacked;
   lua_State *L;
   struct tr_lstate *ls; /* the Lua binding's per-state data */
+  tr_map mons;          /* ref -> tr_mon */
+  uint64_t next_mon;
+  struct tr_exitq { tr_addr addr; char *msg; } *exitq; /* linked exits to apply */
+  size_t exitq_n, exitq_cap;
+  int draining;
+  /* preemption: the loop thread and what the watchdog reads */
+  uv_thread_t thread;
+  volatile uint64_t resume_gen;
+  volatile int in_resume;
+  uint64_t wd_seen_gen;
+  int break_idle;       /* leave the idle callback now: a turn was preempted,
+                         * or a blocked main-code caller has its answer */
+  int wd_ticks;
   uint64_t n_msgs, n_calls, n_spawned;
 };
 
@@ -241,6 +287,12 @@ struct tr_host {
   tr_cbeh_reg *cbehs;
   tr__trace_fn trace_fn; /* NULL: no tracing (the hot path pays one test) */
   void *trace_ud;
+  int32_t slice_ms;      /* preemption time slice; < 0: off */
+  size_t mem_limit;
+  uv_thread_t wd_thread; /* the preemption watchdog */
+  uv_mutex_t wd_lock;
+  uv_cond_t wd_cond;
+  int wd_running, wd_stop;
 };
 
 typedef struct tr_namerec {
@@ -293,7 +345,27 @@ int tr__name_remove_all(tr_host *h, tr_actor *a);
 uint64_t tr__now(tr_sched *s);
 void tr__format_reason(char *out, size_t cap, int code);
 
+/* ---- monitors, links, stop waiters (supervise.c) --------------------------------------- */
+/* The reason name of a death: "normal", "stopped", "killed", ... */
+const char *tr__reason_name(int code, int stop_self);
+/* Tell watchers, linked actors and stop waiters that `a` died. */
+void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const char *msg,
+                      const char *tb);
+void tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller);
+/* A graceful stop finished: vetoed, or the actor goes. */
+void tr__stop_finish(tr_sched *s, tr_actor *a, int vetoed);
+void tr__drain_exits(tr_sched *s);
+
+/* ---- preemption (preempt.c) ------------------------------------------------------------ */
+int tr__preempt_start(tr_host *h);
+void tr__preempt_stop(tr_host *h);
+/* Around every lua_resume of a handler coroutine. */
+void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co);
+int tr__preempt_leave(tr_sched *s, lua_State *co); /* 1 if the handler was preempted */
+void tr__preempt_arm(lua_State *co); /* its next instruction runs the hook */
+
 /* ---- Lua binding (lua_host.c) -------------------------------------------------------- */
+void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why);
 /* Bind a host to a Lua state that will run its Lua actors. */
 int tr__lua_attach(tr_host *h, lua_State *L);
 void tr__lua_detach(tr_host *h);

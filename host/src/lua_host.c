@@ -28,6 +28,7 @@ typedef struct tr_lbeh {
   struct tr_lbeh *next;
   char *name;
   int ref; /* the behaviour table */
+  int errors_reply; /* _ON_ERROR = "reply": a raising handler does not crash it */
 } tr_lbeh;
 
 typedef struct tr_lstate {
@@ -39,6 +40,8 @@ typedef struct tr_lstate {
   int files_ref; /* table: path -> behaviour table */
   int proxies_ref; /* weak-keyed: env -> proxy env */
   int init_ref;  /* prelude's init runner */
+  int stop_ref;  /* prelude's stop runner */
+  struct tr_lmem *mem; /* allocation accounting (malloc'd: outlives the state) */
   int module_ref;
   lua_State *pool[CO_POOL];
   int pool_ref[CO_POOL];
@@ -69,6 +72,16 @@ static int mt_of(tr_lstate *ls, lua_State *L, int idx) {
     if (ls->mtp[i] == p) return i;
   return -1;
 }
+
+/* Allocation accounting. Kept outside the Lua state so that it stays valid
+ * while lua_close frees the state's own blocks. */
+typedef struct tr_lmem {
+  tr_actor *charge; /* the actor allocations are charged to */
+  lua_Alloc orig_alloc;
+  void *orig_ud;
+  int64_t total;    /* bytes the state holds (as seen since attach) */
+  size_t hostcap;
+} tr_lmem;
 
 typedef struct { tr_addr a; } tr_laddr;
 typedef struct {
@@ -523,29 +536,66 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
 }
 
 /* Run (or continue) the handler coroutine of a. */
+static void co_done(tr_lstate *ls, tr_actor *a, lua_State *co, int reusable) {
+  co_put(ls, co, a->co_ref, reusable);
+  a->co = NULL;
+  a->co_ref = LUA_NOREF;
+  a->cpu_ns = 0;
+}
+
+/* Run (or continue) the handler coroutine of a. */
 static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr_lstate *ls = s->ls;
   int nres = 0;
   a->co = co;
+  uint64_t t0 = a->cpu_limit_ms ? uv_hrtime() : 0;
+  tr_actor *charged = ls->mem->charge;
+  ls->mem->charge = a;
+  tr__preempt_enter(s, a, co);
   int st = lua_resume(co, ls->L, nargs, &nres);
+  int preempted = tr__preempt_leave(s, co);
+  ls->mem->charge = charged;
+  if (a->cpu_limit_ms) a->cpu_ns += uv_hrtime() - t0;
+  char why[160];
+  if (a->oom || st == LUA_ERRMEM) {
+    snprintf(why, sizeof why, "went over its memory limit (%lld bytes)",
+             (long long)(a->mem_limit ? a->mem_limit : (int64_t)s->h->mem_limit));
+    lua_settop(co, 0);
+    tr__actor_died(s, a, TR_EOOM, why, NULL);
+    return;
+  }
+  if (a->cpu_limit_ms && a->cpu_ns > (uint64_t)a->cpu_limit_ms * 1000000u &&
+      st == LUA_YIELD && a->wait == TR_W_NONE) {
+    snprintf(why, sizeof why, "handler ran longer than its CPU limit (%lld ms)",
+             (long long)a->cpu_limit_ms);
+    lua_settop(co, 0);
+    tr__actor_died(s, a, TR_ETIMEOUT, why, NULL);
+    return;
+  }
+  if (preempted) s->break_idle = 1; /* a slice went by: let libuv poll */
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
-    if (a->wait == TR_W_NONE) a->wait = TR_W_YIELD; /* a bare yield: run others first */
+    if (a->wait == TR_W_NONE) a->wait = TR_W_YIELD; /* preempted, or a bare yield */
+    return;
+  }
+  tr_env *cur = a->cur;
+  if (st == LUA_OK && cur && cur->kind == TR_K_STOP) { /* the stop runner's verdict */
+    int go = lua_toboolean(co, -1);
+    a->cur = NULL;
+    tr__env_free(s, cur);
+    co_done(ls, a, co, 1);
+    tr__stop_finish(s, a, !go);
     return;
   }
   if (st == LUA_OK) {
     finish_message(s, a, co, nres);
-    co_put(ls, co, a->co_ref, 1);
-    a->co = NULL;
-    a->co_ref = LUA_NOREF;
+    co_done(ls, a, co, 1);
     return;
   }
   /* the handler raised */
   if (is_failure(ls, co, -1)) { /* error(troupe.fail(v)): its own error, not a crash */
     finish_message(s, a, co, 1);
-    co_put(ls, co, a->co_ref, 0);
-    a->co = NULL;
-    a->co_ref = LUA_NOREF;
+    co_done(ls, a, co, 0);
     return;
   }
   const char *msg;
@@ -560,7 +610,18 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   luaL_traceback(ls->L, co, NULL, 0);
   const char *tb = lua_tostring(ls->L, -1);
   char *m = strdup(msg ? msg : "?");
-  tr__actor_died(s, a, TR_ECRASHED, m, tb);
+  if (a->lb->errors_reply && cur && cur->kind != TR_K_INIT && cur->kind != TR_K_STOP) {
+    /* the behaviour asked for handler errors to go back to the caller: the
+     * actor keeps running (and keeps whatever state the handler left) */
+    a->cur = NULL;
+    if (cur->kind == TR_K_CALL && cur->req)
+      tr__reply_error(s, a->addr, cur->from, cur->req, TR_ECRASHED, m, tb);
+    else tr__log(s->h, "%s (error in a send handler, actor kept)", m);
+    tr__env_free(s, cur);
+    co_done(ls, a, co, 0);
+  } else {
+    tr__actor_died(s, a, TR_ECRASHED, m, tb);
+  }
   free(m);
   lua_pop(ls->L, 1);
 }
@@ -588,6 +649,16 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     run_handler(s, a, co, 2 + n);
     return;
   }
+  if (e->kind == TR_K_STOP) { /* on_stopping (may veto, may wait), on_stopped */
+    lua_State *co = co_get(ls, &ref);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, ls->stop_ref);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+    a->cur = e;
+    a->co_ref = ref;
+    run_handler(s, a, co, 2);
+    return;
+  }
   /* find the handler */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
   lua_pushlstring(L, method, e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
@@ -602,7 +673,8 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     snprintf(msg, sizeof msg, "%s has no handler '%s'", who, method);
     if (e->kind == TR_K_CALL && e->req)
       tr__reply_error(s, a->addr, e->from, e->req, TR_ENOHANDLER, msg, NULL);
-    else tr__log(s->h, "%s (message dropped)", msg);
+    else if (strcmp(method, "on_down") && strcmp(method, "on_exit"))
+      tr__log(s->h, "%s (message dropped)", msg); /* system notices are optional */
     tr__env_free(s, e);
     return;
   }
@@ -816,6 +888,9 @@ static tr_lbeh *lbeh_for_table(tr_lstate *ls, lua_State *L, int idx, const char 
     lua_pop(L, 1);
   }
   b->name = strdup(n ? n : "Actor");
+  lua_getfield(L, idx, "_ON_ERROR");
+  b->errors_reply = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "reply") == 0;
+  lua_pop(L, 1);
   bind_envs(ls, L, idx);
   lua_pushvalue(L, idx);
   b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -938,6 +1013,67 @@ int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
   return tr__lua_spawn(h, 0, code, chunkname, args, o, out);
 }
 
+/* ---- memory accounting ------------------------------------------------------------------ */
+/* Every allocation of the state goes through here. Growth is charged to the
+ * actor whose handler is running (ls->charge); over its cap, or over the
+ * host's cap, the allocation fails, Lua raises "not enough memory" in that
+ * handler, and the actor dies with reason out_of_memory. The per-actor
+ * figure is approximate: it is the net bytes allocated while the actor ran
+ * (the collector may free other actors' garbage during its turn). */
+static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  tr_lmem *ls = ud;
+  size_t old = ptr ? osize : 0;
+  tr_actor *a = ls->charge;
+  if (nsize > old) {
+    size_t grow = nsize - old;
+    size_t hostcap = ls->hostcap;
+    if (hostcap && ls->total + (int64_t)grow > (int64_t)hostcap) {
+      if (a) a->oom = 1;
+      return NULL;
+    }
+    if (a && a->mem_limit && a->mem + (int64_t)grow > a->mem_limit) {
+      a->oom = 1;
+      return NULL;
+    }
+  }
+  void *p = ls->orig_alloc(ls->orig_ud, ptr, osize, nsize);
+  if (p || nsize == 0) {
+    int64_t d = (int64_t)nsize - (int64_t)old;
+    ls->total += d;
+    if (a) {
+      a->mem += d;
+      if (a->mem < 0) a->mem = 0;
+    }
+  }
+  return p;
+}
+
+void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why) {
+  if (!a || a->lang != TR_LANG_LUA || !a->co || a->state == TR_S_DEAD) return;
+  free(a->interrupt);
+  a->interrupt = strdup(why ? why : "interrupted");
+  if (a->running) return; /* the running handler sees it at its next hook */
+  switch (a->wait) { /* stop waiting: the hook raises as soon as it resumes */
+    case TR_W_CALL: tr__pending_free(s, tr_map_get(&s->pending, a->wait_req)); break;
+    case TR_W_SLEEP: {
+      tr_tentry *t = (tr_tentry *)(uintptr_t)a->wait_req;
+      if (t) {
+        tr__timer_del(s, t);
+        free(t);
+      }
+      a->wait_req = 0;
+      break;
+    }
+    default: break;
+  }
+  tr__env_free(s, a->wake);
+  a->wake = NULL;
+  a->wait = TR_W_YIELD;
+  a->wait_target = TR_NOADDR;
+  tr__preempt_arm(a->co);
+  tr__schedule(s, a);
+}
+
 /* ---- module functions --------------------------------------------------------------------- */
 typedef struct {
   const tr_behaviour *b;
@@ -956,6 +1092,23 @@ static void read_spawn_opts(lua_State *L, int idx, tr_spawn_options *o) {
   lua_pop(L, 1);
   lua_getfield(L, idx, "owned");
   o->owned = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "max_memory");
+  lua_Integer mem = luaL_optinteger(L, -1, 0);
+  luaL_argcheck(L, mem >= 0, idx, "max_memory must be a size in bytes");
+  o->mem_limit = (size_t)mem;
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "cpu_limit");
+  lua_Integer cpu = luaL_optinteger(L, -1, 0);
+  luaL_argcheck(L, cpu >= 0, idx, "cpu_limit must be a time in ms");
+  o->cpu_limit_ms = cpu;
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "link");
+  if (lua_toboolean(L, -1)) {
+    tr_actor *me = current_actor(LS(L));
+    if (!me) luaL_error(L, "spawn_with{link = true} links to the spawning actor: spawn from a handler");
+    o->link = me->addr;
+  }
   lua_pop(L, 1);
   if (lua_getfield(L, idx, "name") == LUA_TSTRING) o->name = lua_tostring(L, -1);
 }
@@ -1147,6 +1300,111 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
 }
 
 static int l_call(lua_State *L) { return do_call(L, TR_TIMEOUT_DEFAULT, 0, 2); }
+
+/* addr:shutdown([timeout_ms]) -> reason | nil, "vetoed": stop gracefully and
+ * wait until it is gone; after the timeout (default: the call timeout) kill. */
+static int l_shutdown(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_sched *s = SCH(ls);
+  tr_addr to = check_addr(L, 1);
+  int64_t timeout = TR_TIMEOUT_DEFAULT;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Number t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t > 0, 2, "timeout must be > 0 (ms)");
+    timeout = t >= 1e15 ? TR_TIMEOUT_INFINITE : (int64_t)t;
+  }
+  lua_settop(L, 1);
+  tr_actor *target = tr__lookup(ls->h, to);
+  if (!target) {
+    lua_pushstring(L, "noproc");
+    return 1;
+  }
+  tr_actor *a = running_actor(ls, L);
+  char why[512];
+  if (a && tr__check_deadlock(s, a, to, why, sizeof why))
+    return raise_error(L, TR_EDEADLOCK, why);
+  tr_pending *p = tr__pending_new(s, a ? TR_P_LUA : TR_P_BLOCK, a ? a->addr : TR_NOADDR, to,
+                                  timeout);
+  if (!p) return raise_error(L, TR_ENOMEM, NULL);
+  p->kill_on_timeout = 1;
+  tr__stopwait_add(s, target, p->req, a ? a->addr : TR_NOADDR);
+  tr_stop(ls->h, to);
+  if (a) {
+    a->wait = TR_W_CALL;
+    a->wait_req = p->req;
+    a->wait_target = to;
+    a->wait_since = tr__now(s);
+    return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), call_k);
+  }
+  if (s->in_callback) {
+    tr__pending_free(s, p);
+    return raise_error(L, TR_EINVAL, "shutdown from outside an actor while the loop runs");
+  }
+  return call_blocking(ls, L, p);
+}
+
+static int l_monitor(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *me = current_actor(ls);
+  if (!me) return luaL_error(L, "troupe.monitor: the watcher is the running actor; call it in a handler");
+  uint64_t ref;
+  int rc = tr_monitor(ls->h, me->addr, check_addr(L, 1), &ref);
+  if (rc) return raise_error(L, rc, NULL);
+  lua_pushinteger(L, (lua_Integer)ref);
+  return 1;
+}
+
+static int l_demonitor(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  lua_pushboolean(L, tr_demonitor(ls->h, (uint64_t)luaL_checkinteger(L, 1)) == 0);
+  return 1;
+}
+
+static int l_link(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *me = current_actor(ls);
+  if (!me) return luaL_error(L, "troupe.link links the running actor; call it in a handler");
+  tr_addr to = check_addr(L, 1);
+  int rc = tr_link(ls->h, me->addr, to);
+  if (rc == TR_EDEAD) {
+    char who[128];
+    tr_addr_format(ls->h, to, who, sizeof who);
+    return raise_errorf(L, rc, "cannot link to %s: it is not alive (noproc)", who);
+  }
+  if (rc) return raise_error(L, rc, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_unlink(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *me = current_actor(ls);
+  if (!me) return luaL_error(L, "troupe.unlink unlinks the running actor; call it in a handler");
+  tr_unlink(ls->h, me->addr, check_addr(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_trap_exit(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *me = current_actor(ls);
+  if (!me) return luaL_error(L, "troupe.trap_exit applies to the running actor; call it in a handler");
+  int old = me->trap_exit;
+  me->trap_exit = lua_isnone(L, 1) ? 1 : lua_toboolean(L, 1);
+  lua_pushboolean(L, old);
+  return 1;
+}
+
+static int l_memory(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  tr_actor *a = lua_isnoneornil(L, 1) ? current_actor(ls) : tr__lookup(ls->h, check_addr(L, 1));
+  if (!a) {
+    lua_pushinteger(L, (lua_Integer)ls->mem->total);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)a->mem);
+  return 1;
+}
 
 static int l_call_with(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -1570,7 +1828,7 @@ static int l_stats(lua_State *L) {
 static const luaL_Reg addr_methods[] = {
     {"send", l_send}, {"try_send", l_try_send}, {"call", l_call}, {"call_with", l_call_with},
     {"stop", l_stop}, {"kill", l_kill},         {"alive", l_alive}, {"weak", l_weak},
-    {"id", l_id},     {NULL, NULL}};
+    {"id", l_id},     {"shutdown", l_shutdown}, {NULL, NULL}};
 
 static const luaL_Reg weak_methods[] = {
     {"upgrade", l_upgrade}, {"alive", l_alive}, {"id", l_id}, {NULL, NULL}};
@@ -1585,7 +1843,9 @@ static const luaL_Reg module_funcs[] = {
     {"exit", l_exit},           {"stop", l_stop},             {"kill", l_kill},
     {"alive", l_alive},         {"is_error", l_is_error},     {"stats", l_stats},
     {"send", l_send},           {"try_send", l_try_send},     {"call", l_call},
-    {"call_with", l_call_with}, {NULL, NULL}};
+    {"call_with", l_call_with}, {"shutdown", l_shutdown},   {"monitor", l_monitor},
+    {"demonitor", l_demonitor}, {"link", l_link},           {"unlink", l_unlink},
+    {"trap_exit", l_trap_exit}, {"memory", l_memory},       {NULL, NULL}};
 
 static void new_mt(tr_lstate *ls, lua_State *L, const char *name, const luaL_Reg *methods,
                    lua_CFunction gc) {
@@ -1649,6 +1909,11 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   ls->h = h;
   ls->L = L;
   msgpack_zone_init(&ls->zone, 4096);
+  ls->mem = calloc(1, sizeof *ls->mem);
+  if (!ls->mem) return TR_ENOMEM;
+  ls->mem->hostcap = h->mem_limit;
+  ls->mem->orig_alloc = lua_getallocf(L, &ls->mem->orig_ud);
+  lua_setallocf(L, tr_lalloc, ls->mem);
   luaL_newmetatable(L, MT_STATE);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
@@ -1709,12 +1974,13 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   lua_setfield(L, -2, "DEFAULT_TIMEOUT");
   /* the prelude (lua/prelude.lua) adds the Lua-written parts */
   if (luaL_loadbuffer(L, tr__prelude_lua, strlen(tr__prelude_lua), "=troupe.prelude") ||
-      (lua_pushvalue(L, -2), lua_pcall(L, 1, 1, 0))) {
+      (lua_pushvalue(L, -2), lua_pcall(L, 1, 2, 0))) {
     fprintf(stderr, "troupe: prelude: %s\n", lua_tostring(L, -1));
     lua_pop(L, 2);
     return TR_ELOAD;
   }
-  ls->init_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the init runner */
+  ls->stop_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the runners */
+  ls->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, -1);
   ls->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* require "troupe" inside this state gets this module */
@@ -1738,11 +2004,16 @@ void tr__lua_detach(tr_host *h) {
     free(b);
   }
   msgpack_zone_destroy(&ls->zone);
+  tr_lmem *mem = ls->mem;
+  ls->mem = NULL;
   free(ls->enc);
   ls->enc = NULL;
   ls->h = NULL;
   h->sched[0].ls = NULL;
-  if (h->owns_lua) lua_close(L);
+  mem->charge = NULL;
+  if (h->owns_lua) lua_close(L); /* still through tr_lalloc, which needs `mem` */
+  else lua_setallocf(L, mem->orig_alloc, mem->orig_ud);
+  free(mem);
 }
 
 lua_State *tr__host_lua(tr_host *h) { return h ? h->sched[0].L : NULL; }
@@ -1804,4 +2075,40 @@ TR_EXTERN int luaopen_troupe(lua_State *L) {
   ls->owns_host = 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->module_ref);
   return 1;
+}
+
+/* ---- for the REPL (repl.c) ------------------------------------------------------------------- */
+void tr__lua_push_addr(tr_host *h, lua_State *L, tr_addr a) {
+  push_addr(h->sched[0].ls, L, a);
+}
+
+tr_addr tr__lua_to_addr(tr_host *h, lua_State *L, int idx) {
+  return to_addr(h->sched[0].ls, L, idx, NULL);
+}
+
+void tr__lua_push_behaviour(tr_actor *a, lua_State *L) {
+  if (a->lang == TR_LANG_LUA && a->lb) lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
+  else lua_pushnil(L);
+}
+
+int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, struct tr_lbeh **out) {
+  tr_lstate *ls = h->sched[0].ls;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->files_ref);
+  lua_getfield(L, -1, path); /* the cached table, put back if loading fails */
+  lua_pushnil(L);
+  lua_setfield(L, -3, path);
+  int rc = load_behaviour(ls, L, 1, path, NULL);
+  if (rc) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->files_ref);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, path);
+    lua_pop(L, 1);
+    lua_replace(L, -3); /* the message in place of the files table */
+    lua_pop(L, 1);
+    return rc;
+  }
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  *out = lbeh_for_table(ls, L, -1, NULL);
+  return 0;
 }

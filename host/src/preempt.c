@@ -1,0 +1,149 @@
+/* Preemption of long-running Lua handlers.
+ *
+ * The fast path carries no hook: a Lua count hook makes every instruction
+ * slower, so none is set while handlers behave. A watchdog thread per host
+ * wakes every half slice; if a scheduler has been inside the same
+ * lua_resume for at least a slice, it sends SIGURG to that scheduler's
+ * thread. The signal handler (on the loop thread, as lua.c does for Ctrl-C)
+ * sets a one-instruction count hook on the running coroutine; the hook
+ * yields it (or raises a pending interrupt). The scheduler sees a yield with
+ * no wait reason and puts the actor behind the others. Inside a C boundary
+ * (lua_isyieldable is false) the hook re-arms itself and tries again. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static __thread lua_State *volatile tls_co;   /* the coroutine being resumed */
+static __thread tr_actor *volatile tls_actor; /* its actor */
+static __thread volatile sig_atomic_t tls_armed;
+static __thread volatile sig_atomic_t tls_preempted;
+
+static void preempt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  tls_armed = 0;
+  tr_actor *a = tls_actor;
+  if (a && a->interrupt && a->co == L) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", a->interrupt);
+    free(a->interrupt);
+    a->interrupt = NULL;
+    luaL_error(L, "%s", why);
+    return;
+  }
+  if (lua_isyieldable(L)) {
+    tls_preempted = 1;
+    lua_yield(L, 0); /* a hook yields with no values and returns at once */
+    return;
+  }
+  /* inside a C boundary (a sort comparator, a metamethod called from C):
+   * try again a little later */
+  tls_armed = 1;
+  lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1000);
+}
+
+static void on_sigurg(int sig) {
+  (void)sig;
+  lua_State *co = tls_co;
+  if (co) {
+    tls_armed = 1;
+    lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1);
+  }
+}
+
+void tr__preempt_arm(lua_State *co) { lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1); }
+
+void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
+  s->thread = uv_thread_self();
+  tls_actor = a;
+  tls_preempted = 0;
+  __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->in_resume, 1, __ATOMIC_RELEASE);
+  tls_co = co;
+  if (a && a->interrupt) tr__preempt_arm(co);
+}
+
+int tr__preempt_leave(tr_sched *s, lua_State *co) {
+  tls_co = NULL;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->in_resume, 0, __ATOMIC_RELEASE);
+  if (tls_armed) { /* a signal came after the hook last ran: disarm */
+    lua_sethook(co, NULL, 0, 0);
+    tls_armed = 0;
+  }
+  tls_actor = NULL;
+  int p = tls_preempted;
+  tls_preempted = 0;
+  return p;
+}
+
+static void watchdog(void *arg) {
+  tr_host *h = arg;
+  uint64_t tick_ns = (uint64_t)(h->slice_ms > 1 ? h->slice_ms : 2) * 1000000u / 2;
+  uv_mutex_lock(&h->wd_lock);
+  while (!h->wd_stop) {
+    uv_cond_timedwait(&h->wd_cond, &h->wd_lock, tick_ns);
+    if (h->wd_stop) break;
+    for (unsigned i = 0; i < h->nsched; i++) {
+      tr_sched *s = &h->sched[i];
+      if (!__atomic_load_n(&s->in_resume, __ATOMIC_ACQUIRE)) {
+        s->wd_ticks = 0;
+        continue;
+      }
+      uint64_t gen = __atomic_load_n(&s->resume_gen, __ATOMIC_RELAXED);
+      if (gen != s->wd_seen_gen) {
+        s->wd_seen_gen = gen;
+        s->wd_ticks = 0;
+        continue;
+      }
+      if (++s->wd_ticks >= 2) { /* the same resume for a whole slice */
+        s->wd_ticks = 0;
+        pthread_kill((pthread_t)s->thread, SIGURG);
+      }
+    }
+  }
+  uv_mutex_unlock(&h->wd_lock);
+}
+
+int tr__preempt_start(tr_host *h) {
+  if (h->slice_ms < 0) return 0;
+  static int installed;
+  if (!__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigurg;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, NULL);
+  }
+  if (uv_mutex_init(&h->wd_lock)) return TR_ENOMEM;
+  if (uv_cond_init(&h->wd_cond)) {
+    uv_mutex_destroy(&h->wd_lock);
+    return TR_ENOMEM;
+  }
+  h->wd_stop = 0;
+  for (unsigned i = 0; i < h->nsched; i++) h->sched[i].thread = uv_thread_self();
+  if (uv_thread_create(&h->wd_thread, watchdog, h)) {
+    uv_cond_destroy(&h->wd_cond);
+    uv_mutex_destroy(&h->wd_lock);
+    return TR_ENOMEM;
+  }
+  h->wd_running = 1;
+  return 0;
+}
+
+void tr__preempt_stop(tr_host *h) {
+  if (!h->wd_running) return;
+  uv_mutex_lock(&h->wd_lock);
+  h->wd_stop = 1;
+  uv_cond_signal(&h->wd_cond);
+  uv_mutex_unlock(&h->wd_lock);
+  uv_thread_join(&h->wd_thread);
+  uv_cond_destroy(&h->wd_cond);
+  uv_mutex_destroy(&h->wd_lock);
+  h->wd_running = 0;
+}

@@ -1,0 +1,65 @@
+/* The REPL engine (repl.c): sessions that evaluate lines of Lua and :commands
+ * against a live host, independent of where the lines come from (a terminal,
+ * a control-socket connection). Not installed. */
+#ifndef TROUPE_REPL_H
+#define TROUPE_REPL_H
+
+#include "internal.h"
+
+typedef struct tr_repl tr_repl;
+
+/* What a session emits. Text never contains a newline (multi-line output is
+ * emitted line by line). */
+enum {
+  TR_REPL_OUT = 1, /* a line of output: a value, a command's table, print() */
+  TR_REPL_ERR,     /* a line of error text */
+  TR_REPL_PROMPT,  /* ready for the next line; text is the prompt ("> ", ">> ") */
+  TR_REPL_BYE      /* the session asked to end (:quit) */
+};
+typedef void (*tr_repl_out_fn)(void *ud, int kind, const char *text, size_t len);
+
+#define TR_REPL_PROMPT1 "> "
+#define TR_REPL_PROMPT2 ">> "
+#define TR_REPL_MAX_LINE 65536 /* longest input line */
+#define TR_REPL_MAX_CHUNK (1u << 20) /* longest multi-line input */
+#define TR_REPL_MAX_QUEUE 256 /* lines typed ahead while a line runs */
+
+/* A new session on h's host. `out` receives everything it prints. */
+int tr__repl_new(tr_host *h, tr_repl_out_fn out, void *ud, tr_repl **r);
+/* Ends the session: its hidden actor is killed, its traces removed. Safe to
+ * call from inside `out`? No: call it from the front-end's own callbacks. */
+void tr__repl_free(tr_repl *r);
+/* One line of input (no newline). Evaluated now, or queued behind the line
+ * that is running. Returns TR_EFULL if too many lines are queued. */
+int tr__repl_input(tr_repl *r, const char *line, size_t len);
+/* Ctrl-C: interrupts the running line and drops queued input; at the prompt,
+ * drops the continuation and stops this session's traces. */
+void tr__repl_interrupt(tr_repl *r);
+/* Completion candidates for the text before the cursor: calls add() for each
+ * full word that may replace the last word of `text` (its start is *start). */
+typedef void (*tr_repl_cand_fn)(void *ud, const char *word, size_t len);
+int tr__repl_complete(tr_repl *r, const char *text, size_t len, tr_repl_cand_fn add, void *ud);
+int tr__repl_busy(tr_repl *r);
+/* Emits the first prompt. */
+void tr__repl_start(tr_repl *r);
+
+/* Called by tr_host_free before the Lua state goes: closes control sockets
+ * and ends every session. */
+void tr__repl_host_free(tr_host *h);
+
+/* Control sockets (control.c). */
+void tr__control_close_all(tr_host *h);
+
+/* Lua helpers the REPL needs from lua_host.c. */
+void tr__lua_push_addr(tr_host *h, lua_State *L, tr_addr a);
+tr_addr tr__lua_to_addr(tr_host *h, lua_State *L, int idx);
+/* Pushes a Lua actor's behaviour table (nil for a C actor). */
+void tr__lua_push_behaviour(tr_actor *a, lua_State *L);
+/* Loads `path` afresh as a behaviour (the spawn cache is bypassed, then
+ * updated). On success pushes the table, sets *out and returns 0; otherwise
+ * pushes the error message and returns TR_ELOAD or TR_ENOTFOUND. */
+int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, struct tr_lbeh **out);
+/* The behaviour name of a Lua actor. */
+const char *tr__lua_behaviour_name(tr_actor *a);
+
+#endif
