@@ -262,6 +262,12 @@ TR_EXTERN int tr_spawn_lua_file(tr_host *h, const char *path, const tr_buf *args
 TR_EXTERN int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
                                   const tr_buf *args, const tr_spawn_options *o,
                                   tr_addr *out);
+/* A behaviour by name: a Lua behaviour named with troupe.behaviour(name, t)
+ * (the built-in "Supervisor" among them), else a registered C behaviour.
+ * A supervisor from C: tr_spawn_named(h, "Supervisor", spec, NULL, &sup),
+ * where spec is one map value built with tr_pack_fmt (see docs). */
+TR_EXTERN int tr_spawn_named(tr_host *h, const char *name, const tr_buf *args,
+                             const tr_spawn_options *o, tr_addr *out);
 /* Strong references for owned actors (Lua addresses hold one each). */
 TR_EXTERN int tr_retain(tr_host *h, tr_addr a);
 TR_EXTERN int tr_release(tr_host *h, tr_addr a);

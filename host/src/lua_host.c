@@ -23,6 +23,7 @@
 #define MAX_DEPTH 32
 
 extern const char tr__prelude_lua[];
+extern const char tr__supervisor_lua[];
 
 typedef struct tr_lbeh {
   struct tr_lbeh *next;
@@ -38,6 +39,7 @@ typedef struct tr_lstate {
   int cache_ref; /* weak table: addr -> address userdata */
   int behs_ref;  /* table: behaviour table -> lightuserdata tr_lbeh */
   int files_ref; /* table: path -> behaviour table */
+  int named_ref; /* table: name -> behaviour table (troupe.behaviour(name, t)) */
   int proxies_ref; /* weak-keyed: env -> proxy env */
   int init_ref;  /* prelude's init runner */
   int stop_ref;  /* prelude's stop runner */
@@ -1003,6 +1005,27 @@ int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkn
   return rc;
 }
 
+int tr_spawn_named(tr_host *h, const char *name, const tr_buf *args, const tr_spawn_options *o,
+                   tr_addr *out) {
+  if (!h || !name) return TR_EINVAL;
+  tr_lstate *ls = h->sched[0].ls;
+  lua_State *L = ls->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->named_ref);
+  int rc;
+  if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+    tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
+    tr_addr a;
+    rc = spawn_lua(ls, L, b, args ? args->data : NULL, args ? args->len : 0, o, &a);
+    if (rc == 0 && out) *out = a;
+  } else {
+    const tr_behaviour *cb = tr__find_cbehaviour(h, name);
+    rc = cb ? tr_spawn(h, cb, args, o, out) : TR_ENOTFOUND;
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
 int tr_spawn_lua_file(tr_host *h, const char *path, const tr_buf *args,
                       const tr_spawn_options *o, tr_addr *out) {
   return tr__lua_spawn(h, 1, path, NULL, args, o, out);
@@ -1113,6 +1136,18 @@ static void read_spawn_opts(lua_State *L, int idx, tr_spawn_options *o) {
   if (lua_getfield(L, idx, "name") == LUA_TSTRING) o->name = lua_tostring(L, -1);
 }
 
+/* "Account", "my_sup.v2": a behaviour name rather than a path or code */
+static int is_name(const char *s) {
+  if (!*s || (*s >= '0' && *s <= '9')) return 0;
+  size_t n = strlen(s);
+  if (n > 4 && strcmp(s + n - 4, ".lua") == 0) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_' || *s == '.'))
+      return 0;
+  return 1;
+}
+
 static int do_spawn(lua_State *L, int optidx, int behidx) {
   tr_lstate *ls = check_ls(L);
   tr_spawn_options o;
@@ -1129,6 +1164,21 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   } else if (lua_type(L, behidx) == LUA_TTABLE) {
     tr_lbeh *b = lbeh_for_table(ls, L, behidx, NULL);
     rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+  } else if (lua_type(L, behidx) == LUA_TSTRING && is_name(lua_tostring(L, behidx))) {
+    /* a behaviour by name: a named Lua behaviour, else a registered C one */
+    const char *name = lua_tostring(L, behidx);
+    const tr_behaviour *cb;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->named_ref);
+    if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+      tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
+      rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+    } else if ((cb = tr__find_cbehaviour(ls->h, name))) {
+      rc = tr_spawn(ls->h, cb, &args, &o, &a);
+    } else {
+      tr_buf_free(&args);
+      return raise_errorf(L, TR_ENOTFOUND, "no behaviour named '%s' (name one with "
+                                           "troupe.behaviour(name, table), or give a file)", name);
+    }
   } else if (lua_type(L, behidx) == LUA_TSTRING) {
     const char *src = lua_tostring(L, behidx);
     size_t sl = strlen(src);
@@ -1755,8 +1805,15 @@ static int l_behaviour(lua_State *L) {
   if (lua_istable(L, 2)) { /* troupe.behaviour("Name", {handlers}) names a Lua behaviour */
     lbeh_for_table(ls, L, 2, name);
     lua_settop(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->named_ref);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
     return 1;
   }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->named_ref);
+  if (lua_getfield(L, -1, name) == LUA_TTABLE) return 1;
+  lua_pop(L, 2);
   const tr_behaviour *b = tr__find_cbehaviour(ls->h, name);
   if (!b) return raise_errorf(L, TR_ENOTFOUND, "no C behaviour named '%s'", name);
   push_cbeh(L, b);
@@ -1924,6 +1981,7 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   ls->cache_ref = new_ref_table(L, "v");
   ls->behs_ref = new_ref_table(L, NULL);
   ls->files_ref = new_ref_table(L, NULL);
+  ls->named_ref = new_ref_table(L, NULL);
   ls->proxies_ref = new_ref_table(L, "k");
   new_mt(ls, L, MT_ADDR, addr_methods, NULL);
   new_mt(ls, L, MT_ADDR_OWNED, addr_methods, addr_gc);
@@ -1981,6 +2039,13 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   }
   ls->stop_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the runners */
   ls->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* lua/supervisor.lua: the "Supervisor" behaviour and troupe.supervisor */
+  if (luaL_loadbuffer(L, tr__supervisor_lua, strlen(tr__supervisor_lua), "=troupe.supervisor") ||
+      (lua_pushvalue(L, -2), lua_pcall(L, 1, 0, 0))) {
+    fprintf(stderr, "troupe: supervisor: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 2);
+    return TR_ELOAD;
+  }
   lua_pushvalue(L, -1);
   ls->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* require "troupe" inside this state gets this module */
