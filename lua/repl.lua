@@ -135,7 +135,7 @@ end
 -- the handler's coroutine, so calls and sleeps at the prompt suspend only
 -- this actor.
 local Repl = {
-  eval = function(self, src)
+  eval = function(self, src, ...)
     local env = self.env
     local f, err = load("return " .. src, "=stdin", "t", env)
     if not f then f, err = load(src, "=stdin", "t", env) end
@@ -145,7 +145,7 @@ local Repl = {
     local r = table.pack(xpcall(f, function(e)
       tb = traceback(e)
       return e
-    end))
+    end, ...))
     C.finish(self.sid)
     if r[1] then
       if r.n == 1 then return true end

@@ -37,6 +37,27 @@ local function check_child(spec, i)
          where .. ": shutdown must be a time in ms")
 end
 
+-- The whole tree, checked before anything starts (troupe.supervisor raises
+-- in its caller; a supervisor spawned by name crashes in init with the same
+-- message).
+local function check_spec(spec)
+  assert(type(spec) == "table", "a supervisor needs a spec table")
+  local strategy = spec.strategy or "one_for_one"
+  assert(STRATEGIES[strategy], "unknown strategy '" .. tostring(strategy) .. "'")
+  assert(spec.intensity == nil or (math.type(spec.intensity) == "integer" and spec.intensity >= 0),
+         "intensity must be a count of restarts")
+  assert(spec.period == nil or (type(spec.period) == "number" and spec.period > 0),
+         "period must be a time in seconds")
+  assert(spec.children == nil or type(spec.children) == "table", "children must be a list")
+  local ids = {}
+  for i, cs in ipairs(spec.children or {}) do
+    check_child(cs, i)
+    assert(not ids[cs.id], "duplicate child id '" .. tostring(cs.id) .. "'")
+    ids[cs.id] = true
+    if cs.supervisor ~= nil then check_spec(cs.supervisor) end
+  end
+end
+
 local function start(self, child)
   local spec = child.spec
   local opts = { link = true, name = spec.name, mailbox = spec.mailbox,
@@ -68,7 +89,7 @@ local function index_of(self, child)
 end
 
 function Supervisor.init(self, spec)
-  assert(type(spec) == "table", "a supervisor needs a spec table")
+  check_spec(spec)
   troupe.trap_exit(true)
   self.strategy = spec.strategy or "one_for_one"
   assert(STRATEGIES[self.strategy], "unknown strategy '" .. tostring(self.strategy) .. "'")
@@ -164,6 +185,7 @@ end
 
 function Supervisor.start_child(self, spec)
   local ok, err = pcall(check_child, spec, #self.children + 1)
+  if ok and spec.supervisor ~= nil then ok, err = pcall(check_spec, spec.supervisor) end
   if not ok then return troupe.fail(err) end
   if self.ids[spec.id] then return troupe.fail("duplicate child id '" .. tostring(spec.id) .. "'") end
   local child = { spec = spec }
@@ -184,6 +206,8 @@ end
 troupe.behaviour("Supervisor", Supervisor)
 
 function troupe.supervisor(spec, opts)
+  local ok, err = pcall(check_spec, spec)
+  if not ok then error(err, 2) end
   if opts then return troupe.spawn_with(opts, "Supervisor", spec) end
   return troupe.spawn("Supervisor", spec)
 end

@@ -150,7 +150,9 @@ typedef struct tr_host_options {
    * resumes after the other runnable actors): 0 = TR_DEFAULT_SLICE_MS, < 0 =
    * never. Preemption uses SIGURG on the loop thread and one watchdog thread. */
   int32_t slice_ms;
-  size_t mem_limit;         /* Lua memory of the whole host, bytes; 0 = none */
+  size_t mem_limit;         /* Lua memory of the whole host, bytes; 0 = none. It binds
+                             * inside handlers: the actor that allocates past it dies
+                             * with out_of_memory (main code is not capped) */
   void *reserved[4];
 } tr_host_options;
 
@@ -182,6 +184,15 @@ typedef struct tr_host_stats {
   uint64_t actors, spawned, messages, calls;
 } tr_host_stats;
 TR_EXTERN void tr_host_stats_get(tr_host *h, tr_host_stats *out);
+/* Opens a control socket at `path`: `troupe attach PATH` then gets a REPL
+ * against this host (several at once). The socket is a Unix socket created
+ * 0600 in a directory that must belong to the user and be closed to others
+ * (a missing last directory is created 0700); connections from another uid
+ * are refused; a stale socket file is replaced. The listening socket keeps
+ * the loop running until tr_host_free() (which closes it and removes the
+ * file). Ignores SIGPIPE if it was at its default. Returns 0, TR_EEXISTS (a
+ * host is listening there), TR_EINVAL (bad path or directory). */
+TR_EXTERN int tr_control_listen(tr_host *h, const char *path);
 /* Runs a chunk of Lua in the host's Lua state (as the main script would). */
 TR_EXTERN int tr_host_dostring(tr_host *h, const char *code, const char *chunkname);
 TR_EXTERN int tr_host_dofile(tr_host *h, const char *path);

@@ -408,6 +408,9 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
   }
   if (timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0) timeout_ms = s->h->call_timeout;
   if (timeout_ms != TR_TIMEOUT_INFINITE) {
+    /* inside a callback the loop clock is fresh; from main code it may be as
+     * old as the last loop run (a long computation would eat the timeout) */
+    if (!s->in_callback) uv_update_time(s->loop);
     p->te.kind = TR_T_TIMEOUT;
     p->te.p = p;
     if (timeout_ms < 0) timeout_ms = 0;
@@ -1107,6 +1110,8 @@ int tr_stop(tr_host *h, tr_addr addr) {
   if (!e) return TR_ENOMEM;
   e->kind = TR_K_STOP;
   e->to = addr;
+  /* asked from its own handler: it stops itself (reason "normal") */
+  if (a->s->current == a) e->from = addr;
   a->stop_pending = 1;
   q_push(&a->priv, e);
   tr__schedule(a->s, a);
@@ -1514,6 +1519,8 @@ void tr_host_free(tr_host *h) {
   h->closing = 1;
   tr__preempt_stop(h);
   if (s->h) {
+    extern void tr__repl_host_free(tr_host *);
+    tr__repl_host_free(h); /* REPL sessions and control sockets (repl.c) */
     tr_addr *list = NULL;
     size_t n = live_actors(s, &list);
     for (size_t i = 0; i < n; i++) {

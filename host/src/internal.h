@@ -287,6 +287,7 @@ struct tr_host {
   tr_cbeh_reg *cbehs;
   tr__trace_fn trace_fn; /* NULL: no tracing (the hot path pays one test) */
   void *trace_ud;
+  struct tr_repl_host *repl; /* REPL sessions and control sockets (repl.c) */
   int32_t slice_ms;      /* preemption time slice; < 0: off */
   size_t mem_limit;
   uv_thread_t wd_thread; /* the preemption watchdog */
@@ -372,6 +373,7 @@ void tr__lua_detach(tr_host *h);
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e); /* handle one message */
 void tr__lua_resume(tr_sched *s, tr_actor *a, tr_env *e);  /* resume after a wait */
 void tr__lua_destroy(tr_sched *s, tr_actor *a);
+int tr__lua_decode_payload(tr_host *h, const char *data, size_t len); /* fuzzing */
 int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkname,
                   const tr_buf *args, const tr_spawn_options *o, tr_addr *out);
 int tr__lua_hooks(tr_sched *s, tr_actor *a, int which); /* 0 stopping, 1 stopped */
@@ -388,6 +390,7 @@ int tr__buf_write(void *data, const char *buf, size_t len); /* msgpack write cal
 void tr__packer(msgpack_packer *pk, tr_buf *b);
 void tr__addr_be(tr_addr a, char out[8]);
 tr_addr tr__addr_from_be(const char *p);
+int tr__payload_check(const char *data, size_t len); /* complete values, counts that fit */
 size_t tr__format_object(tr_host *h, const msgpack_object *o, char *out, size_t cap,
                          size_t pos, int depth);
 

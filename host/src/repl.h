@@ -8,6 +8,19 @@
 
 typedef struct tr_repl tr_repl;
 
+/* Per host (h->repl): sessions, traces, control sockets. */
+typedef struct tr_repl_host {
+  tr_repl *sessions;
+  uint64_t next_sid;
+  int mod_ref; /* lua/repl.lua's module table */
+  struct { tr_addr addr; uint64_t sid; } *traces;
+  size_t ntraces, captraces;
+  tr__trace_fn prev_trace_fn;
+  void *prev_trace_ud;
+  int in_trace;
+  struct tr_ctl_server *servers;
+} tr_repl_host;
+
 /* What a session emits. Text never contains a newline (multi-line output is
  * emitted line by line). */
 enum {
@@ -24,6 +37,8 @@ typedef void (*tr_repl_out_fn)(void *ud, int kind, const char *text, size_t len)
 #define TR_REPL_MAX_CHUNK (1u << 20) /* longest multi-line input */
 #define TR_REPL_MAX_QUEUE 256 /* lines typed ahead while a line runs */
 
+/* The host's REPL data, created (and lua/repl.lua loaded) on first use. */
+tr_repl_host *tr__repl_host(tr_host *h);
 /* A new session on h's host. `out` receives everything it prints. */
 int tr__repl_new(tr_host *h, tr_repl_out_fn out, void *ud, tr_repl **r);
 /* Ends the session: its hidden actor is killed, its traces removed. Safe to
@@ -43,6 +58,11 @@ int tr__repl_busy(tr_repl *r);
 /* Emits the first prompt. */
 void tr__repl_start(tr_repl *r);
 
+/* The terminal's SIGINT handler (async-signal-safe): a line running right
+ * now raises "interrupted" at its next instruction. */
+void tr__repl_signal(tr_repl *r);
+void tr__repl_set_signal_session(tr_repl *r);
+
 /* Called by tr_host_free before the Lua state goes: closes control sockets
  * and ends every session. */
 void tr__repl_host_free(tr_host *h);
@@ -56,9 +76,10 @@ tr_addr tr__lua_to_addr(tr_host *h, lua_State *L, int idx);
 /* Pushes a Lua actor's behaviour table (nil for a C actor). */
 void tr__lua_push_behaviour(tr_actor *a, lua_State *L);
 /* Loads `path` afresh as a behaviour (the spawn cache is bypassed, then
- * updated). On success pushes the table, sets *out and returns 0; otherwise
+ * updated); `name` (NULL: from the file) names the behaviour. On success pushes the table, sets *out and returns 0; otherwise
  * pushes the error message and returns TR_ELOAD or TR_ENOTFOUND. */
-int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, struct tr_lbeh **out);
+int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, const char *name,
+                       struct tr_lbeh **out);
 /* The behaviour name of a Lua actor. */
 const char *tr__lua_behaviour_name(tr_actor *a);
 

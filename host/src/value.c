@@ -22,8 +22,9 @@ void tr_buf_free(tr_buf *b) {
 
 int tr__buf_reserve(tr_buf *b, size_t extra) {
   if (b->data == NULL) tr_buf_init(b);
-  if (b->len + extra <= b->cap) return 0;
+  /* the limit first: a buffer that doubled past it must not keep growing */
   if (b->len + extra > TR_MAX_PAYLOAD) return TR_EBADVALUE;
+  if (b->len + extra <= b->cap) return 0;
   size_t cap = b->cap * 2;
   while (cap < b->len + extra) cap *= 2;
   char *p;
@@ -159,6 +160,71 @@ int tr_pack_fmt(tr_buf *b, const char *fmt, ...) {
 int tr__pack_vfmt(tr_buf *b, const char *fmt, va_list *ap) { return pack_vfmt(b, fmt, ap); }
 
 /* ---- reading -------------------------------------------------------------------- */
+/* Checks that data[0..len) is a sequence of complete MessagePack values
+ * without building anything. msgpack_unpack allocates a container's elements
+ * from its declared count before reading them, so 5 bytes declaring a map of
+ * 4 billion entries would ask for ~100 GB; after this walk every declared
+ * element is known to exist, so decoding allocates O(len). One pass, no
+ * recursion: `pending` counts the values still to read (each needs at least
+ * a byte, which bounds it). Returns 0 or -1. */
+int tr__payload_check(const char *data, size_t len) {
+  const unsigned char *p = (const unsigned char *)data;
+  size_t off = 0, pending = 0;
+  while (off < len || pending) {
+    if (off >= len) return -1;
+    if (pending == 0) pending = 1;
+    pending--;
+    unsigned b = p[off++];
+    uint64_t skip = 0, items = 0;
+    size_t lenbytes = 0;
+    if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3)) {
+      if (b == 0xc1) return -1; /* never used */
+    } else if (b <= 0x8f) {
+      items = 2u * (b & 0x0f);
+    } else if (b <= 0x9f) {
+      items = b & 0x0f;
+    } else if (b <= 0xbf) {
+      skip = b & 0x1f;
+    } else {
+      switch (b) {
+        case 0xc4: case 0xd9: lenbytes = 1; break;          /* bin8, str8 */
+        case 0xc5: case 0xda: lenbytes = 2; break;          /* bin16, str16 */
+        case 0xc6: case 0xdb: lenbytes = 4; break;          /* bin32, str32 */
+        case 0xc7: lenbytes = 1; skip = 1; break;           /* ext8 (+type) */
+        case 0xc8: lenbytes = 2; skip = 1; break;
+        case 0xc9: lenbytes = 4; skip = 1; break;
+        case 0xca: skip = 4; break;
+        case 0xcb: skip = 8; break;
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xce: case 0xd2: skip = 4; break;
+        case 0xcf: case 0xd3: skip = 8; break;
+        case 0xd4: skip = 2; break;                         /* fixext 1..16 (+type) */
+        case 0xd5: skip = 3; break;
+        case 0xd6: skip = 5; break;
+        case 0xd7: skip = 9; break;
+        case 0xd8: skip = 17; break;
+        case 0xdc: case 0xde: lenbytes = 2; break;          /* array16, map16 */
+        case 0xdd: case 0xdf: lenbytes = 4; break;          /* array32, map32 */
+        default: return -1;
+      }
+    }
+    if (lenbytes) {
+      if (len - off < lenbytes) return -1;
+      uint64_t n = 0;
+      for (size_t k = 0; k < lenbytes; k++) n = (n << 8) | p[off++];
+      if (b == 0xdc || b == 0xdd) items = n;
+      else if (b == 0xde || b == 0xdf) items = 2 * n;
+      else skip += n;
+    }
+    if (skip > len - off) return -1;
+    off += (size_t)skip;
+    if (items > len - off || pending + items > len - off) return -1;
+    pending += (size_t)items;
+  }
+  return 0;
+}
+
 void tr__msg_init(tr_msg *m, const char *data, size_t len) {
   m->data = data;
   m->len = len;
@@ -177,6 +243,10 @@ int tr__msg_parse(tr_msg *m) {
   if (m->parsed) return m->parsed;
   m->parsed = 1;
   if (m->len == 0) return 1;
+  if (tr__payload_check(m->data, m->len)) {
+    m->parsed = -1;
+    return -1;
+  }
   msgpack_zone_init(&m->zone_storage, 1024);
   m->zone_init = 1;
   m->zone = &m->zone_storage;
@@ -238,7 +308,7 @@ static int obj_int(const msgpack_object *o, int64_t *out) {
 
 static int obj_str(const msgpack_object *o, const char **p, size_t *len) {
   if (obj_type(o) != TR_T_STR) return TR_EBADVALUE;
-  if (p) *p = o->via.str.ptr;
+  if (p) *p = o->via.str.ptr ? o->via.str.ptr : ""; /* msgpack leaves NULL for "" */
   if (len) *len = o->via.str.size;
   return 0;
 }
@@ -283,7 +353,7 @@ static const msgpack_object *field(const tr_msg *m, int i, const char *key) {
   for (uint32_t j = 0; j < o->via.map.size; j++) {
     const msgpack_object *k = &o->via.map.ptr[j].key;
     if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-        memcmp(k->via.str.ptr, key, kl) == 0)
+        (kl == 0 || memcmp(k->via.str.ptr, key, kl) == 0)) /* an empty str's ptr is NULL */
       return &o->via.map.ptr[j].val;
   }
   return NULL;

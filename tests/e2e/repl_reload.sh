@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# :reload swaps the handlers of running Lua actors at a message boundary,
+# keeping their state and running the new behaviour's migrate(state); a file
+# that fails to load changes nothing.
+. "$(dirname "$0")/repl_lib.bash"
+
+cat >"$TMP/counter.lua" <<'LUA'
+local troupe = require "troupe"
+return {
+  init = function(s, n) s.count = n end,
+  add = function(s, n) s.count = s.count + n return s.count end,
+  get = function(s) return s.count end,
+  nap = function(s, ms) troupe.sleep(ms) return "rested" end,
+}
+LUA
+cat >"$TMP/counter2.lua" <<'LUA'
+local troupe = require "troupe"
+return {
+  migrate = function(s) s.total = s.count * 100 s.count = nil end,
+  add = function(s, n) s.total = s.total + n return s.total end,
+  get = function(s) return s.total end,
+  version = function(s) return 2 end,
+  nap = function(s, ms) troupe.sleep(ms) return "rested" end,
+}
+LUA
+cat >"$TMP/broken.lua" <<'LUA'
+return { add = function(s, n) return s.count + end }
+LUA
+cat >"$TMP/app.lua" <<LUA
+local troupe = require "troupe"
+c1 = troupe.spawn_with({name = "c1"}, "$TMP/counter.lua", 1)
+c2 = troupe.spawn_with({name = "c2"}, "$TMP/counter.lua", 2)
+c3 = troupe.spawn_with({name = "c3"}, "$TMP/counter.lua", 3)
+LUA
+
+start r "$TROUPE repl $TMP/app.lua"
+wait_for r ":help for commands"
+type_line r 'c1:call("add", 10)'
+wait_for r '11'
+# a file that does not load: nothing changes
+type_line r ":reload c1 $TMP/broken.lua"
+wait_for r "unexpected symbol near 'end'; nothing changed"
+type_line r 'c1:call("add", 1), c1:call("version")'
+wait_for r "has no handler 'version'"
+type_line r 'c1:call("get")'
+wait_for r '12'
+# c3 is in the middle of a message: it is swapped when that message ends
+type_line r 'c3:send("nap", 1500)'
+type_line r 'troupe.sleep(100)'
+type_line r ":reload Counter $TMP/counter2.lua"
+wait_for r 'reloaded <actor 1 Counter "c1"> (migrate ran)'
+wait_for r 'reloaded <actor 2 Counter "c2"> (migrate ran)'
+wait_for r 'waiting for busy actors to finish their message...'
+wait_for r 'reloaded <actor 3 Counter "c3"> (migrate ran)'
+wait_for r '3 reloaded, 0 failed'
+# the state was kept (and migrated); the new handlers answer
+type_line r 'c1:call("get"), c2:call("get"), c3:call("get"), c1:call("version")'
+wait_for r '1200, 200, 300, 2'
+type_line r 'c2:call("add", 5)'
+wait_for r '205'
+type_line r ':state c1'
+wait_for r '{total = 1200}'
+# actors spawned from the file later get the new code too
+type_line r "troupe.spawn(\"$TMP/counter.lua\", 1):call(\"version\")"
+wait_for r $'2'
+# one actor only
+type_line r ":reload c2 $TMP/counter.lua"
+wait_for r 'reloaded <actor 2 Counter "c2">'
+wait_for r '1 reloaded, 0 failed'
+type_line r 'c2:call("get"), c1:call("version")'
+wait_for r 'nil, 2'
+type_line r ":reload nobody $TMP/counter.lua"
+wait_for r "no live actor or Lua behaviour 'nobody'"
+keys r C-d
+wait_exit r
+finish
