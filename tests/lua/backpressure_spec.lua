@@ -1,6 +1,7 @@
 -- Backpressure: a bounded public lane; a Lua sender to a full mailbox waits
 -- until there is room, in order; try_send / nowait refuse instead.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
 local Sink = troupe.behaviour("Sink", {
   pause = function(self, ms) troupe.sleep(ms) end,
@@ -32,14 +33,7 @@ local Producer = troupe.behaviour("Producer", {
   done = function(self) return self.done end,
 })
 
-local function wait_until(pred, ms)
-  local deadline = troupe.now() + (ms or 2000)
-  while not pred() do
-    if troupe.now() > deadline then return false end
-    troupe.sleep(2)
-  end
-  return true
-end
+local wait_until = helpers.wait_until
 
 describe("backpressure", function()
   it("the default mailbox size is 1024", function()

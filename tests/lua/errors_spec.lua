@@ -1,13 +1,10 @@
 -- System errors: every code provoked and asserted, and kept apart from a
 -- handler's own error value.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
 -- pcall a function and return the raised error value (asserting it raised).
-local function raised(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local raised = helpers.raised
 
 local function assert_syserr(e, code)
   assert.is_true(troupe.is_error(e), "not a system error: " .. tostring(e))

@@ -1,13 +1,9 @@
 -- Lua <-> C interop through the C Account behaviour (examples/bank.c).
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 local so = os.getenv("TROUPE_BANK_SO") or "build/bank_account.so"
 
-local function raised(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(troupe.is_error(e), "not a system error: " .. tostring(e))
-  return e
-end
+local raised = helpers.syserr
 
 describe("Lua and C actors", function()
   local lib, Account

@@ -1,13 +1,9 @@
 -- Lifetimes: stale addresses, hooks and vetoes, kill, owned actors and weak
 -- addresses, pending calls failing at once when the callee goes away.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
-local function raised(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(troupe.is_error(e), "not a system error: " .. tostring(e))
-  return e
-end
+local raised = helpers.syserr
 
 local Simple = troupe.behaviour("Simple", {
   init = function(self, tag) self.tag = tag end,

@@ -2,15 +2,9 @@
 -- not, trap_exit turns exits into on_exit messages, unlink, spawn_with{link},
 -- long chains (iterative, no stack overflow), misuse.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
-local function wait_until(pred, ms)
-  local deadline = troupe.now() + (ms or 5000)
-  while not pred() do
-    if troupe.now() > deadline then return false end
-    troupe.sleep(2)
-  end
-  return true
-end
+local wait_until = helpers.wait_until
 
 local downs = {}
 local exits = {}

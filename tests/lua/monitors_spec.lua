@@ -2,22 +2,12 @@
 -- (normal, stopped, killed, crashed, out_of_memory, timeout, linked_exit,
 -- noproc), graceful stops with shutdown, and troupe.memory.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
 -- Polls (running the loop) until pred() is true or `ms` have gone by.
-local function wait_until(pred, ms)
-  local deadline = troupe.now() + (ms or 5000)
-  while not pred() do
-    if troupe.now() > deadline then return false end
-    troupe.sleep(2)
-  end
-  return true
-end
+local wait_until = helpers.wait_until
 
-local function raised(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local raised = helpers.raised
 
 local downs = {} -- every on_down any Watcher received, in order
 

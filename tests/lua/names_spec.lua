@@ -1,5 +1,6 @@
 -- The name registry.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
 local Named = troupe.behaviour("Named", {
   hi = function(self) return "hi" end,
@@ -7,11 +8,7 @@ local Named = troupe.behaviour("Named", {
   lookup = function(self, name) return troupe.whereis(name) end,
 })
 
-local function raised(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok)
-  return e
-end
+local raised = helpers.raised
 
 describe("names", function()
   after_each(function()

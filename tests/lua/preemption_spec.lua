@@ -1,21 +1,10 @@
 -- Preemption, CPU and memory limits, crash semantics, hostile input.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
-local function wait_until(pred, ms)
-  local deadline = troupe.now() + (ms or 5000)
-  while not pred() do
-    if troupe.now() > deadline then return false end
-    troupe.sleep(2)
-  end
-  return true
-end
+local wait_until = helpers.wait_until
 
-local function raised(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_true(troupe.is_error(e), "not a system error: " .. tostring(e))
-  return e
-end
+local raised = helpers.syserr
 
 local spins = 0
 local Busy = troupe.behaviour("Busy", {

@@ -4,15 +4,9 @@
 -- reverse-order shutdown with per-child timeouts, start_child and
 -- terminate_child, bad specs.
 local troupe = require "troupe"
+local helpers = require "spec_helpers"
 
-local function wait_until(pred, ms)
-  local deadline = troupe.now() + (ms or 5000)
-  while not pred() do
-    if troupe.now() > deadline then return false end
-    troupe.sleep(2)
-  end
-  return true
-end
+local wait_until = helpers.wait_until
 
 local log = {}
 local function clear() for k in pairs(log) do log[k] = nil end end
