@@ -56,20 +56,6 @@ void tr__log(tr_host *h, const char *fmt, ...) {
 }
 
 /* ---- lookups ----------------------------------------------------------------------- */
-tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
-  unsigned i = TR_ADDR_SCHED(a);
-  if (!h || TR_ADDR_NODE(a) != 0 || i >= h->nsched) return NULL;
-  return &h->sched[i];
-}
-
-tr_actor *tr__lookup(tr_host *h, tr_addr a) {
-  tr_sched *s = tr__sched_of(h, a);
-  if (!s || a == TR_NOADDR) return NULL;
-  tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
-  if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
-  return act;
-}
-
 int tr_alive(tr_host *h, tr_addr a) { return tr__lookup(h, a) != NULL; }
 
 const char *tr__addr_name(tr_host *h, tr_addr a) {

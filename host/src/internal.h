@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 #include <msgpack.h>
 #include <stdbool.h>
+#include <string.h>
 
 #define TR_BATCH 128        /* messages one actor handles per turn */
 #define TR_TURNS 2048       /* actor turns per loop iteration before I/O */
@@ -67,6 +68,113 @@ struct tr_msg {
   int zone_init;
 };
 void tr__msg_init(tr_msg *m, const char *data, size_t len);
+/* The fast path of both decoders: read one scalar (nil, bool, int, float,
+ * str, bin, fixext 8) at data[*off] into *o exactly as msgpack_unpack would
+ * (strings point into data), without a zone. Returns 1 and advances *off, or
+ * 0 for anything else (a container, another ext, a truncated value): the
+ * caller then takes the general path, which also rejects corrupt bytes. */
+static inline uint64_t tr__be(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+  return v;
+}
+static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
+                                  msgpack_object *o) {
+  const unsigned char *p = (const unsigned char *)data + *off;
+  size_t rem = len - *off, n = 0, hdr = 1;
+  unsigned b = p[0];
+  if (b <= 0x7f) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = b;
+    *off += 1;
+    return 1;
+  }
+  if (b >= 0xe0) {
+    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    o->via.i64 = (int8_t)b;
+    *off += 1;
+    return 1;
+  }
+  if (b >= 0xa0 && b <= 0xbf) {
+    n = b & 0x1f;
+    o->type = MSGPACK_OBJECT_STR;
+    goto raw;
+  }
+  switch (b) {
+    case 0xc0: o->type = MSGPACK_OBJECT_NIL; *off += 1; return 1;
+    case 0xc2: case 0xc3:
+      o->type = MSGPACK_OBJECT_BOOLEAN;
+      o->via.boolean = b == 0xc3;
+      *off += 1;
+      return 1;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: {
+      int k = 1 << (b - 0xcc);
+      if (rem < (size_t)k + 1) return 0;
+      o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+      o->via.u64 = tr__be(p + 1, k);
+      *off += (size_t)k + 1;
+      return 1;
+    }
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+      int k = 1 << (b - 0xd0);
+      if (rem < (size_t)k + 1) return 0;
+      uint64_t u = tr__be(p + 1, k);
+      int64_t v = k == 1 ? (int8_t)u : k == 2 ? (int16_t)u : k == 4 ? (int32_t)u : (int64_t)u;
+      if (v >= 0) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = (uint64_t)v;
+      } else {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = v;
+      }
+      *off += (size_t)k + 1;
+      return 1;
+    }
+    case 0xca: {
+      if (rem < 5) return 0;
+      uint32_t u = (uint32_t)tr__be(p + 1, 4);
+      float f;
+      memcpy(&f, &u, 4);
+      o->type = MSGPACK_OBJECT_FLOAT32;
+      o->via.f64 = f;
+      *off += 5;
+      return 1;
+    }
+    case 0xcb: {
+      if (rem < 9) return 0;
+      uint64_t u = tr__be(p + 1, 8);
+      memcpy(&o->via.f64, &u, 8);
+      o->type = MSGPACK_OBJECT_FLOAT64;
+      *off += 9;
+      return 1;
+    }
+    case 0xd9: case 0xda: case 0xdb:
+    case 0xc4: case 0xc5: case 0xc6: {
+      int k = (b >= 0xd9) ? 1 << (b - 0xd9) : 1 << (b - 0xc4);
+      if (rem < (size_t)k + 1) return 0;
+      n = (size_t)tr__be(p + 1, k);
+      hdr = (size_t)k + 1;
+      o->type = b >= 0xd9 ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+      goto raw;
+    }
+    case 0xd7: /* fixext 8: addresses */
+      if (rem < 10) return 0;
+      o->type = MSGPACK_OBJECT_EXT;
+      o->via.ext.type = (int8_t)p[1];
+      o->via.ext.size = 8;
+      o->via.ext.ptr = (const char *)p + 2;
+      *off += 10;
+      return 1;
+    default: return 0;
+  }
+raw:
+  if (rem - hdr < n) return 0;
+  o->via.str.ptr = (const char *)p + hdr; /* bin has the same layout */
+  o->via.str.size = (uint32_t)n;
+  *off += hdr + n;
+  return 1;
+}
+
 void tr__msg_done(tr_msg *m);
 int tr__msg_parse(tr_msg *m);
 
@@ -302,10 +410,24 @@ typedef struct tr_namerec {
   tr_addr addr;
 } tr_namerec;
 
+/* Lookups, inline: several run per message. A stale address (dead, or its
+ * serial never reused) finds nothing. */
+static inline tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
+  unsigned i = TR_ADDR_SCHED(a);
+  if (!h || TR_ADDR_NODE(a) != 0 || i >= h->nsched) return NULL;
+  return &h->sched[i];
+}
+
+static inline tr_actor *tr__lookup(tr_host *h, tr_addr a) {
+  tr_sched *s = tr__sched_of(h, a);
+  if (!s || a == TR_NOADDR) return NULL;
+  tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
+  if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
+  return act;
+}
+
 /* ---- core (host.c) ---------------------------------------------------------------- */
 void tr__log(tr_host *h, const char *fmt, ...);
-tr_sched *tr__sched_of(tr_host *h, tr_addr a);
-tr_actor *tr__lookup(tr_host *h, tr_addr a);
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
                     size_t len);
 void tr__env_free(tr_sched *s, tr_env *e);

@@ -201,7 +201,7 @@ static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
 
 static tr_addr check_addr(lua_State *L, int idx) {
   int weak = 0;
-  tr_addr a = to_addr(LS(L), L, idx, &weak);
+  tr_addr a = to_addr(NULL, L, idx, &weak); /* (to_addr does not use ls) */
   if (a == TR_NOADDR) luaL_typeerror(L, idx, "troupe address");
   return a;
 }
@@ -424,6 +424,96 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
   return rc;
 }
 
+/* The encoder's fast path: scalars (nil, booleans, numbers, strings,
+ * addresses) written straight into out, byte for byte what msgpack-c's packer
+ * writes for them. Returns the length, or -1 when a value is of another kind
+ * or out is too small: the caller then takes encode_values, which also makes
+ * the error messages. */
+static void put_be(char *p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (char)(v & 0xFF);
+}
+
+static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *out,
+                       size_t cap) {
+  size_t pos = 0;
+  for (int i = first; i <= last; i++) {
+    if (cap - pos < 10) return -1;
+    char *p = out + pos;
+    switch (lua_type(L, i)) {
+      case LUA_TNIL: p[0] = (char)0xc0; pos += 1; break;
+      case LUA_TBOOLEAN: p[0] = (char)(lua_toboolean(L, i) ? 0xc3 : 0xc2); pos += 1; break;
+      case LUA_TNUMBER:
+        if (lua_isinteger(L, i)) {
+          int64_t d = (int64_t)lua_tointeger(L, i);
+          if (d >= -32 && d < 128) { /* fixint */
+            p[0] = (char)(d & 0xFF);
+            pos += 1;
+          } else if (d < 0) {
+            int k = d >= -128 ? 1 : d >= -32768 ? 2 : d >= -2147483648LL ? 4 : 8;
+            p[0] = (char)(k == 1 ? 0xd0 : k == 2 ? 0xd1 : k == 4 ? 0xd2 : 0xd3);
+            put_be(p + 1, (uint64_t)d, k);
+            pos += 1 + (size_t)k;
+          } else {
+            int k = d < 256 ? 1 : d < 65536 ? 2 : d < 4294967296LL ? 4 : 8;
+            p[0] = (char)(k == 1 ? 0xcc : k == 2 ? 0xcd : k == 4 ? 0xce : 0xcf);
+            put_be(p + 1, (uint64_t)d, k);
+            pos += 1 + (size_t)k;
+          }
+        } else {
+          double v = (double)lua_tonumber(L, i);
+          uint64_t u;
+          memcpy(&u, &v, 8);
+          p[0] = (char)0xcb;
+          put_be(p + 1, u, 8);
+          pos += 9;
+        }
+        break;
+      case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(L, i, &len);
+        size_t hdr = len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5;
+        if (cap - pos < hdr + len) return -1;
+        if (hdr == 1) p[0] = (char)(0xa0 | len);
+        else {
+          p[0] = (char)(hdr == 2 ? 0xd9 : hdr == 3 ? 0xda : 0xdb);
+          put_be(p + 1, len, (int)hdr - 1);
+        }
+        if (len) memcpy(p + hdr, str, len);
+        pos += hdr + len;
+        break;
+      }
+      case LUA_TUSERDATA: {
+        int weak = 0;
+        tr_addr a = to_addr(ls, L, i, &weak);
+        if (a == TR_NOADDR) return -1;
+        p[0] = (char)0xd7;
+        p[1] = (char)(weak ? TR_EXT_WEAK : TR_EXT_ADDR);
+        tr__addr_be(a, p + 2);
+        pos += 10;
+        break;
+      }
+      default: return -1;
+    }
+  }
+  return (int)pos;
+}
+
+/* An envelope for `method` whose payload is stack values [first, last], by
+ * the fast path; NULL when they need the general encoder. */
+static tr_env *env_scalars(tr_sched *s, tr_lstate *ls, lua_State *L, const char *method,
+                           size_t mlen, int first, int last) {
+  if (mlen + 1 + 10 > TR_ENV_INLINE) return NULL;
+  tr_env *e = tr__env_new(s, method, mlen, NULL, 0); /* inline buffer */
+  if (!e) return NULL;
+  int n = enc_scalars(ls, L, first, last, TR_ENV_PAYLOAD(e), TR_ENV_INLINE - mlen - 1);
+  if (n < 0) {
+    tr__env_free(s, e);
+    return NULL;
+  }
+  e->len = (uint32_t)n;
+  return e;
+}
+
 static void encode_or_raise(tr_lstate *ls, lua_State *L, int first, int last, tr_buf *b,
                             const char *label) {
   char err[384];
@@ -480,11 +570,55 @@ static int dec_object(tr_lstate *ls, lua_State *L, const msgpack_object *o, int 
   return -1;
 }
 
+/* Push a scalar read by tr__scalar_next (no stack check: the caller's). */
+static int push_scalar(tr_lstate *ls, lua_State *L, const msgpack_object *o) {
+  switch (o->type) {
+    case MSGPACK_OBJECT_NIL: lua_pushnil(L); return 0;
+    case MSGPACK_OBJECT_BOOLEAN: lua_pushboolean(L, o->via.boolean); return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+      if (o->via.u64 > (uint64_t)INT64_MAX) lua_pushnumber(L, (lua_Number)o->via.u64);
+      else lua_pushinteger(L, (lua_Integer)o->via.u64);
+      return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: lua_pushinteger(L, (lua_Integer)o->via.i64); return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: lua_pushnumber(L, o->via.f64); return 0;
+    case MSGPACK_OBJECT_STR:
+    case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return 0;
+    case MSGPACK_OBJECT_EXT:
+      if (o->via.ext.type == TR_EXT_ADDR) {
+        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr));
+        return 0;
+      }
+      if (o->via.ext.type == TR_EXT_WEAK) {
+        push_weak(ls, L, tr__addr_from_be(o->via.ext.ptr));
+        return 0;
+      }
+      return -1;
+    default: return -1;
+  }
+}
+
 /* Push every value of a payload onto L. Returns the count, or -1 if corrupt
  * (the stack is restored). */
 static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t len) {
   int top = lua_gettop(L), n = 0;
   size_t off = 0;
+  /* fast path: scalars read straight from the bytes (no check pass, no
+   * zone); anything else starts over on the general path below */
+  int fast = 1;
+  while (off < len) {
+    msgpack_object o;
+    if (((n & 15) == 0 && !lua_checkstack(L, 20)) || !tr__scalar_next(data, len, &off, &o) ||
+        push_scalar(ls, L, &o)) {
+      fast = 0;
+      break;
+    }
+    n++;
+  }
+  if (fast) return n;
+  lua_settop(L, top);
+  n = 0;
+  off = 0;
   msgpack_zone_clear(&ls->zone);
   if (tr__payload_check(data, len)) return -1;
   while (off < len) {
@@ -547,12 +681,16 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
     int status = TR_OK;
     char err[384];
     int rc;
+    int n;
     if (nres >= 1 && is_failure(ls, co, first)) {
       status = TR_FAILED;
       lua_getfield(co, first, "value");
       rc = encode_values(ls, co, lua_gettop(co), lua_gettop(co), &b, "failure value", 1, err,
                          sizeof err);
       lua_pop(co, 1);
+    } else if ((n = enc_scalars(ls, co, first, top, b.data, b.cap)) >= 0) {
+      b.len = (size_t)n; /* the fast path: scalars into the buffer's inline storage */
+      rc = 0;
     } else {
       rc = encode_values(ls, co, first, top, &b, "reply value", 1, err, sizeof err);
     }
@@ -1312,12 +1450,14 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
   size_t mlen;
   const char *method = luaL_checklstring(L, first, &mlen);
   luaL_argcheck(L, mlen > 0, first, "method name must not be empty");
+  tr_actor *a = running_actor(ls, L);
+  tr_env *fe = a ? env_scalars(s, ls, L, method, mlen, first + 1, lua_gettop(L)) : NULL;
   tr_buf args;
   tr_buf_init(&args);
-  encode_or_raise(ls, L, first + 1, lua_gettop(L), &args, "arg");
-  tr_actor *a = running_actor(ls, L);
+  if (!fe) encode_or_raise(ls, L, first + 1, lua_gettop(L), &args, "arg");
   char who[128];
   if (!tr__lookup(ls->h, to)) {
+    tr__env_free(s, fe);
     tr_buf_free(&args);
     tr_addr_format(ls->h, to, who, sizeof who);
     return raise_errorf(L, TR_EDEAD, "%s is not alive", who);
@@ -1325,10 +1465,11 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
   if (a) {
     char why[512];
     if (tr__check_deadlock(s, a, to, why, sizeof why)) {
+      tr__env_free(s, fe);
       tr_buf_free(&args);
       return raise_error(L, TR_EDEADLOCK, why);
     }
-    tr_env *e = tr__env_new(s, method, mlen, args.data, args.len);
+    tr_env *e = fe ? fe : tr__env_new(s, method, mlen, args.data, args.len);
     tr_pending *p = e ? tr__pending_new(s, TR_P_LUA, a->addr, to, timeout) : NULL;
     tr_buf_free(&args);
     if (!p) {
@@ -1525,13 +1666,16 @@ static int do_send(lua_State *L, int nowait) {
   size_t mlen;
   const char *method = luaL_checklstring(L, 2, &mlen);
   luaL_argcheck(L, mlen > 0, 2, "method name must not be empty");
-  tr_buf args;
-  tr_buf_init(&args);
-  encode_or_raise(ls, L, 3, lua_gettop(L), &args, "arg");
+  tr_env *e = env_scalars(s, ls, L, method, mlen, 3, lua_gettop(L));
+  if (!e) {
+    tr_buf args;
+    tr_buf_init(&args);
+    encode_or_raise(ls, L, 3, lua_gettop(L), &args, "arg");
+    e = tr__env_new(s, method, mlen, args.data, args.len);
+    tr_buf_free(&args);
+    if (!e) return raise_error(L, TR_ENOMEM, NULL);
+  }
   tr_actor *a = running_actor(ls, L);
-  tr_env *e = tr__env_new(s, method, mlen, args.data, args.len);
-  tr_buf_free(&args);
-  if (!e) return raise_error(L, TR_ENOMEM, NULL);
   e->from = a ? a->addr : (current_actor(ls) ? current_actor(ls)->addr : TR_NOADDR);
   e->to = to;
   int rc = tr__deliver(s, e, 0);

@@ -2,13 +2,6 @@
 
 #include <stdlib.h>
 
-static inline size_t tr_map_hash(uint64_t k) {
-  k ^= k >> 33;
-  k *= UINT64_C(0xff51afd7ed558ccd);
-  k ^= k >> 33;
-  return (size_t)k;
-}
-
 void tr_map_init(tr_map *m) {
   m->slots = NULL;
   m->mask = 0;
@@ -18,14 +11,6 @@ void tr_map_init(tr_map *m) {
 void tr_map_free(tr_map *m) {
   free(m->slots);
   tr_map_init(m);
-}
-
-void *tr_map_get(const tr_map *m, uint64_t key) {
-  if (!m->slots) return NULL;
-  for (size_t i = tr_map_hash(key) & m->mask;; i = (i + 1) & m->mask) {
-    if (m->slots[i].key == key) return m->slots[i].val;
-    if (m->slots[i].key == 0) return NULL;
-  }
 }
 
 static int tr_map_grow(tr_map *m) {

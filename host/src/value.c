@@ -243,6 +243,19 @@ int tr__msg_parse(tr_msg *m) {
   if (m->parsed) return m->parsed;
   m->parsed = 1;
   if (m->len == 0) return 1;
+  /* scalars only (the common case): no check pass, no zone */
+  size_t off = 0;
+  while (off < m->len && m->n < TR_MSG_MAXV && tr__scalar_next(m->data, m->len, &off, &m->v[m->n]))
+    m->n++;
+  if (off == m->len || m->n == TR_MSG_MAXV) {
+    /* the general path would also have checked the bytes after the last
+     * value read; keep refusing a corrupt tail the same way */
+    if (off == m->len || !tr__payload_check(m->data + off, m->len - off)) return 1;
+    m->parsed = -1;
+    m->n = 0;
+    return -1;
+  }
+  m->n = 0;
   if (tr__payload_check(m->data, m->len)) {
     m->parsed = -1;
     return -1;
@@ -250,7 +263,7 @@ int tr__msg_parse(tr_msg *m) {
   msgpack_zone_init(&m->zone_storage, 1024);
   m->zone_init = 1;
   m->zone = &m->zone_storage;
-  size_t off = 0;
+  off = 0;
   while (off < m->len && m->n < TR_MSG_MAXV) {
     msgpack_unpack_return r = msgpack_unpack(m->data, m->len, &off, m->zone, &m->v[m->n]);
     if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) {
