@@ -481,18 +481,47 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
   }
 }
 
+static void done_deliver(tr_sched *s, tr_pending *p) {
+  tr_msg m;
+  tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
+  p->cb(s->h, p->result->status, &m, p->ud);
+  tr__msg_done(&m);
+  tr__env_free(s, p->result);
+  p->result = NULL;
+  pending_release(s, p);
+}
+
 static void run_done(tr_sched *s) {
   while (s->done_head) {
     tr_pending *p = s->done_head;
     s->done_head = p->done_next;
     if (!s->done_head) s->done_tail = NULL;
-    tr_msg m;
-    tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
-    p->cb(s->h, p->result->status, &m, p->ud);
-    tr__msg_done(&m);
-    tr__env_free(s, p->result);
-    p->result = NULL;
-    pending_release(s, p);
+    done_deliver(s, p);
+  }
+}
+
+/* Answers already queued for `caller`'s C callbacks: take them out of the
+ * completion queue and deliver them now (the caller is dying and its state,
+ * which a callback's `ud` may point into, is about to go). */
+static void done_flush_caller(tr_sched *s, tr_addr caller) {
+  tr_pending *mine = NULL, **tail = &mine, *prev = NULL;
+  for (tr_pending *p = s->done_head, *next; p; p = next) {
+    next = p->done_next;
+    if (p->caller != caller) {
+      prev = p;
+      continue;
+    }
+    if (prev) prev->done_next = next;
+    else s->done_head = next;
+    if (s->done_tail == p) s->done_tail = prev;
+    p->done_next = NULL;
+    *tail = p;
+    tail = &p->done_next;
+  }
+  while (mine) { /* the list is private: callbacks may touch the queue */
+    tr_pending *p = mine;
+    mine = p->done_next;
+    done_deliver(s, p);
   }
 }
 
@@ -658,8 +687,9 @@ static void on_timer(uv_timer_t *ut) {
       case TR_T_TIMEOUT: {
         tr_pending *p = t->p;
         if (p->kill_on_timeout && tr__lookup(s->h, p->target)) {
+          uint64_t req = p->req; /* the death may answer p and free it */
           tr_kill(s->h, p->target); /* its death answers p with "killed" */
-          if (tr_map_get(&s->pending, p->req) == p && tr__lookup(s->h, p->target))
+          if (tr_map_get(&s->pending, req) == p && tr__lookup(s->h, p->target))
             heap_add(s, &p->te, now + 1); /* it was running: look again */
           break;
         }
@@ -934,12 +964,15 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
     } else {
       if (a->wait != TR_W_NONE) break;
       tr_env *e = q_pop(&a->priv);
+      a->running = 1; /* a room callback that kills `a` defers the kill */
       if (!e) {
         e = q_pop(&a->pub);
-        if (!e) break;
+        if (!e) {
+          a->running = 0;
+          break;
+        }
         if (a->room_head) room_made(s, a);
       }
-      a->running = 1;
       dispatch(s, a, e);
       a->running = 0;
     }
@@ -1192,6 +1225,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
       tr_buf_free(&b);
     }
   }
+  if (s->done_head) done_flush_caller(s, a->addr);
   /* unlink first: timer_free cannot find `a` (it left the actor table above) */
   while (a->timers) {
     tr_timer *t = a->timers;
@@ -1208,10 +1242,15 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     tr_roomwait *next = w->next;
     if (w->env) {
       tr_actor *sender = tr__lookup(h, w->sender);
-      if (w->env->kind == TR_K_CALL) /* the call never reached the mailbox */
-        tr__pending_free(s, tr_map_get(&s->pending, w->env->req));
+      int is_call = w->env->kind == TR_K_CALL;
+      uint64_t req = w->env->req;
+      if (is_call) /* the call never reached the mailbox */
+        tr__pending_free(s, tr_map_get(&s->pending, req));
       tr__env_free(s, w->env);
-      if (sender && sender->wait == TR_W_ROOM && !sender->wake) {
+      /* only if it still waits for this wait (not for room elsewhere, after
+       * this call timed out) */
+      if (sender && sender->wait == TR_W_ROOM && !sender->wake &&
+          sender->wait_target == a->addr && (!is_call || sender->wait_req == req)) {
         tr_env *wk = tr__env_new(s, NULL, 0, NULL, 0);
         if (wk) {
           wk->kind = TR_K_WAKE;
@@ -1234,11 +1273,47 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
 }
 
 /* ---- names ---------------------------------------------------------------------------------------- */
+static size_t name_hash(const char *s) {
+  uint64_t x = UINT64_C(1469598103934665603); /* FNV-1a */
+  for (; *s; s++) x = (x ^ (unsigned char)*s) * UINT64_C(1099511628211);
+  return (size_t)(x ^ (x >> 29));
+}
+
+/* The link that points at `name`'s record (for removal), or NULL. */
 static tr_namerec **name_find(tr_host *h, const char *name) {
-  tr_namerec **pp = &h->namelist;
+  if (!h->names) return NULL;
+  tr_namerec **pp = &h->names[name_hash(name) & (h->names_cap - 1)];
   for (; *pp; pp = &(*pp)->next)
     if (strcmp((*pp)->name, name) == 0) return pp;
   return NULL;
+}
+
+static int names_grow(tr_host *h) {
+  size_t cap = h->names_cap ? h->names_cap * 2 : 64;
+  tr_namerec **nb = calloc(cap, sizeof *nb);
+  if (!nb) return TR_ENOMEM;
+  for (size_t i = 0; i < h->names_cap; i++) {
+    tr_namerec *r = h->names[i];
+    while (r) {
+      tr_namerec *next = r->next;
+      size_t b = name_hash(r->name) & (cap - 1);
+      r->next = nb[b];
+      nb[b] = r;
+      r = next;
+    }
+  }
+  free(h->names);
+  h->names = nb;
+  h->names_cap = cap;
+  return 0;
+}
+
+static void name_drop(tr_host *h, tr_namerec **pp) {
+  tr_namerec *r = *pp;
+  *pp = r->next;
+  h->names_n--;
+  free(r->name);
+  free(r);
 }
 
 int tr_register(tr_host *h, const char *name, tr_addr a) {
@@ -1247,6 +1322,7 @@ int tr_register(tr_host *h, const char *name, tr_addr a) {
   if (!act) return TR_EDEAD;
   tr_namerec **pp = name_find(h, name);
   if (pp) return (*pp)->addr == a ? 0 : TR_EEXISTS;
+  if (h->names_n >= h->names_cap && names_grow(h)) return TR_ENOMEM;
   tr_namerec *r = calloc(1, sizeof *r);
   tr_name *n = calloc(1, sizeof *n);
   char *copy = strdup(name), *copy2 = strdup(name);
@@ -1256,8 +1332,10 @@ int tr_register(tr_host *h, const char *name, tr_addr a) {
   }
   r->name = copy;
   r->addr = a;
-  r->next = h->namelist;
-  h->namelist = r;
+  size_t b = name_hash(name) & (h->names_cap - 1);
+  r->next = h->names[b];
+  h->names[b] = r;
+  h->names_n++;
   n->name = copy2;
   n->next = act->names;
   act->names = n;
@@ -1283,11 +1361,8 @@ int tr_unregister(tr_host *h, const char *name) {
   if (!h || !name) return TR_EINVAL;
   tr_namerec **pp = name_find(h, name);
   if (!pp) return TR_ENOTFOUND;
-  tr_namerec *r = *pp;
-  *pp = r->next;
-  name_unlink_actor(h, r->addr, r->name);
-  free(r->name);
-  free(r);
+  name_unlink_actor(h, (*pp)->addr, (*pp)->name);
+  name_drop(h, pp);
   return 0;
 }
 
@@ -1304,12 +1379,7 @@ int tr__name_remove_all(tr_host *h, tr_actor *a) {
     tr_name *n = a->names;
     a->names = n->next;
     tr_namerec **pp = name_find(h, n->name);
-    if (pp && (*pp)->addr == a->addr) {
-      tr_namerec *r = *pp;
-      *pp = r->next;
-      free(r->name);
-      free(r);
-    }
+    if (pp && (*pp)->addr == a->addr) name_drop(h, pp);
     free(n->name);
     free(n);
   }
@@ -1596,12 +1666,9 @@ void tr_host_free(tr_host *h) {
   } else if (h->owns_loop) {
     uv_loop_close(h->loop);
   }
-  while (h->namelist) {
-    tr_namerec *r = h->namelist;
-    h->namelist = r->next;
-    free(r->name);
-    free(r);
-  }
+  for (size_t i = 0; i < h->names_cap; i++)
+    while (h->names[i]) name_drop(h, &h->names[i]);
+  free(h->names);
   while (h->cbehs) {
     tr_cbeh_reg *r = h->cbehs;
     h->cbehs = r->next;

@@ -391,7 +391,8 @@ struct tr_host {
   void *log_ud;
   tr_sched sched[1];
   unsigned nsched;
-  struct tr_namerec *namelist;
+  struct tr_namerec **names; /* name registry: hash buckets (power of two) */
+  size_t names_cap, names_n;
   tr_cbeh_reg *cbehs;
   tr__trace_fn trace_fn; /* NULL: no tracing (the hot path pays one test) */
   void *trace_ud;
@@ -409,6 +410,8 @@ typedef struct tr_namerec {
   char *name;
   tr_addr addr;
 } tr_namerec;
+/* Iterate the name registry: for each bucket b < h->names_cap, the chain
+ * h->names[b] linked by next. */
 
 /* Lookups, inline: several run per message. A stale address (dead, or its
  * serial never reused) finds nothing. */

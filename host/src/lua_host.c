@@ -709,6 +709,11 @@ static void co_done(tr_lstate *ls, tr_actor *a, lua_State *co, int reusable) {
   a->cpu_ns = 0;
 }
 
+static int tolstring_p(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
 /* Run (or continue) the handler coroutine of a. */
 static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr_lstate *ls = s->ls;
@@ -766,8 +771,19 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   }
   const char *msg;
   if (lua_type(co, -1) == LUA_TTABLE && luaL_getmetafield(co, -1, "__tostring") != LUA_TNIL) {
+    /* __tostring is the actor's code: it may raise, and co (dead) has no
+     * pcall to land in, so it runs protected on the main thread */
     lua_pop(co, 1);
-    msg = luaL_tolstring(co, -1, NULL);
+    lua_pushcfunction(ls->L, tolstring_p);
+    lua_pushvalue(co, -1);
+    lua_xmove(co, ls->L, 1);
+    if (lua_pcall(ls->L, 1, 1, 0) == LUA_OK) {
+      lua_xmove(ls->L, co, 1);
+      msg = lua_tostring(co, -1);
+    } else {
+      lua_pop(ls->L, 1);
+      msg = lua_pushstring(co, "(error object whose __tostring failed)");
+    }
   } else if (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER) {
     msg = lua_tostring(co, -1);
   } else {
@@ -790,6 +806,31 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   }
   free(m);
   lua_pop(ls->L, 1);
+}
+
+static int gettable_p(lua_State *L) {
+  lua_gettable(L, 1);
+  return 1;
+}
+
+/* Push field `name` of the behaviour table at the top of L. A metatable's
+ * __index (inherited handlers) may run code that raises: that lookup is
+ * protected (the loop callbacks that deliver have no pcall around them). */
+static int push_beh_field(tr_sched *s, lua_State *L, const char *name, size_t len) {
+  lua_pushlstring(L, name, len); /* not lua_getfield: no strcmp in Lua's API cache */
+  int t = lua_rawget(L, -2);
+  if (t != LUA_TNIL || !lua_getmetatable(L, -2)) return t;
+  lua_pop(L, 2); /* the metatable, nil */
+  lua_pushcfunction(L, gettable_p);
+  lua_pushvalue(L, -2);
+  lua_pushlstring(L, name, len);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    tr__log(s->h, "looking up handler '%s': %s", name,
+            lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return lua_type(L, -1);
 }
 
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
@@ -827,8 +868,7 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   }
   /* find the handler */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  lua_pushlstring(L, method, e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
-  int t = lua_gettable(L, -2);
+  int t = push_beh_field(s, L, method, e->mlen);
   int reserved = (e->mlen == 4 || e->mlen == 8 || e->mlen == 10 || e->mlen == 11) &&
                  (method[0] == 'i' || method[0] == 'o') &&
                  (strcmp(method, "init") == 0 || strcmp(method, "on_start") == 0 ||
@@ -922,7 +962,7 @@ int tr__lua_hooks(tr_sched *s, tr_actor *a, int which) {
   int top = lua_gettop(L);
   lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+  if (push_beh_field(s, L, name, strlen(name)) != LUA_TFUNCTION) {
     lua_settop(L, top);
     return 0;
   }
@@ -1792,6 +1832,7 @@ static int l_sleep(lua_State *L) {
   tr_sched *s = SCH(ls);
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_argcheck(L, ms >= 0, 1, "sleep time must be >= 0 (ms)");
+  if (ms > 1e15) ms = 1e15; /* math.huge: (int64_t) of it is undefined */
   tr_actor *a = running_actor(ls, L);
   if (a) {
     tr_tentry *t = tr__timer_add(s, TR_T_SLEEP, NULL, (int64_t)ms);
@@ -1923,7 +1964,8 @@ static int l_send_at(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   lua_Number at = luaL_checknumber(L, 1);
   uint64_t now = tr_now_ms(ls->h);
-  return start_timer(L, at > (lua_Number)now ? (int64_t)(at - (lua_Number)now) : 0, 0, 2);
+  lua_Number d = at - (lua_Number)now;
+  return start_timer(L, d > 0 ? (d < 1e15 ? (int64_t)d : (int64_t)1e15) : 0, 0, 2);
 }
 
 static int timer_cancel(lua_State *L) {

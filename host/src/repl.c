@@ -246,11 +246,12 @@ static int c_names(lua_State *L) {
   tr_host *h = H(L);
   lua_newtable(L);
   int n = 0;
-  for (tr_namerec *nr = h->namelist; nr; nr = nr->next) {
-    if (!tr__lookup(h, nr->addr)) continue;
-    lua_pushstring(L, nr->name);
-    lua_rawseti(L, -2, ++n);
-  }
+  for (size_t b = 0; b < h->names_cap; b++)
+    for (tr_namerec *nr = h->names[b]; nr; nr = nr->next) {
+      if (!tr__lookup(h, nr->addr)) continue;
+      lua_pushstring(L, nr->name);
+      lua_rawseti(L, -2, ++n);
+    }
   return 1;
 }
 
