@@ -334,7 +334,8 @@ static void room_made(tr_sched *s, tr_actor *a) {
       tr_actor *sender = tr__lookup(s->h, w->sender);
       int is_call = w->env->kind == TR_K_CALL;
       /* a call that gave up meanwhile (timeout) no longer waits for room */
-      if (sender && sender->wait == TR_W_ROOM &&
+      /* ...and a sender interrupted meanwhile may now wait for room elsewhere */
+      if (sender && sender->wait == TR_W_ROOM && sender->wait_target == a->addr &&
           (!is_call || (sender->wait_req == w->env->req &&
                         tr_map_get(&s->pending, w->env->req)))) {
         q_push(&a->pub, w->env);
@@ -649,7 +650,9 @@ int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *method,
   if (!h) return TR_EINVAL;
   uv_update_time(h->loop);
   uint64_t now = uv_now(h->loop);
-  return tr_send_after(h, self, at_ms > now ? (int64_t)(at_ms - now) : 0, 0, method, args, out);
+  uint64_t delay = at_ms > now ? at_ms - now : 0;
+  if (delay > (uint64_t)INT64_MAX) delay = (uint64_t)INT64_MAX; /* "never", in effect */
+  return tr_send_after(h, self, (int64_t)delay, 0, method, args, out);
 }
 
 static void timer_free(tr_sched *s, tr_timer *t) {
@@ -1550,9 +1553,10 @@ void tr_host_shutdown(tr_host *h) {
     tr_actor *a = tr__lookup(h, list[i]);
     if (!a || a->running) continue;
     a->running = 1;
+    tr_actor *was_current = s->current; /* shutdown may be called from a handler */
     s->current = a;
     stop_message(s, a);
-    s->current = NULL;
+    s->current = was_current;
     a->running = 0;
     actor_free_if_done(s, a);
   }

@@ -477,7 +477,7 @@ const char *tr__reason_name(int code, int stop_self);
 /* Tell watchers, linked actors and stop waiters that `a` died. */
 void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const char *msg,
                       const char *tb);
-void tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller);
+int tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller);
 /* A graceful stop finished: vetoed, or the actor goes. */
 void tr__stop_finish(tr_sched *s, tr_actor *a, int vetoed);
 void tr__drain_exits(tr_sched *s);

@@ -1588,7 +1588,10 @@ static int l_shutdown(lua_State *L) {
                                   timeout);
   if (!p) return raise_error(L, TR_ENOMEM, NULL);
   p->kill_on_timeout = 1;
-  tr__stopwait_add(s, target, p->req, a ? a->addr : TR_NOADDR);
+  if (tr__stopwait_add(s, target, p->req, a ? a->addr : TR_NOADDR)) {
+    tr__pending_free(s, p);
+    return raise_error(L, TR_ENOMEM, NULL);
+  }
   tr_stop(ls->h, to);
   if (a) {
     a->wait = TR_W_CALL;

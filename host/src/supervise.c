@@ -198,14 +198,15 @@ void tr__drain_exits(tr_sched *s) {
 }
 
 /* ---- stop waiters ------------------------------------------------------------------- */
-void tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller) {
+int tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller) {
   (void)s;
   tr_stopwait *w = calloc(1, sizeof *w);
-  if (!w) return;
+  if (!w) return TR_ENOMEM;
   w->req = req;
   w->caller = caller;
   w->next = a->stopwait;
   a->stopwait = w;
+  return 0;
 }
 
 static void stopwait_answer(tr_sched *s, tr_actor *a, int status, const char *text) {
@@ -254,8 +255,12 @@ int tr_shutdown(tr_host *h, tr_addr from, tr_addr target, int64_t timeout_ms,
   p->cb = cb;
   p->ud = ud;
   p->kill_on_timeout = 1;
-  tr__stopwait_add(s, a, p->req, from);
-  int rc = tr_stop(h, target);
+  int rc = tr__stopwait_add(s, a, p->req, from);
+  if (rc) {
+    tr__pending_free(s, p);
+    return rc;
+  }
+  rc = tr_stop(h, target);
   if (rc) {
     tr__pending_free(s, p);
     return rc;

@@ -8,14 +8,18 @@
 #include <string.h>
 
 void tr_buf_init(tr_buf *b) {
+  if (!b) return;
   b->data = b->inline_;
   b->len = 0;
   b->cap = sizeof b->inline_;
 }
 
-void tr_buf_reset(tr_buf *b) { b->len = 0; }
+void tr_buf_reset(tr_buf *b) {
+  if (b) b->len = 0;
+}
 
 void tr_buf_free(tr_buf *b) {
+  if (!b) return;
   if (b->data && b->data != b->inline_) free(b->data);
   tr_buf_init(b);
 }
