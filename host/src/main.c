@@ -22,10 +22,11 @@ static void usage(FILE *f) {
           "                                     (after running SCRIPT, its actors live)\n"
           "       troupe attach PATH            the same prompt against a running host\n"
           "                                     (--raw: speak the control protocol)\n"
-          "Options of run and repl: --control PATH opens a control socket at PATH\n"
-          "(also: the TROUPE_CONTROL environment variable) for troupe attach.\n"
           "       troupe --version              print the version\n"
           "       troupe --help                 this text\n"
+          "\n"
+          "run and repl take --control PATH (or the TROUPE_CONTROL environment\n"
+          "variable): a control socket at PATH for troupe attach.\n"
           "\n"
           "The script's actors run until nothing is left to do (no runnable actor,\n"
           "no timer, no pending call) or the script calls troupe.exit(code).\n");
