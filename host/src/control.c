@@ -110,8 +110,16 @@ static void on_written(uv_write_t *req, int status) {
   free(req);
 }
 
+static void conn_shutdown(tr_ctl_conn *c);
+
 static void send_raw(tr_ctl_conn *c, const char *tag, const char *text, size_t len) {
   if (c->quiet || c->closed) return;
+  if (c->pipe.write_queue_size > 2 * OUT_HIGH_WATER) {
+    /* replies to its requests (PONG, COMPLETE, ERR) pile up too: let it go */
+    tr__log(c->h, "control: dropped a client that does not read its replies");
+    conn_shutdown(c);
+    return;
+  }
   size_t tl = strlen(tag);
   wreq *w = malloc(sizeof *w + tl + 1 + len + 1);
   if (!w) return;
@@ -188,9 +196,9 @@ static void conn_out(void *ud, int kind, const char *text, size_t len) {
       }
       send_raw(c, "PROMPT", text, len);
       break;
-    case TR_REPL_BYE:
+    case TR_REPL_BYE: /* :quit, maybe run from a queued line, outside on_read */
       send_raw(c, "BYE", "", 0);
-      c->closing = 2; /* closed after the current request */
+      conn_shutdown(c);
       break;
   }
 }
@@ -286,7 +294,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   s->in_callback++;
   size_t off = 0;
-  while (off < (size_t)nread && !c->closing) {
+  while (off < (size_t)nread && !c->closing && !c->quiet) {
     const char *nl = memchr(buf->base + off, '\n', (size_t)nread - off);
     size_t n = nl ? (size_t)(nl - (buf->base + off)) : (size_t)nread - off;
     if (c->len + n > TR_CTL_MAX_LINE) {

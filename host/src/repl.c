@@ -370,6 +370,22 @@ void tr__repl_free(tr_repl *r) {
 }
 
 /* ---- addresses typed at the prompt -------------------------------------------------------- */
+/* The value at path "a.b.c" (argument 2) from the table argument 1, or nothing. */
+static int walk_path(lua_State *L) {
+  const char *s = lua_tostring(L, 2);
+  lua_settop(L, 1);
+  while (s && *s) {
+    const char *dot = strchr(s, '.');
+    size_t n = dot ? (size_t)(dot - s) : strlen(s);
+    if (n == 0 || n >= 256 || !lua_istable(L, -1)) return 0;
+    lua_pushlstring(L, s, n);
+    lua_gettable(L, -2);
+    lua_remove(L, -2);
+    s = dot ? dot + 1 : s + n;
+  }
+  return 1;
+}
+
 /* "12", "<actor 12 ...>", "#12", a registered name, or a Lua path (acct, app.bank). */
 static tr_addr resolve(tr_repl *r, const char *spec, int env_idx) {
   tr_host *h = r->h;
@@ -394,27 +410,14 @@ static tr_addr resolve(tr_repl *r, const char *spec, int env_idx) {
       return TR_NOADDR;
   lua_State *L = LUA(h);
   int top = lua_gettop(L);
+  lua_pushcfunction(L, walk_path);
   if (env_idx) lua_pushvalue(L, env_idx);
   else if (r->env_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, r->env_ref);
   else lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pushstring(L, spec);
   a = TR_NOADDR;
-  char part[256];
-  const char *s = spec;
-  while (*s && lua_gettop(L) > top) {
-    const char *dot = strchr(s, '.');
-    size_t n = dot ? (size_t)(dot - s) : strlen(s);
-    if (n == 0 || n >= sizeof part || !lua_istable(L, -1)) {
-      lua_settop(L, top);
-      return TR_NOADDR;
-    }
-    memcpy(part, s, n);
-    part[n] = 0;
-    lua_pushstring(L, part);
-    lua_gettable(L, -2); /* the env's __index is the globals table: no code runs */
-    lua_remove(L, -2);
-    s = dot ? dot + 1 : s + n;
-  }
-  if (lua_isuserdata(L, -1)) a = tr__lua_to_addr(h, L, -1);
+  /* protected: the script's tables (or _G) may have an __index that raises */
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_isuserdata(L, -1)) a = tr__lua_to_addr(h, L, -1);
   lua_settop(L, top);
   return a != TR_NOADDR && tr__lookup(h, a) ? a : TR_NOADDR;
 }
@@ -1298,6 +1301,20 @@ static void reload_tick(uv_timer_t *t) {
   s->in_callback--;
 }
 
+typedef struct {
+  tr_host *h;
+  const char *file, *name;
+  struct tr_lbeh *lb;
+  int rc;
+} load_args;
+
+static int load_fresh_p(lua_State *L) {
+  load_args *la = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  la->rc = tr__lua_load_fresh(la->h, L, la->file, la->name, &la->lb);
+  return 1; /* the table, or the message */
+}
+
 static void cmd_reload(tr_repl *r, char *args) {
   tr_host *h = r->h;
   char *spec = word(&args);
@@ -1338,10 +1355,18 @@ static void cmd_reload(tr_repl *r, char *args) {
   int top = lua_gettop(L);
   struct tr_lbeh *lb = NULL;
   char *nm = strdup(name);
-  int rc = tr__lua_load_fresh(h, L, file, nm, &lb);
+  /* protected: the file's table may raise when its fields are read */
+  load_args la = {h, file, nm, NULL, 0};
+  lua_pushcfunction(L, load_fresh_p);
+  lua_pushlightuserdata(L, &la);
+  int rc = lua_pcall(L, 1, 1, 0);
+  if (rc == LUA_OK) rc = la.rc;
+  else rc = TR_ELOAD;
+  lb = la.lb;
   free(nm);
   if (rc) {
-    emitf(r, TR_REPL_ERR, "%s; nothing changed", lua_tostring(L, -1));
+    emitf(r, TR_REPL_ERR, "%s; nothing changed",
+          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "cannot load it");
     lua_settop(L, top);
     free(targets);
     return;
@@ -1379,6 +1404,7 @@ static void cmd_tb(tr_repl *r, char *args) {
 
 static void cmd_quit(tr_repl *r, char *args) {
   (void)args;
+  drop_queue(r); /* lines typed after :quit do not run */
   emit(r, TR_REPL_BYE, "", 0);
 }
 
