@@ -525,51 +525,6 @@ static void encode_or_raise(tr_lstate *ls, lua_State *L, int first, int last, tr
 }
 
 /* ---- value codec: MessagePack -> Lua ------------------------------------------------------ */
-static int dec_object(tr_lstate *ls, lua_State *L, const msgpack_object *o, int depth) {
-  if (depth > MAX_DEPTH + 2 || !lua_checkstack(L, 3)) return -1;
-  switch (o->type) {
-    case MSGPACK_OBJECT_NIL: lua_pushnil(L); return 0;
-    case MSGPACK_OBJECT_BOOLEAN: lua_pushboolean(L, o->via.boolean); return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      if (o->via.u64 > (uint64_t)INT64_MAX) lua_pushnumber(L, (lua_Number)o->via.u64);
-      else lua_pushinteger(L, (lua_Integer)o->via.u64);
-      return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: lua_pushinteger(L, (lua_Integer)o->via.i64); return 0;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: lua_pushnumber(L, o->via.f64); return 0;
-    case MSGPACK_OBJECT_STR: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return 0;
-    case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.bin.ptr, o->via.bin.size); return 0;
-    case MSGPACK_OBJECT_ARRAY:
-      lua_createtable(L, (int)o->via.array.size, 0);
-      for (uint32_t i = 0; i < o->via.array.size; i++) {
-        if (dec_object(ls, L, &o->via.array.ptr[i], depth + 1)) return -1;
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-      }
-      return 0;
-    case MSGPACK_OBJECT_MAP:
-      lua_createtable(L, 0, (int)o->via.map.size);
-      for (uint32_t i = 0; i < o->via.map.size; i++) {
-        if (dec_object(ls, L, &o->via.map.ptr[i].key, depth + 1)) return -1;
-        if (dec_object(ls, L, &o->via.map.ptr[i].val, depth + 1)) return -1;
-        if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2)))
-          lua_pop(L, 2); /* nil or NaN keys cannot be stored */
-        else lua_rawset(L, -3);
-      }
-      return 0;
-    case MSGPACK_OBJECT_EXT:
-      if (o->via.ext.size == 8 && o->via.ext.type == TR_EXT_ADDR) {
-        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr));
-        return 0;
-      }
-      if (o->via.ext.size == 8 && o->via.ext.type == TR_EXT_WEAK) {
-        push_weak(ls, L, tr__addr_from_be(o->via.ext.ptr));
-        return 0;
-      }
-      return -1;
-  }
-  return -1;
-}
-
 /* Push a scalar read by tr__scalar_next (no stack check: the caller's). */
 static int push_scalar(tr_lstate *ls, lua_State *L, const msgpack_object *o) {
   switch (o->type) {
@@ -597,6 +552,35 @@ static int push_scalar(tr_lstate *ls, lua_State *L, const msgpack_object *o) {
     default: return -1;
   }
 }
+
+static int dec_object(tr_lstate *ls, lua_State *L, const msgpack_object *o, int depth) {
+  if (depth > MAX_DEPTH + 2 || !lua_checkstack(L, 3)) return -1;
+  switch (o->type) {
+    case MSGPACK_OBJECT_ARRAY:
+      lua_createtable(L, (int)o->via.array.size, 0);
+      for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (dec_object(ls, L, &o->via.array.ptr[i], depth + 1)) return -1;
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      return 0;
+    case MSGPACK_OBJECT_MAP:
+      lua_createtable(L, 0, (int)o->via.map.size);
+      for (uint32_t i = 0; i < o->via.map.size; i++) {
+        if (dec_object(ls, L, &o->via.map.ptr[i].key, depth + 1)) return -1;
+        if (dec_object(ls, L, &o->via.map.ptr[i].val, depth + 1)) return -1;
+        if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2)))
+          lua_pop(L, 2); /* nil or NaN keys cannot be stored */
+        else lua_rawset(L, -3);
+      }
+      return 0;
+    case MSGPACK_OBJECT_EXT:
+      if (o->via.ext.size != 8) return -1;
+      return push_scalar(ls, L, o);
+    default:
+      return push_scalar(ls, L, o);
+  }
+}
+
 
 /* Push every value of a payload onto L. Returns the count, or -1 if corrupt
  * (the stack is restored). */
