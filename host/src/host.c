@@ -1152,10 +1152,6 @@ int tr_kill(tr_host *h, tr_addr addr) {
   return 0;
 }
 
-void tr__format_reason(char *out, size_t cap, int code) {
-  snprintf(out, cap, "%s", tr__reason_name(code, 0));
-}
-
 static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
   tr_env *e;
   while ((e = q_pop(q))) {
@@ -1168,10 +1164,9 @@ static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
 void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb) {
   if (a->state == TR_S_DEAD) return;
   tr_host *h = s->h;
-  char who[96], reason[32], text[256];
+  char who[96], text[256];
   fmt_addr(h, a->addr, who, sizeof who);
-  tr__format_reason(reason, sizeof reason, code);
-  snprintf(text, sizeof text, "%s stopped (%s)", who, reason);
+  snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
   a->state = TR_S_DEAD;
   a->status_code = code;
   tr_map_del(&s->actors, TR_ADDR_SERIAL(a->addr));

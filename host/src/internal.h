@@ -469,7 +469,6 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
                    tr_pending **out);
 int tr__name_remove_all(tr_host *h, tr_actor *a);
 uint64_t tr__now(tr_sched *s);
-void tr__format_reason(char *out, size_t cap, int code);
 
 /* ---- monitors, links, stop waiters (supervise.c) --------------------------------------- */
 /* The reason name of a death: "normal", "stopped", "killed", ... */

@@ -1030,8 +1030,6 @@ static void push_proxy(tr_lstate *ls, lua_State *L, int idx) {
   lua_remove(L, -2);
 }
 
-static int env_cell(lua_State *L) { (void)L; return 0; }
-
 /* Give every function of the behaviour table at idx the proxy env. */
 static void bind_envs(tr_lstate *ls, lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
@@ -1057,7 +1055,6 @@ static void bind_envs(tr_lstate *ls, lua_State *L, int idx) {
     }
     lua_pop(L, 1);
   }
-  (void)env_cell;
 }
 
 static tr_lbeh *lbeh_for_table(tr_lstate *ls, lua_State *L, int idx, const char *name) {
@@ -2026,8 +2023,6 @@ static int l_behaviour(lua_State *L) {
 static int l_load_c(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   const char *path = luaL_checkstring(L, 1);
-  void *dl = NULL;
-  (void)dl;
   int n = tr_load_behaviours(ls->h, path);
   if (n < 0) return raise_errorf(L, n, "cannot load C behaviours from %s", path);
   lua_newtable(L);
