@@ -1164,9 +1164,14 @@ static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
 void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb) {
   if (a->state == TR_S_DEAD) return;
   tr_host *h = s->h;
-  char who[96], text[256];
-  fmt_addr(h, a->addr, who, sizeof who);
-  snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
+  /* the words are only built when someone will read them (a quiet death,
+   * e.g. of 10^6 idle actors at shutdown, formats nothing) */
+  char who[96] = "", text[256] = "";
+  if (a->cur || a->priv.n || a->pub.n || a->owed || a->calls || a->links || a->room_head ||
+      code == TR_ECRASHED || code == TR_EOOM || code == TR_ETIMEOUT) {
+    fmt_addr(h, a->addr, who, sizeof who);
+    snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
+  }
   a->state = TR_S_DEAD;
   a->status_code = code;
   tr_map_del(&s->actors, TR_ADDR_SERIAL(a->addr));
