@@ -297,10 +297,13 @@ static void actor_free_if_done(tr_sched *s, tr_actor *a) {
 /* ---- delivery ------------------------------------------------------------------------ */
 static void room_made(tr_sched *s, tr_actor *a);
 
-int tr__deliver(tr_sched *s, tr_env *e, int private_lane) {
+int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
   tr_actor *a = tr__lookup(s->h, e->to);
   if (!a) return TR_EDEAD;
-  if (!private_lane && a->pub.n >= a->cap) return TR_EFULL;
+  if (!private_lane && a->pub.n >= a->cap) {
+    if (full) *full = a;
+    return TR_EFULL;
+  }
   q_push(private_lane ? &a->priv : &a->pub, e);
   s->n_msgs++;
   if (s->h->trace_fn && e->from != e->to) {
@@ -722,7 +725,7 @@ static void on_timer(uv_timer_t *ut) {
         int rc = TR_ENOMEM;
         if (e) {
           e->from = e->to = tm->actor;
-          rc = tr__deliver(s, e, 1);
+          rc = tr__deliver(s, e, 1, NULL);
           if (rc) tr__env_free(s, e);
         }
         if (rc == TR_EDEAD || tm->interval == 0) {
@@ -757,7 +760,6 @@ static void on_timer(uv_timer_t *ut) {
 int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
                    const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
                    tr_pending **out) {
-  if (!tr__lookup(s->h, to)) return TR_EDEAD;
   tr_env *e = tr__env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
   tr_pending *p = tr__pending_new(s, kind, from, to, timeout_ms);
@@ -769,7 +771,7 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
   e->from = from;
   e->to = to;
   e->req = p->req;
-  int rc = tr__deliver(s, e, 0);
+  int rc = tr__deliver(s, e, 0, NULL);
   if (rc) {
     tr__env_free(s, e);
     tr__pending_free(s, p);
@@ -813,19 +815,16 @@ int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, tr_rep
 int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args) {
   if (!h || !method || !*method) return TR_EINVAL;
   tr_sched *s = &h->sched[0];
-  if (!tr__lookup(h, to)) return TR_EDEAD;
   size_t len = args ? args->len : 0;
   if (len > TR_MAX_PAYLOAD) return TR_EBADVALUE;
   tr_env *e = tr__env_new(s, method, strlen(method), args ? args->data : NULL, len);
   if (!e) return TR_ENOMEM;
   e->from = from;
   e->to = to;
-  int rc = tr__deliver(s, e, 0);
+  int rc = tr__deliver(s, e, 0, NULL);
   if (rc) tr__env_free(s, e);
-  else {
-    tr_actor *src = tr__lookup(h, from);
-    if (src) src->n_out++;
-  }
+  else if (s->current && s->current->addr == from) /* a handler's send: count it */
+    s->current->n_out++;
   return rc;
 }
 
@@ -879,7 +878,7 @@ static void on_async(uv_async_t *as) {
   while (e) {
     tr_env *next = e->next;
     e->next = NULL;
-    int rc = tr__deliver(s, e, 0);
+    int rc = tr__deliver(s, e, 0, NULL);
     if (rc) {
       char who[96];
       tr__log(s->h, "async message '%s' to %s dropped: %s", TR_ENV_METHOD(e),
@@ -1173,7 +1172,6 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
   }
   a->state = TR_S_DEAD;
-  a->status_code = code;
   tr_map_del(&s->actors, TR_ADDR_SERIAL(a->addr));
   tr__name_remove_all(h, a);
   /* the message being handled */
@@ -1462,7 +1460,6 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
   tr_map_init(&s->mons);
-  msgpack_unpacked_init(&s->unpacked);
   if (uv_mutex_init(&s->inbox_lock)) return TR_ENOMEM;
   uv_idle_init(s->loop, &s->idle);
   uv_timer_init(s->loop, &s->timer);
@@ -1656,7 +1653,6 @@ void tr_host_free(tr_host *h) {
       s->ppool = p->next;
       free(p);
     }
-    msgpack_unpacked_destroy(&s->unpacked);
     tr_map_free(&s->actors);
     tr_map_free(&s->pending);
     tr_map_free(&s->owed);

@@ -278,7 +278,6 @@ struct tr_actor {
   struct tr_lbeh *lb;
   lua_State *co;     /* the handler coroutine while one is active */
   int co_ref, self_ref, env_ref;
-  int status_code;   /* reason it died */
 };
 
 /* ---- timers: one heap per scheduler, one uv_timer ------------------------------- */
@@ -345,7 +344,6 @@ struct tr_sched {
   uint32_t pool_n;
   tr_pending *ppool;
   uint32_t ppool_n;
-  msgpack_unpacked unpacked;
   lua_State *L;
   struct tr_lstate *ls; /* the Lua binding's per-state data */
   tr_map mons;          /* ref -> tr_mon */
@@ -436,10 +434,10 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
 void tr__env_free(tr_sched *s, tr_env *e);
 int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env *init,
                     tr_actor **out);
-/* Queue `e` (kind SEND/CALL already set) for its target. `room_waiter`: a Lua
- * sender that will wait when the mailbox is full (returns TR_EFULL and leaves
- * `e` with the caller otherwise). On any error `e` is not consumed. */
-int tr__deliver(tr_sched *s, tr_env *e, int private_lane);
+/* Queue `e` (kind SEND/CALL already set) for its target: 0, TR_EDEAD, or
+ * TR_EFULL (then *full, if given, is the target, for tr__enqueue_room_wait).
+ * The one lookup of the target on the send path. On error `e` is not consumed. */
+int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full);
 int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e);
 tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
                             int64_t timeout_ms);

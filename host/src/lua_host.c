@@ -1464,6 +1464,15 @@ static int wait_room_blocking(tr_lstate *ls, tr_addr to) {
   }
 }
 
+/* The words of a failed delivery to `to`. */
+static const char *delivery_error(tr_lstate *ls, tr_addr to, int rc, char *buf, size_t cap) {
+  char who[128];
+  tr_addr_format(ls->h, to, who, sizeof who);
+  if (rc == TR_EDEAD) snprintf(buf, cap, "%s is not alive", who);
+  else snprintf(buf, cap, "%s: %s", who, tr_strerror(rc));
+  return buf;
+}
+
 static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
   tr_lstate *ls = check_ls(L);
   tr_sched *s = SCH(ls);
@@ -1476,13 +1485,7 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
   tr_buf args;
   tr_buf_init(&args);
   if (!fe) encode_or_raise(ls, L, first + 1, lua_gettop(L), &args, "arg");
-  char who[128];
-  if (!tr__lookup(ls->h, to)) {
-    tr__env_free(s, fe);
-    tr_buf_free(&args);
-    tr_addr_format(ls->h, to, who, sizeof who);
-    return raise_errorf(L, TR_EDEAD, "%s is not alive", who);
-  }
+  char msg[256];
   if (a) {
     char why[512];
     if (tr__check_deadlock(s, a, to, why, sizeof why)) {
@@ -1501,16 +1504,16 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
     e->from = a->addr;
     e->to = to;
     e->req = p->req;
-    int rc = tr__deliver(s, e, 0);
+    tr_actor *full;
+    int rc = tr__deliver(s, e, 0, &full);
     if (rc == TR_EFULL && !nowait) {
-      rc = tr__enqueue_room_wait(s, tr__lookup(ls->h, to), a->addr, e);
+      rc = tr__enqueue_room_wait(s, full, a->addr, e);
       if (rc == 0) rc = 1; /* waiting for room */
     }
     if (rc < 0) {
       tr__env_free(s, e);
       tr__pending_free(s, p);
-      tr_addr_format(ls->h, to, who, sizeof who);
-      return raise_errorf(L, rc, "%s: %s", who, tr_strerror(rc));
+      return raise_error(L, rc, delivery_error(ls, to, rc, msg, sizeof msg));
     }
     a->wait = rc == 1 ? TR_W_ROOM : TR_W_CALL;
     a->wait_req = p->req;
@@ -1534,10 +1537,7 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
                           &p);
   }
   tr_buf_free(&args);
-  if (rc) {
-    tr_addr_format(ls->h, to, who, sizeof who);
-    return raise_errorf(L, rc, "%s: %s", who, tr_strerror(rc));
-  }
+  if (rc) return raise_error(L, rc, delivery_error(ls, to, rc, msg, sizeof msg));
   return call_blocking(ls, L, p);
 }
 
@@ -1699,13 +1699,13 @@ static int do_send(lua_State *L, int nowait) {
     tr_buf_free(&args);
     if (!e) return raise_error(L, TR_ENOMEM, NULL);
   }
-  tr_actor *a = running_actor(ls, L);
-  e->from = a ? a->addr : (current_actor(ls) ? current_actor(ls)->addr : TR_NOADDR);
+  tr_actor *a = running_actor(ls, L), *cur = current_actor(ls), *full;
+  e->from = cur ? cur->addr : TR_NOADDR;
   e->to = to;
-  int rc = tr__deliver(s, e, 0);
+  int rc = tr__deliver(s, e, 0, &full);
   if (rc == TR_EFULL && !nowait) {
     if (a) {
-      if (tr__enqueue_room_wait(s, tr__lookup(ls->h, to), a->addr, e) == 0) {
+      if (tr__enqueue_room_wait(s, full, a->addr, e) == 0) {
         a->wait = TR_W_ROOM;
         a->wait_target = to;
         a->wait_since = tr__now(s);
@@ -1714,16 +1714,14 @@ static int do_send(lua_State *L, int nowait) {
       }
     } else {
       rc = wait_room_blocking(ls, to);
-      if (rc == 0) rc = tr__deliver(s, e, 0);
+      if (rc == 0) rc = tr__deliver(s, e, 0, NULL);
     }
   }
   if (rc) {
     tr__env_free(s, e);
-    char who[128], msg[256];
-    tr_addr_format(ls->h, to, who, sizeof who);
-    snprintf(msg, sizeof msg, "%s: %s", who, tr_strerror(rc));
+    char msg[256];
     lua_pushnil(L);
-    push_error(L, rc, msg, NULL);
+    push_error(L, rc, delivery_error(ls, to, rc, msg, sizeof msg), NULL);
     return 2;
   }
   if (a) a->n_out++;

@@ -39,7 +39,7 @@ static void send_system(tr_sched *s, tr_addr to, tr_addr from, const char *metho
   if (!e) return;
   e->from = from;
   e->to = to;
-  if (tr__deliver(s, e, 1)) tr__env_free(s, e); /* the watcher is gone too */
+  if (tr__deliver(s, e, 1, NULL)) tr__env_free(s, e); /* the watcher is gone too */
 }
 
 /* ---- monitors --------------------------------------------------------------------- */
