@@ -89,6 +89,37 @@ static void cancel_before_firing(void **state) {
   tr_host_free(h);
 }
 
+/* tr_send_at: a past time fires at once; a time beyond any int64 delay is
+ * accepted as "never" (not refused, not wrapped into the past), and cancels. */
+static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+
+static void send_at_past_and_far_future(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a = spawn_counter(h, 0);
+  tr_host_run(h);
+  g_events[0] = 0;
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_str(&b, "past");
+  tr_timer_id past = 0, never = 0;
+  assert_int_equal(tr_send_at(h, a, 0, "tick", &b, &past), 0);
+  tr_buf_reset(&b);
+  tr_pack_str(&b, "never");
+  assert_int_equal(tr_send_at(h, a, UINT64_MAX, "tick", &b, &never), 0);
+  tr_buf_free(&b);
+  assert_true(past != 0 && never != 0);
+  uv_timer_t guard; /* run the loop 30 ms (the pending "never" keeps it alive) */
+  uv_timer_init(tr_host_loop(h), &guard);
+  uv_timer_start(&guard, stop_loop, 30, 0);
+  tr_host_run(h);
+  uv_close((uv_handle_t *)&guard, NULL);
+  assert_string_equal(g_events, "tick(\"past\");");
+  assert_int_equal(tr_cancel_timer(h, never), 0);
+  assert_int_equal(tr_send_at(NULL, a, 0, "tick", NULL, NULL), TR_EINVAL);
+  tr_host_free(h);
+}
+
 static void timers_die_with_their_actor(void **state) {
   reset_globals();
   tr_host *h = new_host(NULL, 0, 0);
@@ -189,6 +220,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(timer_zero_delay),
       cmocka_unit_test(interval_repeats_until_cancelled),
       cmocka_unit_test(cancel_before_firing),
+      cmocka_unit_test(send_at_past_and_far_future),
       cmocka_unit_test(timers_die_with_their_actor),
       cmocka_unit_test(names_register_whereis_unregister),
       cmocka_unit_test(names_vanish_on_death),

@@ -18,6 +18,20 @@ static tr_msg *rd(reader *r, const tr_buf *b) {
 }
 static void rd_done(reader *r) { tr__msg_done(&r->m); }
 
+/* The tr_buf calls accept NULL (as tr_buf_free must, to be safe to call
+ * from any cleanup path). */
+static void buf_null_is_harmless(void **state) {
+  tr_buf_init(NULL);
+  tr_buf_reset(NULL);
+  tr_buf_free(NULL);
+  assert_int_equal(tr_pack_int(NULL, 1), TR_EINVAL);
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_buf_free(&b);
+  tr_buf_free(&b); /* twice: still fine */
+  assert_int_equal(b.len, 0);
+}
+
 static void buf_init_grow_free(void **state) {
   tr_buf b;
   tr_buf_init(&b);
@@ -390,6 +404,7 @@ static void values_through_an_actor(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(buf_null_is_harmless),
       cmocka_unit_test(buf_init_grow_free),
       cmocka_unit_test(pack_scalars_roundtrip),
       cmocka_unit_test(msg_type_errors),
