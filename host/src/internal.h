@@ -452,9 +452,9 @@ tr_owed *tr__owe(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller);
 int tr__settle(tr_sched *s, uint64_t req, tr_addr caller, int status, const char *payload,
                size_t len);
 void tr__schedule(tr_sched *s, tr_actor *a);
-/* Finish the current message of a: reply when it was a call and not deferred. */
+/* `a` is gone (code: TR_OK for a graceful stop, else the reason): fail what
+ * it held, tell watchers, links and stop waiters, free it when unreferenced. */
 void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb);
-void tr__actor_stop_now(tr_sched *s, tr_actor *a, int code);
 int tr__check_deadlock(tr_sched *s, tr_actor *caller, tr_addr target, char *why, size_t cap);
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms);
 void tr__timer_del(tr_sched *s, tr_tentry *t);
