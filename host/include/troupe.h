@@ -153,8 +153,15 @@ typedef struct tr_host_options {
   size_t mem_limit;         /* Lua memory of the whole host, bytes; 0 = none. It binds
                              * inside handlers: the actor that allocates past it dies
                              * with out_of_memory (main code is not capped) */
+  /* Schedulers: each is one thread with its own uv loop and Lua state; the
+   * first runs on `loop` (the thread that runs it), the others on threads the
+   * host owns. 0 = the environment variable TROUPE_SCHEDULERS, else the number
+   * of cores. At most TR_MAX_SCHEDULERS. */
+  unsigned schedulers;
   void *reserved[4];
 } tr_host_options;
+
+#define TR_MAX_SCHEDULERS 64
 
 #define TR_DEFAULT_SLICE_MS 10
 
@@ -172,6 +179,9 @@ TR_EXTERN int tr_host_new(tr_host **out, const tr_host_options *opts /* NULL ok 
  * callback of that loop. NULL is accepted. */
 TR_EXTERN void tr_host_free(tr_host *h);
 TR_EXTERN uv_loop_t *tr_host_loop(tr_host *h);
+/* How many schedulers the host runs. TR_ADDR_SCHED(a) is the (0-based)
+ * scheduler of an address. */
+TR_EXTERN unsigned tr_host_schedulers(tr_host *h);
 /* Runs the loop until nothing is left to do (no runnable actor, no timer, no
  * pending call) or tr_host_exit() is called. Returns the exit code. */
 TR_EXTERN int tr_host_run(tr_host *h);
@@ -262,6 +272,11 @@ typedef struct tr_spawn_options {
                      * actor dies with reason out_of_memory */
   int64_t cpu_limit_ms; /* Lua actors: CPU time one message may take (0: none);
                          * over it the actor dies with reason timeout */
+  /* Placement: 0 = automatic (spawned by an actor: its scheduler; from outside
+   * any actor: round-robin over the schedulers), k = the k-th scheduler
+   * (1-based). A C behaviour or a Lua file or source string can go anywhere;
+   * TR_EINVAL if k > tr_host_schedulers(). */
+  unsigned scheduler;
   void *reserved[4];
 } tr_spawn_options;
 

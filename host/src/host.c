@@ -56,13 +56,25 @@ void tr__log(tr_host *h, const char *fmt, ...) {
 }
 
 /* ---- lookups ----------------------------------------------------------------------- */
-int tr_alive(tr_host *h, tr_addr a) { return tr__lookup(h, a) != NULL; }
+__thread tr_sched *tr__tls_sched;
+
+int tr__alive_any(tr_sched *s, tr_addr a) {
+  if (!tr__foreign(s, a)) return tr__lookup(s, a) != NULL;
+  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(a)];
+  uv_mutex_lock(&t->actors_lock);
+  tr_actor *act = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+  int alive = (act && act->addr == a) /* present: alive, or dying right now */
+              || tr_map_get(&t->reserved, TR_ADDR_SERIAL(a)); /* about to be */
+  uv_mutex_unlock(&t->actors_lock);
+  return alive;
+}
+
+int tr_alive(tr_host *h, tr_addr a) { return h && tr__alive_any(tr__here(h), a); }
 
 const char *tr__addr_name(tr_host *h, tr_addr a) {
-  tr_actor *act = tr__lookup(h, a);
+  tr_actor *act = h ? tr__lookup(tr__here(h), a) : NULL;
   if (!act) return NULL;
   if (act->lang == TR_LANG_C) return act->cb->name ? act->cb->name : "C";
-  extern const char *tr__lua_behaviour_name(tr_actor *);
   return tr__lua_behaviour_name(act);
 }
 
@@ -75,10 +87,31 @@ size_t tr_addr_format(tr_host *h, tr_addr a, char *out, size_t cap) {
   else
     snprintf(num, sizeof num, "%u.%u.%" PRIu64, TR_ADDR_NODE(a), TR_ADDR_SCHED(a),
              TR_ADDR_SERIAL(a));
-  tr_actor *act = tr__lookup(h, a);
+  tr_sched *s = h ? tr__here(h) : NULL;
+  tr_actor *act = s ? tr__lookup(s, a) : NULL;
   int n;
   if (!h) n = snprintf(out, cap, "<actor %s>", num);
-  else if (!act) n = snprintf(out, cap, "<actor %s dead>", num);
+  else if (!act && tr__foreign(s, a)) { /* another scheduler's: read under its locks */
+    tr_sched *t = &h->sched[TR_ADDR_SCHED(a)];
+    tr_spawnreq *q;
+    uv_mutex_lock(&t->actors_lock);
+    tr_actor *f = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+    if (f && f->addr == a) {
+      const char *beh = f->lang == TR_LANG_C ? (f->cb->name ? f->cb->name : "C")
+                                               : tr__lua_behaviour_name(f);
+      uv_mutex_lock(&h->names_lock);
+      if (f->names) n = snprintf(out, cap, "<actor %s %s \"%s\">", num, beh, f->names->name);
+      else n = snprintf(out, cap, "<actor %s %s>", num, beh);
+      uv_mutex_unlock(&h->names_lock);
+    } else if ((q = tr_map_get(&t->reserved, TR_ADDR_SERIAL(a)))) { /* being made */
+      const char *beh = q->lang == TR_LANG_C ? q->b->name : q->behname;
+      if (q->name) n = snprintf(out, cap, "<actor %s %s \"%s\">", num, beh ? beh : "Actor", q->name);
+      else n = snprintf(out, cap, "<actor %s %s>", num, beh ? beh : "Actor");
+    } else {
+      n = snprintf(out, cap, "<actor %s dead>", num);
+    }
+    uv_mutex_unlock(&t->actors_lock);
+  } else if (!act) n = snprintf(out, cap, "<actor %s dead>", num);
   else if (act->names)
     n = snprintf(out, cap, "<actor %s %s \"%s\">", num, tr__addr_name(h, a), act->names->name);
   else n = snprintf(out, cap, "<actor %s %s>", num, tr__addr_name(h, a));
@@ -91,7 +124,7 @@ static const char *fmt_addr(tr_host *h, tr_addr a, char *buf, size_t cap) {
 }
 
 uint64_t tr__now(tr_sched *s) { return uv_now(s->loop); }
-uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(h->loop) : 0; }
+uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(tr__here(h)->loop) : 0; }
 
 /* ---- envelopes --------------------------------------------------------------------- */
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
@@ -125,6 +158,7 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
   e->req = 0;
   e->kind = TR_K_SEND;
   e->status = 0;
+  e->lane = 0;
   e->mlen = (uint16_t)mlen;
   e->len = (uint32_t)len;
   return e;
@@ -194,6 +228,7 @@ static void heap_down(tr_sched *s, uint32_t i) {
 }
 
 static void on_timer(uv_timer_t *t);
+static void sched_settle(tr_sched *s, int handled);
 
 /* The uv timer is re-armed only when the earliest deadline moves earlier;
  * when it fires early it re-arms for the new minimum. While the heap is empty
@@ -297,9 +332,46 @@ static void actor_free_if_done(tr_sched *s, tr_actor *a) {
 /* ---- delivery ------------------------------------------------------------------------ */
 static void room_made(tr_sched *s, tr_actor *a);
 
+/* To another scheduler's actor: its owner queues it (and answers a call to
+ * an actor that died meanwhile). The public messages on their way are
+ * counted on the actor (`inflight`) so that a try (try_only) sees a full
+ * mailbox; otherwise a full mailbox there does not push back: the message
+ * is queued past the bound. */
+static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane, int try_only) {
+  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
+  uint64_t serial = TR_ADDR_SERIAL(e->to);
+  int rc = 0;
+  uv_mutex_lock(&t->actors_lock);
+  tr_actor *f = tr_map_get(&t->actors, serial);
+  if (f && f->addr == e->to) {
+    if (!private_lane) {
+      /* the owner changes the depth without the lock: a recent value */
+      uint32_t depth = __atomic_load_n(&f->pub.n, __ATOMIC_RELAXED) +
+                       __atomic_load_n(&f->inflight, __ATOMIC_RELAXED);
+      if (try_only && depth >= f->cap) rc = TR_EFULL;
+      else __atomic_add_fetch(&f->inflight, 1, __ATOMIC_RELAXED);
+    }
+  } else if (!tr_map_get(&t->reserved, serial)) {
+    rc = TR_EDEAD;
+  }
+  uv_mutex_unlock(&t->actors_lock);
+  if (rc) return rc;
+  e->lane = private_lane ? 1 : f ? 3 : 0;
+  tr__post(s, t, e);
+  return 0;
+}
+
+int tr__try_deliver(tr_sched *s, tr_env *e) {
+  if (tr__foreign(s, e->to)) return deliver_foreign(s, e, 0, 1);
+  return tr__deliver(s, e, 0, NULL);
+}
+
 int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
-  tr_actor *a = tr__lookup(s->h, e->to);
-  if (!a) return TR_EDEAD;
+  tr_actor *a = tr__lookup(s, e->to);
+  if (!a) {
+    if (!tr__foreign(s, e->to)) return TR_EDEAD;
+    return deliver_foreign(s, e, private_lane, 0);
+  }
   if (!private_lane && a->pub.n >= a->cap) {
     if (full) *full = a;
     return TR_EFULL;
@@ -307,7 +379,7 @@ int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
   q_push(private_lane ? &a->priv : &a->pub, e);
   s->n_msgs++;
   if (s->h->trace_fn && e->from != e->to) {
-    tr_actor *fa = tr__lookup(s->h, e->from);
+    tr_actor *fa = tr__lookup(s, e->from);
     if (fa && fa->traced)
       s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
   }
@@ -334,7 +406,7 @@ static void room_made(tr_sched *s, tr_actor *a) {
     a->room_head = w->next;
     if (!a->room_head) a->room_tail = NULL;
     if (w->env) {
-      tr_actor *sender = tr__lookup(s->h, w->sender);
+      tr_actor *sender = tr__lookup(s, w->sender);
       int is_call = w->env->kind == TR_K_CALL;
       /* a call that gave up meanwhile (timeout) no longer waits for room */
       /* ...and a sender interrupted meanwhile may now wait for room elsewhere */
@@ -362,8 +434,13 @@ static void room_made(tr_sched *s, tr_actor *a) {
 
 int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
   if (!h || !cb) return TR_EINVAL;
-  tr_actor *a = tr__lookup(h, to);
-  if (!a) return TR_EDEAD;
+  tr_sched *s = tr__here(h);
+  tr_actor *a = tr__lookup(s, to);
+  if (!a) {
+    if (!tr__alive_any(s, to)) return TR_EDEAD;
+    cb(h, to, 0, ud); /* another scheduler's mailbox never refuses (see tr__deliver) */
+    return 0;
+  }
   tr_roomwait *w = calloc(1, sizeof *w);
   if (!w) return TR_ENOMEM;
   w->cb = cb;
@@ -410,7 +487,7 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
       return NULL;
     }
   }
-  tr_actor *a = tr__lookup(s->h, caller);
+  tr_actor *a = tr__lookup(s, caller);
   if (a) {
     p->next = a->calls;
     if (a->calls) a->calls->prev = p;
@@ -456,7 +533,7 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
   pending_detach(s, p);
   switch (p->kind) {
     case TR_P_LUA: {
-      tr_actor *a = tr__lookup(s->h, p->caller);
+      tr_actor *a = tr__lookup(s, p->caller);
       /* W_ROOM: the call timed out while its message waited for room */
       if (a && (a->wait == TR_W_CALL || a->wait == TR_W_ROOM) && a->wait_req == p->req) {
         a->wake = e;
@@ -529,12 +606,28 @@ static void done_flush_caller(tr_sched *s, tr_addr caller) {
   }
 }
 
-void tr__reply(tr_sched *s0, tr_addr from, tr_addr caller, uint64_t req, int status,
+void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
                const char *payload, size_t len) {
   (void)caller;
-  tr_sched *s = &s0->h->sched[(req >> 56) < s0->h->nsched ? (req >> 56) : 0];
+  unsigned ci = (unsigned)(req >> 56);
+  if (ci >= s->h->nsched) return;
+  if (ci != s->index) { /* the caller waits on another scheduler: its inbox */
+    tr_env *e = tr__env_new(s, NULL, 0, payload, len);
+    if (!e) {
+      e = tr__env_new(s, NULL, 0, NULL, 0);
+      if (!e) return;
+      status = TR_ENOMEM;
+    }
+    e->kind = TR_K_REPLY;
+    e->from = from;
+    e->to = caller;
+    e->req = req;
+    e->status = (int8_t)status;
+    tr__post(s, &s->h->sched[ci], e);
+    return;
+  }
   if (s->h->trace_fn) {
-    tr_actor *fa = tr__lookup(s->h, from);
+    tr_actor *fa = tr__lookup(s, from);
     if (fa && fa->traced)
       s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
   }
@@ -599,37 +692,46 @@ int tr__settle(tr_sched *s, uint64_t req, tr_addr caller, int status, const char
   return 0;
 }
 
-int tr_token_reply(tr_host *h, const tr_token *t, const tr_buf *values) {
+static void op_settle(tr_sched *s, tr_env *e) {
+  tr__settle(s, e->req, e->from, e->status, TR_ENV_PAYLOAD(e), e->len);
+  tr__env_free(s, e);
+}
+
+/* The owed reply lives on the owner's scheduler: answered from another
+ * thread, it is settled there (a second answer is then dropped quietly). */
+static int token_settle(tr_host *h, const tr_token *t, int status, const tr_buf *v) {
   if (!h || !t) return TR_EINVAL;
-  return tr__settle(&h->sched[0], t->req, t->caller, TR_OK, values ? values->data : NULL,
-                    values ? values->len : 0);
+  tr_sched *s = tr__here(h);
+  if (tr__foreign(s, t->owner))
+    return tr__op(s, t->owner, op_settle, t->caller, t->req, status, v ? v->data : NULL,
+                  v ? v->len : 0);
+  return tr__settle(s, t->req, t->caller, status, v ? v->data : NULL, v ? v->len : 0);
+}
+
+int tr_token_reply(tr_host *h, const tr_token *t, const tr_buf *values) {
+  return token_settle(h, t, TR_OK, values);
 }
 
 int tr_token_fail(tr_host *h, const tr_token *t, const tr_buf *value) {
-  if (!h || !t) return TR_EINVAL;
-  return tr__settle(&h->sched[0], t->req, t->caller, TR_FAILED, value ? value->data : NULL,
-                    value ? value->len : 0);
+  return token_settle(h, t, TR_FAILED, value);
 }
 
 /* ---- timers of actors -------------------------------------------------------------------- */
-int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
-                  const char *method, const tr_buf *args, tr_timer_id *out) {
-  if (!h || !method || !*method || delay_ms < 0 || interval_ms < 0) return TR_EINVAL;
-  tr_actor *a = tr__lookup(h, self);
-  if (!a) return TR_EDEAD;
-  tr_sched *s = a->s;
+/* Timer ids name their scheduler in the top byte (as request ids do). */
+static int timer_add(tr_sched *s, tr_actor *a, tr_timer_id id, int64_t delay_ms,
+                     int64_t interval_ms, const char *method, size_t mlen, const char *args,
+                     size_t len) {
   tr_timer *t = calloc(1, sizeof *t);
   if (!t) return TR_ENOMEM;
-  t->tmpl = tr__env_new(s, method, strlen(method), args ? args->data : NULL,
-                        args ? args->len : 0);
+  t->tmpl = tr__env_new(s, method, mlen, args, len);
   if (!t->tmpl) {
     free(t);
     return TR_ENOMEM;
   }
-  t->tmpl->from = self;
-  t->tmpl->to = self;
-  t->id = ++s->next_timer;
-  t->actor = self;
+  t->tmpl->from = a->addr;
+  t->tmpl->to = a->addr;
+  t->id = id;
+  t->actor = a->addr;
   t->interval = interval_ms;
   t->te.kind = TR_T_ACTOR;
   t->te.p = t;
@@ -644,15 +746,60 @@ int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_m
   t->next = a->timers;
   if (a->timers) a->timers->prev = t;
   a->timers = t;
-  if (out) *out = t->id;
   return 0;
+}
+
+static void op_timer_add(tr_sched *s, tr_env *e) { /* payload: delay, interval, args */
+  tr_actor *a = tr__lookup(s, e->to);
+  const char *p = TR_ENV_PAYLOAD(e);
+  int64_t d[2];
+  memcpy(d, p, sizeof d);
+  if (a)
+    timer_add(s, a, e->req, d[0], d[1], TR_ENV_METHOD(e), e->mlen, p + sizeof d,
+              e->len - sizeof d);
+  tr__env_free(s, e);
+}
+
+int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
+                  const char *method, const tr_buf *args, tr_timer_id *out) {
+  if (!h || !method || !*method || delay_ms < 0 || interval_ms < 0) return TR_EINVAL;
+  tr_sched *s = tr__here(h);
+  tr_actor *a = tr__lookup(s, self);
+  size_t len = args ? args->len : 0;
+  if (len > TR_MAX_PAYLOAD) return TR_EBADVALUE;
+  if (!a) { /* another scheduler's actor: its timer lives there */
+    if (!tr__alive_any(s, self)) return TR_EDEAD;
+    tr_sched *t = &h->sched[TR_ADDR_SCHED(self)];
+    int64_t d[2] = {delay_ms, interval_ms};
+    char *buf = malloc(sizeof d + len);
+    if (!buf) return TR_ENOMEM;
+    memcpy(buf, d, sizeof d);
+    if (len) memcpy(buf + sizeof d, args->data, len);
+    tr_env *e = tr__env_new(s, method, strlen(method), buf, sizeof d + len);
+    free(buf);
+    if (!e) return TR_ENOMEM;
+    e->kind = TR_K_OP;
+    e->op = op_timer_add;
+    e->to = self;
+    e->req = ((uint64_t)t->index << 56) | __atomic_add_fetch(&t->next_timer, 1, __ATOMIC_RELAXED);
+    if (out) *out = e->req;
+    tr__post(s, t, e);
+    return 0;
+  }
+  tr_timer_id id =
+      ((uint64_t)s->index << 56) | __atomic_add_fetch(&s->next_timer, 1, __ATOMIC_RELAXED);
+  int rc = timer_add(s, a, id, delay_ms, interval_ms, method, strlen(method),
+                     args ? args->data : NULL, len);
+  if (rc == 0 && out) *out = id;
+  return rc;
 }
 
 int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *method,
                const tr_buf *args, tr_timer_id *out) {
   if (!h) return TR_EINVAL;
-  uv_update_time(h->loop);
-  uint64_t now = uv_now(h->loop);
+  uv_loop_t *loop = tr__here(h)->loop;
+  uv_update_time(loop);
+  uint64_t now = uv_now(loop);
   uint64_t delay = at_ms > now ? at_ms - now : 0;
   if (delay > (uint64_t)INT64_MAX) delay = (uint64_t)INT64_MAX; /* "never", in effect */
   return tr_send_after(h, self, (int64_t)delay, 0, method, args, out);
@@ -671,9 +818,20 @@ static void timer_free(tr_sched *s, tr_timer *t) {
   free(t);
 }
 
+static void op_timer_cancel(tr_sched *s, tr_env *e) {
+  tr_timer *t = tr_map_get(&s->timers, e->req);
+  tr__env_free(s, e);
+  if (t) timer_free(s, t);
+}
+
 int tr_cancel_timer(tr_host *h, tr_timer_id id) {
   if (!h) return TR_EINVAL;
-  tr_sched *s = &h->sched[0];
+  tr_sched *s = tr__here(h);
+  if ((id >> 56) != s->index) { /* another scheduler's timer */
+    if ((id >> 56) >= h->nsched) return TR_ENOTFOUND;
+    return tr__op(s, ((tr_addr)(id >> 56) << 48) | 1, op_timer_cancel, TR_NOADDR, id, 0, NULL,
+                  0);
+  }
   tr_timer *t = tr_map_get(&s->timers, id);
   if (!t) return TR_ENOTFOUND;
   timer_free(s, t);
@@ -692,10 +850,10 @@ static void on_timer(uv_timer_t *ut) {
     switch (t->kind) {
       case TR_T_TIMEOUT: {
         tr_pending *p = t->p;
-        if (p->kill_on_timeout && tr__lookup(s->h, p->target)) {
+        if (p->kill_on_timeout && tr__alive_any(s, p->target)) {
           uint64_t req = p->req; /* the death may answer p and free it */
           tr_kill(s->h, p->target); /* its death answers p with "killed" */
-          if (tr_map_get(&s->pending, req) == p && tr__lookup(s->h, p->target))
+          if (tr_map_get(&s->pending, req) == p && tr__alive_any(s, p->target))
             heap_add(s, &p->te, now + 1); /* it was running: look again */
           break;
         }
@@ -738,7 +896,7 @@ static void on_timer(uv_timer_t *ut) {
         break;
       }
       case TR_T_SLEEP: {
-        tr_actor *a = tr__lookup(s->h, t->actor);
+        tr_actor *a = tr__lookup(s, t->actor);
         if (a && a->wait == TR_W_SLEEP && a->wait_req == (uint64_t)(uintptr_t)t) {
           a->wait = TR_W_YIELD;
           tr__schedule(s, a);
@@ -754,12 +912,15 @@ static void on_timer(uv_timer_t *ut) {
   }
   timer_arm(s);
   s->in_callback--;
+  sched_settle(s, 0);
 }
 
 /* ---- calls --------------------------------------------------------------------------------- */
 int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
                    const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
                    tr_pending **out) {
+  int try = (kind & TR_P_TRY) != 0;
+  kind &= (uint8_t)~TR_P_TRY;
   tr_env *e = tr__env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
   tr_pending *p = tr__pending_new(s, kind, from, to, timeout_ms);
@@ -771,7 +932,7 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
   e->from = from;
   e->to = to;
   e->req = p->req;
-  int rc = tr__deliver(s, e, 0, NULL);
+  int rc = try ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, NULL);
   if (rc) {
     tr__env_free(s, e);
     tr__pending_free(s, p);
@@ -786,7 +947,7 @@ int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_b
   if (!h || !method || !*method || !cb) return TR_EINVAL;
   if (timeout_ms < 0 && timeout_ms != TR_TIMEOUT_DEFAULT && timeout_ms != TR_TIMEOUT_INFINITE)
     return TR_EINVAL;
-  tr_sched *s = &h->sched[0];
+  tr_sched *s = tr__here(h);
   tr_pending *p;
   int rc = tr__call_start(s, from, to, method, args ? args->data : NULL,
                           args ? args->len : 0, timeout_ms, TR_P_CB, &p);
@@ -814,7 +975,7 @@ int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, tr_rep
 
 int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args) {
   if (!h || !method || !*method) return TR_EINVAL;
-  tr_sched *s = &h->sched[0];
+  tr_sched *s = tr__here(h);
   size_t len = args ? args->len : 0;
   if (len > TR_MAX_PAYLOAD) return TR_EBADVALUE;
   tr_env *e = tr__env_new(s, method, strlen(method), args ? args->data : NULL, len);
@@ -844,6 +1005,67 @@ int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, const 
   return rc;
 }
 
+/* ---- crossing schedulers ------------------------------------------------------------------------ */
+/* tr_host_run on the first scheduler must not return while another has work:
+ * h->work counts the other schedulers that are busy plus the envelopes posted
+ * to them and not yet handled, and h->quiesce (on the first loop) is ref'd
+ * exactly while it is > 0. Only the first scheduler's thread touches the
+ * handle; others wake it when the count crosses zero. */
+static void quiesce_update(tr_host *h) {
+  if (!h->quiesce_open) return;
+  if (__atomic_load_n(&h->work, __ATOMIC_ACQUIRE) > 0) uv_ref((uv_handle_t *)&h->quiesce);
+  else uv_unref((uv_handle_t *)&h->quiesce);
+}
+
+static void on_quiesce(uv_async_t *a) { quiesce_update(a->data); }
+
+static void work_add(tr_host *h, int d, const tr_sched *on) {
+  int old = __atomic_fetch_add(&h->work, d, __ATOMIC_ACQ_REL);
+  if ((old > 0) == (old + d > 0) || h->closing) return;
+  if (on && on->index == 0) quiesce_update(h);
+  else uv_async_send(&h->quiesce);
+}
+
+/* A scheduler other than the first says whether it still has work. */
+static void sched_settle(tr_sched *s, int handled) {
+  if (s->index == 0) return;
+  int busy = s->runq_head || s->done_head || s->heap_n;
+  if (busy != s->busy) {
+    s->busy = busy;
+    work_add(s->h, busy ? 1 : -1, s);
+  }
+  if (handled) work_add(s->h, -handled, s);
+}
+
+void tr__post(tr_sched *from, tr_sched *t, tr_env *e) {
+  e->next = NULL;
+  if (t->index) work_add(t->h, 1, from);
+  uv_mutex_lock(&t->inbox_lock);
+  int wake = t->inbox_head == NULL; /* else a wake-up is already on its way */
+  if (t->inbox_tail) t->inbox_tail->next = e;
+  else t->inbox_head = e;
+  t->inbox_tail = e;
+  uv_mutex_unlock(&t->inbox_lock);
+  if (wake) uv_async_send(&t->async);
+}
+
+int tr__op(tr_sched *s, tr_addr target, tr_opfn fn, tr_addr a2, uint64_t n, int code,
+           const char *text, size_t len) {
+  unsigned ti = TR_ADDR_SCHED(target);
+  if (TR_ADDR_NODE(target) != 0 || ti >= s->h->nsched) return TR_EDEAD;
+  tr_env *e = tr__env_new(s, NULL, 0, text, text ? len : 0);
+  if (!e) return TR_ENOMEM;
+  e->kind = TR_K_OP;
+  e->op = fn;
+  e->to = target;
+  e->from = a2;
+  e->req = n;
+  e->status = (int8_t)code;
+  if (ti == s->index) fn(s, e);
+  else tr__post(s, &s->h->sched[ti], e);
+  return 0;
+}
+
 /* From any thread: the envelope is built with malloc (the pool belongs to the
  * loop thread) and handed over through the inbox. */
 int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args) {
@@ -854,48 +1076,115 @@ int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args
                           args ? args->len : 0);
   if (!e) return TR_ENOMEM;
   e->to = to;
+  e->lane = 2; /* from outside: dropped (and logged) if the mailbox is full */
   uv_mutex_lock(&s->inbox_lock);
-  if (h->closing) {
-    uv_mutex_unlock(&s->inbox_lock);
+  int closing = __atomic_load_n(&h->closing, __ATOMIC_ACQUIRE);
+  uv_mutex_unlock(&s->inbox_lock);
+  if (closing) {
     tr__env_free(NULL, e);
     return TR_ESTOPPED;
   }
-  if (s->inbox_tail) s->inbox_tail->next = e;
-  else s->inbox_head = e;
-  s->inbox_tail = e;
-  uv_mutex_unlock(&s->inbox_lock);
-  uv_async_send(&s->async);
+  tr_sched *me = tr__tls_sched;
+  tr__post(me && me >= h->sched && me < h->sched + h->nsched ? me : NULL, s, e);
   return 0;
+}
+
+/* One envelope from another thread, on its target's scheduler. */
+static void inbox_one(tr_sched *s, tr_env *e) {
+  if (e->kind == TR_K_OP) {
+    e->op(s, e); /* frees e */
+    return;
+  }
+  if (e->kind == TR_K_REPLY) {
+    tr_pending *p = tr_map_get(&s->pending, e->req);
+    if (p) complete(s, p, e);
+    else tr__env_free(s, e); /* late: the caller gave up or died */
+    return;
+  }
+  tr_actor *a = tr__lookup(s, e->to);
+  if (a && e->lane == 3) __atomic_sub_fetch(&a->inflight, 1, __ATOMIC_RELAXED);
+  int full = a && e->lane == 2 && a->pub.n >= a->cap;
+  if (!a || full) {
+    char who[96], text[160];
+    fmt_addr(s->h, e->to, who, sizeof who);
+    if (e->kind == TR_K_CALL && e->req) {
+      snprintf(text, sizeof text, "%s is not alive", who);
+      tr__reply_error(s, e->to, e->from, e->req, TR_EDEAD, text, NULL);
+    } else if (e->from == TR_NOADDR) { /* tr_send_async: nobody else would know */
+      tr__log(s->h, "async message '%s' to %s dropped: %s", TR_ENV_METHOD(e), who,
+              tr_errname(a ? TR_EFULL : TR_EDEAD));
+    }
+    tr__env_free(s, e);
+    return;
+  }
+  q_push(e->lane == 1 ? &a->priv : &a->pub, e);
+  s->n_msgs++;
+  if (a->wait == TR_W_NONE) tr__schedule(s, a);
+}
+
+static int inbox_run(tr_sched *s) {
+  uv_mutex_lock(&s->inbox_lock);
+  tr_env *e = s->inbox_head;
+  s->inbox_head = s->inbox_tail = NULL;
+  uv_mutex_unlock(&s->inbox_lock);
+  int n = 0;
+  while (e) {
+    tr_env *next = e->next;
+    e->next = NULL;
+    inbox_one(s, e);
+    n++;
+    e = next;
+  }
+  return n;
 }
 
 static void on_async(uv_async_t *as) {
   tr_sched *s = as->data;
   s->in_callback++;
-  uv_mutex_lock(&s->inbox_lock);
-  tr_env *e = s->inbox_head;
-  s->inbox_head = s->inbox_tail = NULL;
-  uv_mutex_unlock(&s->inbox_lock);
-  while (e) {
-    tr_env *next = e->next;
-    e->next = NULL;
-    int rc = tr__deliver(s, e, 0, NULL);
-    if (rc) {
-      char who[96];
-      tr__log(s->h, "async message '%s' to %s dropped: %s", TR_ENV_METHOD(e),
-              fmt_addr(s->h, e->to, who, sizeof who), tr_errname(rc));
-      tr__env_free(s, e);
-    }
-    e = next;
-  }
+  int n = inbox_run(s);
   s->in_callback--;
+  sched_settle(s, n);
 }
 
 /* ---- deadlock detection ----------------------------------------------------------------------- */
 /* `caller` (a Lua actor about to suspend on `target`) closes a cycle if target
  * is, through a chain of suspended actors, waiting on caller. */
+/* What `a` waits on (a call or room), or TR_NOADDR. Another scheduler's
+ * actor is read under its lock; its owner writes these fields without it,
+ * so that reading is a recent one, checked at the end (see below). */
+static tr_addr waits_on(tr_sched *s, tr_addr a, int *remote) {
+  tr_actor *act = tr__lookup(s, a);
+  if (act) return act->wait == TR_W_CALL || act->wait == TR_W_ROOM ? act->wait_target : TR_NOADDR;
+  if (!tr__foreign(s, a)) return TR_NOADDR;
+  *remote = 1;
+  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(a)];
+  tr_addr next = TR_NOADDR;
+  uv_mutex_lock(&t->actors_lock);
+  tr_actor *f = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+  if (f && f->addr == a) {
+    uint8_t w = __atomic_load_n(&f->wait, __ATOMIC_RELAXED);
+    if (w == TR_W_CALL || w == TR_W_ROOM) next = __atomic_load_n(&f->wait_target, __ATOMIC_RELAXED);
+  }
+  uv_mutex_unlock(&t->actors_lock);
+  return next;
+}
+
+/* `me` holds a call from `from` that it has not answered: being handled,
+ * queued, or owed. */
+static int holds_call_from(tr_actor *me, tr_addr from) {
+  if (me->cur && me->cur->kind == TR_K_CALL && me->cur->req && me->cur->from == from) return 1;
+  for (tr_owed *o = me->owed; o; o = o->next)
+    if (o->caller == from) return 1;
+  tr_queue *qs[2] = {&me->priv, &me->pub};
+  for (int i = 0; i < 2; i++)
+    for (tr_env *e = qs[i]->head; e; e = e->next)
+      if (e->kind == TR_K_CALL && e->from == from) return 1;
+  return 0;
+}
+
 int tr__check_deadlock(tr_sched *s, tr_actor *caller, tr_addr target, char *why, size_t cap) {
   tr_addr chain[64];
-  int n = 0;
+  int n = 0, remote = 0;
   chain[n++] = caller->addr;
   tr_addr cur = target;
   int found = 0;
@@ -905,10 +1194,12 @@ int tr__check_deadlock(tr_sched *s, tr_actor *caller, tr_addr target, char *why,
       found = 1;
       break;
     }
-    tr_actor *a = tr__lookup(s->h, cur);
-    if (!a || (a->wait != TR_W_CALL && a->wait != TR_W_ROOM)) break;
-    cur = a->wait_target;
+    cur = waits_on(s, cur, &remote);
+    if (cur == TR_NOADDR) break;
   }
+  /* a chain through another scheduler was read while it ran: the cycle is
+   * real only if the caller really holds the last link's call */
+  if (found && remote && !holds_call_from(caller, chain[n - 2])) found = 0;
   if (!found) return 0;
   size_t pos = 0;
   pos += (size_t)snprintf(why + pos, cap - pos, "call cycle: ");
@@ -941,7 +1232,7 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   if (e->kind == TR_K_STOP) {
     a->stop_pending = 0;
     if (e->from == a->addr) a->stop_self = 1;
-    if (a->lang == TR_LANG_LUA && a->started && !s->h->closing) {
+    if (a->lang == TR_LANG_LUA && a->started && !s->h->closing && !s->no_veto) {
       tr__lua_deliver(s, a, e); /* the stop hooks run in a coroutine: they may wait */
       return;
     }
@@ -998,7 +1289,8 @@ static void on_idle(uv_idle_t *i) {
   int turns = 0;
   s->break_idle = 0;
   run_done(s);
-  while (s->runq_head && turns < TR_TURNS && !s->h->exiting && !s->break_idle) {
+  int main = s->index == 0; /* tr_host_exit stops the first scheduler's loop */
+  while (s->runq_head && turns < TR_TURNS && !(main && s->h->exiting) && !s->break_idle) {
     for (; turns < TR_TURNS && s->runq_head && !s->break_idle; turns++) {
       tr_actor *a = s->runq_head;
       s->runq_head = a->runq_next;
@@ -1010,23 +1302,57 @@ static void on_idle(uv_idle_t *i) {
         continue;
       }
       actor_turn(s, a);
-      if (s->h->exiting) break;
+      if (main && s->h->exiting) break;
     }
     run_done(s);
   }
   if (!s->runq_head && !s->done_head) uv_idle_stop(&s->idle);
-  if (s->h->exiting) uv_stop(s->loop);
+  if (s->h->exiting && s->index == 0) uv_stop(s->loop);
   s->in_callback--;
+  sched_settle(s, 0);
 }
 
 /* ---- spawning ----------------------------------------------------------------------------------- */
-int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env *init,
-                    tr_actor **out) {
-  tr_sched *s = &h->sched[0];
-  if (h->closing) return TR_ESTOPPED;
+tr_sched *tr__place(tr_sched *s, const tr_spawn_options *o, int relocatable) {
+  tr_host *h = s->h;
+  if (o && o->scheduler) return o->scheduler <= h->nsched ? &h->sched[o->scheduler - 1] : NULL;
+  if (!relocatable || s->current || h->nsched == 1) return s;
+  unsigned i = __atomic_fetch_add(&h->next_place, 1, __ATOMIC_RELAXED);
+  return &h->sched[i % h->nsched];
+}
+
+uint64_t tr__new_serial(tr_sched *t) {
+  return __atomic_add_fetch(&t->next_serial, 1, __ATOMIC_RELAXED);
+}
+
+static void actors_put(tr_sched *s, uint64_t serial, tr_actor *a, int *rc) {
+  if (s->h->nsched > 1) uv_mutex_lock(&s->actors_lock);
+  *rc = tr_map_put(&s->actors, serial, a);
+  if (s->reserved.n) tr_map_del(&s->reserved, serial);
+  if (s->h->nsched > 1) uv_mutex_unlock(&s->actors_lock);
+}
+
+static void actors_del(tr_sched *s, uint64_t serial) {
+  if (s->h->nsched > 1) uv_mutex_lock(&s->actors_lock);
+  tr_map_del(&s->actors, serial);
+  if (s->reserved.n) tr_map_del(&s->reserved, serial);
+  if (s->h->nsched > 1) uv_mutex_unlock(&s->actors_lock);
+}
+
+static int name_reserve(tr_host *h, const char *name, tr_addr a);
+static int name_attach(tr_actor *act, const char *name);
+static void name_release(tr_host *h, const char *name, tr_addr a);
+
+/* A new actor on s (the calling thread's scheduler). serial: 0 for a new
+ * one, else reserved by a spawner on another scheduler, which also reserved
+ * o->name (reserved_name). */
+int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
+                    const tr_spawn_options *o, tr_env *init, tr_actor **out) {
+  tr_host *h = s->h;
+  if (__atomic_load_n(&h->closing, __ATOMIC_ACQUIRE)) return TR_ESTOPPED;
   tr_actor *a = calloc(1, sizeof *a);
   if (!a) return TR_ENOMEM;
-  uint64_t serial = ++s->next_serial;
+  if (!serial) serial = tr__new_serial(s);
   a->addr = ((tr_addr)s->index << 48) | serial;
   a->s = s;
   a->lang = lang;
@@ -1035,7 +1361,9 @@ int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env 
   a->mem_limit = o ? (int64_t)o->mem_limit : 0;
   a->cpu_limit_ms = o ? o->cpu_limit_ms : 0;
   a->co_ref = a->self_ref = a->env_ref = LUA_NOREF;
-  if (tr_map_put(&s->actors, serial, a)) {
+  int rc;
+  actors_put(s, serial, a, &rc);
+  if (rc) {
     free(a);
     return TR_ENOMEM;
   }
@@ -1044,10 +1372,15 @@ int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env 
   init->to = a->addr;
   q_push(&a->priv, init);
   if (o && o->name) {
-    int rc = tr_register(h, o->name, a->addr);
+    rc = reserved_name ? 0 : name_reserve(h, o->name, a->addr);
+    if (rc == 0 && name_attach(a, o->name)) {
+      name_release(h, o->name, a->addr);
+      rc = TR_ENOMEM;
+    }
     if (rc) {
-      tr_map_del(&s->actors, serial);
+      actors_del(s, serial);
       q_pop(&a->priv);
+      tr__name_remove_all(h, a);
       free(a);
       return rc;
     }
@@ -1056,7 +1389,7 @@ int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env 
     int rc = tr_link(h, a->addr, o->link);
     if (rc) {
       tr__name_remove_all(h, a);
-      tr_map_del(&s->actors, serial);
+      actors_del(s, serial);
       q_pop(&a->priv);
       free(a);
       return rc;
@@ -1067,15 +1400,116 @@ int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env 
   return 0;
 }
 
+/* ---- spawning on another scheduler: the spawner reserves the address (and
+ * the name), the owner creates the actor when the request reaches it. Any
+ * message sent to the address meanwhile queues behind the request. */
+static void op_spawn(tr_sched *s, tr_env *e) {
+  tr_spawnreq *q = (tr_spawnreq *)(uintptr_t)e->req;
+  tr_addr addr = ((tr_addr)s->index << 48) | q->serial;
+  e->kind = TR_K_SEND;
+  e->op = NULL;
+  e->req = 0;
+  e->from = e->to = TR_NOADDR;
+  int rc;
+  const char *why = NULL;
+  tr_spawn_options o = q->o;
+  o.name = q->name;
+  if (q->lang == TR_LANG_C) {
+    tr_actor *a;
+    rc = tr__spawn_actor(s, q->serial, 1, TR_LANG_C, &o, e, &a);
+    if (rc == 0) {
+      a->cb = q->b;
+      a->refs += q->refs;
+    }
+  } else {
+    rc = tr__lua_spawn_req(s, q, e, &why);
+  }
+  if (rc) {
+    char who[96];
+    actors_del(s, q->serial); /* drops the reservation */
+    if (q->name) name_release(s->h, q->name, addr);
+    tr__log(s->h, "spawning %s on scheduler %u failed: %s", fmt_addr(s->h, addr, who, sizeof who),
+            s->index + 1, why ? why : tr_strerror(rc));
+    tr__env_free(s, e);
+  }
+  tr__spawnreq_free(q);
+}
+
+void tr__spawnreq_free(tr_spawnreq *q) {
+  if (!q) return;
+  free(q->name);
+  free(q->behname);
+  free(q->src);
+  free(q->chunkname);
+  free(q);
+}
+
+int tr__spawn_remote(tr_sched *s, tr_sched *t, tr_spawnreq *q, const char *args, size_t len,
+                     tr_addr *out) {
+  tr_host *h = s->h;
+  if (h->closing) {
+    tr__spawnreq_free(q);
+    return TR_ESTOPPED;
+  }
+  q->serial = tr__new_serial(t);
+  tr_addr addr = ((tr_addr)t->index << 48) | q->serial;
+  uv_mutex_lock(&t->actors_lock);
+  int rrc = tr_map_put(&t->reserved, q->serial, q);
+  uv_mutex_unlock(&t->actors_lock);
+  if (rrc) {
+    tr__spawnreq_free(q);
+    return TR_ENOMEM;
+  }
+  int rc = 0;
+  if (q->o.link != TR_NOADDR && !tr__alive_any(s, q->o.link)) rc = TR_EDEAD;
+  if (rc == 0 && q->name) rc = name_reserve(h, q->name, addr);
+  tr_env *e = rc ? NULL : tr__env_new(s, NULL, 0, args, len);
+  if (!e) {
+    if (rc == 0 && q->name) name_release(h, q->name, addr);
+    uv_mutex_lock(&t->actors_lock);
+    tr_map_del(&t->reserved, q->serial);
+    uv_mutex_unlock(&t->actors_lock);
+    tr__spawnreq_free(q);
+    return rc ? rc : TR_ENOMEM;
+  }
+  e->kind = TR_K_OP;
+  e->op = op_spawn;
+  e->to = addr;
+  e->req = (uint64_t)(uintptr_t)q;
+  tr__post(s, t, e);
+  *out = addr;
+  return 0;
+}
+
 int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
              const tr_spawn_options *o, tr_addr *out) {
   if (!h || !b) return TR_EINVAL;
-  tr_sched *s = &h->sched[0];
+  tr_sched *s = tr__here(h);
+  /* a C behaviour's code may share memory with the program that embeds the
+   * host: it runs on another scheduler's thread only when asked to */
+  tr_sched *t = tr__place(s, o, 0);
+  if (!t) return TR_EINVAL;
+  if (t != s) {
+    tr_spawnreq *q = calloc(1, sizeof *q);
+    if (!q) return TR_ENOMEM;
+    q->lang = TR_LANG_C;
+    q->b = b;
+    if (o) q->o = *o;
+    q->o.name = NULL;
+    if (o && o->name && !(q->name = strdup(o->name))) {
+      free(q);
+      return TR_ENOMEM;
+    }
+    tr_addr a;
+    int rc = tr__spawn_remote(s, t, q, args ? args->data : NULL, args ? args->len : 0, &a);
+    if (rc == 0 && out) *out = a;
+    return rc;
+  }
   tr_env *init =
       tr__env_new(s, NULL, 0, args ? args->data : NULL, args ? args->len : 0);
   if (!init) return TR_ENOMEM;
   tr_actor *a;
-  int rc = tr__spawn_actor(h, TR_LANG_C, o, init, &a);
+  int rc = tr__spawn_actor(s, 0, 0, TR_LANG_C, o, init, &a);
   if (rc) {
     tr__env_free(s, init);
     return rc;
@@ -1085,22 +1519,29 @@ int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
   return 0;
 }
 
+static void op_refs(tr_sched *s, tr_env *e) {
+  tr_actor *act = tr__lookup(s, e->to);
+  int d = e->status;
+  tr__env_free(s, e);
+  if (!act) return;
+  act->refs += d;
+  if (act->refs < 0) act->refs = 0;
+  if (d < 0 && act->refs == 0 && act->owned) tr_stop(s->h, act->addr);
+}
+
 int tr_retain(tr_host *h, tr_addr a) {
   if (!h) return TR_EINVAL;
-  tr_actor *act = tr__lookup(h, a);
-  if (!act) return TR_EDEAD;
-  act->refs++;
-  return 0;
+  tr_sched *s = tr__here(h);
+  if (!tr__alive_any(s, a)) return TR_EDEAD;
+  return tr__op(s, a, op_refs, TR_NOADDR, 0, 1, NULL, 0);
 }
 
 int tr_release(tr_host *h, tr_addr a) {
   if (!h) return TR_EINVAL;
   if (h->closing) return 0;
-  tr_actor *act = tr__lookup(h, a);
-  if (!act) return TR_EDEAD;
-  if (act->refs > 0) act->refs--;
-  if (act->refs == 0 && act->owned) tr_stop(h, a);
-  return 0;
+  tr_sched *s = tr__here(h);
+  if (!tr__alive_any(s, a)) return TR_EDEAD;
+  return tr__op(s, a, op_refs, TR_NOADDR, 0, -1, NULL, 0);
 }
 
 /* ---- stopping and death -------------------------------------------------------------------------- */
@@ -1113,7 +1554,7 @@ static void stop_message(tr_sched *s, tr_actor *a) {
   a->stop_pending = 0;
   if (a->state == TR_S_DEAD) return;
   int veto = hooks(s, a, 0); /* on_stopping */
-  if (veto && !s->h->closing) {
+  if (veto && !s->h->closing && !s->no_veto) {
     tr__stop_finish(s, a, 1);
     return;
   }
@@ -1122,32 +1563,60 @@ static void stop_message(tr_sched *s, tr_actor *a) {
   tr__stop_finish(s, a, 0);
 }
 
-int tr_stop(tr_host *h, tr_addr addr) {
-  if (!h) return TR_EINVAL;
-  tr_actor *a = tr__lookup(h, addr);
-  if (!a) return TR_EDEAD;
-  if (a->stop_pending || a->state == TR_S_STOPPING) return 0;
-  tr_env *e = tr__env_new(a->s, NULL, 0, NULL, 0);
-  if (!e) return TR_ENOMEM;
+static void stop_local(tr_sched *s, tr_actor *a, int self) {
+  if (a->stop_pending || a->state == TR_S_STOPPING) return;
+  tr_env *e = tr__env_new(s, NULL, 0, NULL, 0);
+  if (!e) return;
   e->kind = TR_K_STOP;
-  e->to = addr;
+  e->to = a->addr;
   /* asked from its own handler: it stops itself (reason "normal") */
-  if (a->s->current == a) e->from = addr;
+  if (self) e->from = a->addr;
   a->stop_pending = 1;
   q_push(&a->priv, e);
-  tr__schedule(a->s, a);
+  tr__schedule(s, a);
+}
+
+static void op_stop(tr_sched *s, tr_env *e) {
+  tr_actor *a = tr__lookup(s, e->to);
+  tr__env_free(s, e);
+  if (a) stop_local(s, a, 0);
+}
+
+int tr_stop(tr_host *h, tr_addr addr) {
+  if (!h) return TR_EINVAL;
+  tr_sched *s = tr__here(h);
+  tr_actor *a = tr__lookup(s, addr);
+  if (!a) {
+    if (!tr__alive_any(s, addr)) return TR_EDEAD;
+    return tr__op(s, addr, op_stop, TR_NOADDR, 0, 0, NULL, 0);
+  }
+  stop_local(s, a, s->current == a);
   return 0;
+}
+
+static void kill_local(tr_sched *s, tr_actor *a) {
+  if (a->running) {
+    a->kill_pending = 1;
+    return;
+  }
+  tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+}
+
+static void op_kill(tr_sched *s, tr_env *e) {
+  tr_actor *a = tr__lookup(s, e->to);
+  tr__env_free(s, e);
+  if (a) kill_local(s, a);
 }
 
 int tr_kill(tr_host *h, tr_addr addr) {
   if (!h) return TR_EINVAL;
-  tr_actor *a = tr__lookup(h, addr);
-  if (!a) return TR_EDEAD;
-  if (a->running) {
-    a->kill_pending = 1;
-    return 0;
+  tr_sched *s = tr__here(h);
+  tr_actor *a = tr__lookup(s, addr);
+  if (!a) {
+    if (!tr__alive_any(s, addr)) return TR_EDEAD;
+    return tr__op(s, addr, op_kill, TR_NOADDR, 0, 0, NULL, 0);
   }
-  tr__actor_died(a->s, a, TR_EKILLED, NULL, NULL);
+  kill_local(s, a);
   return 0;
 }
 
@@ -1172,7 +1641,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
   }
   a->state = TR_S_DEAD;
-  tr_map_del(&s->actors, TR_ADDR_SERIAL(a->addr));
+  actors_del(s, TR_ADDR_SERIAL(a->addr));
   tr__name_remove_all(h, a);
   /* the message being handled */
   if (a->cur) {
@@ -1242,7 +1711,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
   while (w) {
     tr_roomwait *next = w->next;
     if (w->env) {
-      tr_actor *sender = tr__lookup(h, w->sender);
+      tr_actor *sender = tr__lookup(s, w->sender);
       int is_call = w->env->kind == TR_K_CALL;
       uint64_t req = w->env->req;
       if (is_call) /* the call never reached the mailbox */
@@ -1317,65 +1786,137 @@ static void name_drop(tr_host *h, tr_namerec **pp) {
   free(r);
 }
 
-int tr_register(tr_host *h, const char *name, tr_addr a) {
-  if (!h || !name || !*name) return TR_EINVAL;
-  tr_actor *act = tr__lookup(h, a);
-  if (!act) return TR_EDEAD;
+/* The registry (name -> address) is shared by the schedulers, under
+ * names_lock; each actor also lists its own names (touched only by its
+ * scheduler) so that they go with it. */
+static int name_reserve(tr_host *h, const char *name, tr_addr a) {
+  uv_mutex_lock(&h->names_lock);
+  int rc = 0;
   tr_namerec **pp = name_find(h, name);
-  if (pp) return (*pp)->addr == a ? 0 : TR_EEXISTS;
-  if (h->names_n >= h->names_cap && names_grow(h)) return TR_ENOMEM;
-  tr_namerec *r = calloc(1, sizeof *r);
+  if (pp) {
+    rc = (*pp)->addr == a ? 0 : TR_EEXISTS;
+  } else if (h->names_n >= h->names_cap && names_grow(h)) {
+    rc = TR_ENOMEM;
+  } else {
+    tr_namerec *r = calloc(1, sizeof *r);
+    char *copy = strdup(name);
+    if (!r || !copy) {
+      free(r), free(copy);
+      rc = TR_ENOMEM;
+    } else {
+      r->name = copy;
+      r->addr = a;
+      size_t b = name_hash(name) & (h->names_cap - 1);
+      r->next = h->names[b];
+      h->names[b] = r;
+      h->names_n++;
+    }
+  }
+  uv_mutex_unlock(&h->names_lock);
+  return rc;
+}
+
+/* Drop the registry's entry for name if it still names a. */
+static void name_release(tr_host *h, const char *name, tr_addr a) {
+  uv_mutex_lock(&h->names_lock);
+  tr_namerec **pp = name_find(h, name);
+  if (pp && (*pp)->addr == a) name_drop(h, pp);
+  uv_mutex_unlock(&h->names_lock);
+}
+
+/* An actor's own list changes under names_lock too: tr_addr_format reads
+ * another scheduler's actor's first name. */
+static int name_attach(tr_actor *act, const char *name) {
+  for (tr_name *n = act->names; n; n = n->next)
+    if (strcmp(n->name, name) == 0) return 0;
   tr_name *n = calloc(1, sizeof *n);
-  char *copy = strdup(name), *copy2 = strdup(name);
-  if (!r || !n || !copy || !copy2) {
-    free(r), free(n), free(copy), free(copy2);
+  char *copy = strdup(name);
+  if (!n || !copy) {
+    free(n), free(copy);
     return TR_ENOMEM;
   }
-  r->name = copy;
-  r->addr = a;
-  size_t b = name_hash(name) & (h->names_cap - 1);
-  r->next = h->names[b];
-  h->names[b] = r;
-  h->names_n++;
-  n->name = copy2;
+  n->name = copy;
+  uv_mutex_lock(&act->s->h->names_lock);
   n->next = act->names;
   act->names = n;
+  uv_mutex_unlock(&act->s->h->names_lock);
   return 0;
 }
 
-static void name_unlink_actor(tr_host *h, tr_addr a, const char *name) {
-  tr_actor *act = tr_map_get(&h->sched[TR_ADDR_SCHED(a) < h->nsched ? TR_ADDR_SCHED(a) : 0].actors,
-                             TR_ADDR_SERIAL(a));
-  if (!act || act->addr != a) return;
+static void name_detach(tr_actor *act, const char *name) {
+  tr_name *gone = NULL;
+  uv_mutex_lock(&act->s->h->names_lock);
   for (tr_name **pp = &act->names; *pp; pp = &(*pp)->next) {
     if (strcmp((*pp)->name, name) == 0) {
-      tr_name *n = *pp;
-      *pp = n->next;
-      free(n->name);
-      free(n);
-      return;
+      gone = *pp;
+      *pp = gone->next;
+      break;
     }
   }
+  uv_mutex_unlock(&act->s->h->names_lock);
+  if (gone) {
+    free(gone->name);
+    free(gone);
+  }
+}
+
+static void op_name_attach(tr_sched *s, tr_env *e) { /* the actor died meanwhile: undo */
+  tr_actor *act = tr__lookup(s, e->to);
+  if (!act || name_attach(act, TR_ENV_PAYLOAD(e))) name_release(s->h, TR_ENV_PAYLOAD(e), e->to);
+  tr__env_free(s, e);
+}
+
+static void op_name_detach(tr_sched *s, tr_env *e) {
+  tr_actor *act = tr__lookup(s, e->to);
+  if (act) name_detach(act, TR_ENV_PAYLOAD(e));
+  tr__env_free(s, e);
+}
+
+int tr_register(tr_host *h, const char *name, tr_addr a) {
+  if (!h || !name || !*name) return TR_EINVAL;
+  tr_sched *s = tr__here(h);
+  tr_actor *act = tr__lookup(s, a);
+  if (!act && !tr__alive_any(s, a)) return TR_EDEAD;
+  int rc = name_reserve(h, name, a);
+  if (rc) return rc;
+  if (!act) /* NUL included: the op reads a C string */
+    return tr__op(s, a, op_name_attach, TR_NOADDR, 0, 0, name, strlen(name) + 1);
+  if (name_attach(act, name)) {
+    name_release(h, name, a);
+    return TR_ENOMEM;
+  }
+  return 0;
 }
 
 int tr_unregister(tr_host *h, const char *name) {
   if (!h || !name) return TR_EINVAL;
+  tr_sched *s = tr__here(h);
+  uv_mutex_lock(&h->names_lock);
   tr_namerec **pp = name_find(h, name);
+  tr_addr a = pp ? (*pp)->addr : TR_NOADDR;
+  if (pp) name_drop(h, pp);
+  uv_mutex_unlock(&h->names_lock);
   if (!pp) return TR_ENOTFOUND;
-  name_unlink_actor(h, (*pp)->addr, (*pp)->name);
-  name_drop(h, pp);
+  tr_actor *act = tr__lookup(s, a);
+  if (act) name_detach(act, name);
+  else if (tr__foreign(s, a)) tr__op(s, a, op_name_detach, TR_NOADDR, 0, 0, name, strlen(name) + 1);
   return 0;
 }
 
 int tr_whereis(tr_host *h, const char *name, tr_addr *out) {
   if (!h || !name) return TR_EINVAL;
+  uv_mutex_lock(&h->names_lock);
   tr_namerec **pp = name_find(h, name);
-  if (!pp || !tr__lookup(h, (*pp)->addr)) return TR_ENOTFOUND;
-  if (out) *out = (*pp)->addr;
+  tr_addr a = pp ? (*pp)->addr : TR_NOADDR;
+  uv_mutex_unlock(&h->names_lock);
+  if (a == TR_NOADDR || !tr__alive_any(tr__here(h), a)) return TR_ENOTFOUND;
+  if (out) *out = a;
   return 0;
 }
 
 int tr__name_remove_all(tr_host *h, tr_actor *a) {
+  if (!a->names) return 0;
+  uv_mutex_lock(&h->names_lock);
   while (a->names) {
     tr_name *n = a->names;
     a->names = n->next;
@@ -1384,6 +1925,7 @@ int tr__name_remove_all(tr_host *h, tr_actor *a) {
     free(n->name);
     free(n);
   }
+  uv_mutex_unlock(&h->names_lock);
   return 0;
 }
 
@@ -1394,13 +1936,20 @@ int tr_register_behaviour(tr_host *h, const tr_behaviour *b) {
   tr_cbeh_reg *r = calloc(1, sizeof *r);
   if (!r) return TR_ENOMEM;
   r->b = b;
+  uv_mutex_lock(&h->names_lock);
   r->next = h->cbehs;
   h->cbehs = r;
+  uv_mutex_unlock(&h->names_lock);
   return 0;
 }
 
+/* Entries are only ever added at the head and freed with the host: a reader
+ * that has the head may walk without the lock. */
 const tr_behaviour *tr__find_cbehaviour(tr_host *h, const char *name) {
-  for (tr_cbeh_reg *r = h->cbehs; r; r = r->next)
+  uv_mutex_lock(&h->names_lock);
+  tr_cbeh_reg *head = h->cbehs;
+  uv_mutex_unlock(&h->names_lock);
+  for (tr_cbeh_reg *r = head; r; r = r->next)
     if (strcmp(r->b->name, name) == 0) return r->b;
   return NULL;
 }
@@ -1438,8 +1987,10 @@ int tr_load_behaviours(tr_host *h, const char *path) {
   }
   r->dl = dl;
   r->b = &dl_sentinel;
+  uv_mutex_lock(&h->names_lock);
   r->next = h->cbehs;
   h->cbehs = r;
+  uv_mutex_unlock(&h->names_lock);
   return n;
 }
 
@@ -1454,32 +2005,76 @@ static void on_close(uv_handle_t *hd) {
 static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   s->h = h;
   s->index = index;
-  s->loop = h->loop;
+  if (index == 0) {
+    s->loop = h->loop;
+  } else {
+    if (uv_loop_init(&s->own_loop)) return TR_ENOMEM;
+    s->loop = &s->own_loop;
+  }
   tr_map_init(&s->actors);
   tr_map_init(&s->pending);
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
   tr_map_init(&s->mons);
+  tr_map_init(&s->reserved);
   if (uv_mutex_init(&s->inbox_lock)) return TR_ENOMEM;
+  if (uv_mutex_init(&s->actors_lock)) return TR_ENOMEM;
   uv_idle_init(s->loop, &s->idle);
   uv_timer_init(s->loop, &s->timer);
   uv_unref((uv_handle_t *)&s->timer);
   uv_async_init(s->loop, &s->async, on_async);
   s->idle.data = s->timer.data = s->async.data = s;
-  uv_unref((uv_handle_t *)&s->async);
+  /* the first scheduler's loop may end when idle (tr_host_run returns); the
+   * others keep theirs until the host is freed */
+  if (index == 0) uv_unref((uv_handle_t *)&s->async);
   s->handles_open = 3;
   return 0;
 }
 
+static void sched_main(void *arg) {
+  tr_sched *s = arg;
+  tr__tls_sched = s;
+  while (!__atomic_load_n(&s->exit_req, __ATOMIC_ACQUIRE)) uv_run(s->loop, UV_RUN_DEFAULT);
+}
+
+static void op_exit(tr_sched *s, tr_env *e) {
+  tr__env_free(s, e);
+  __atomic_store_n(&s->exit_req, 1, __ATOMIC_RELEASE);
+  uv_stop(s->loop);
+}
+
+static unsigned default_schedulers(void) {
+  const char *env = getenv("TROUPE_SCHEDULERS");
+  if (env && *env) {
+    char *end;
+    long n = strtol(env, &end, 10);
+    if (*end == 0 && n >= 1) return n > TR_MAX_SCHEDULERS ? TR_MAX_SCHEDULERS : (unsigned)n;
+  }
+  unsigned n = uv_available_parallelism();
+  return n < 1 ? 1 : n > TR_MAX_SCHEDULERS ? TR_MAX_SCHEDULERS : n;
+}
+
+unsigned tr_host_schedulers(tr_host *h) { return h ? h->nsched : 0; }
+
 int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
   if (!out) return TR_EINVAL;
   *out = NULL;
+  if (opts && opts->schedulers > TR_MAX_SCHEDULERS) return TR_EINVAL;
   tr_host *h = calloc(1, sizeof *h);
   if (!h) return TR_ENOMEM;
+  h->nsched = opts && opts->schedulers ? opts->schedulers : default_schedulers();
+  h->sched = calloc(h->nsched, sizeof *h->sched);
+  if (!h->sched || uv_mutex_init(&h->names_lock)) {
+    free(h->sched);
+    free(h);
+    return TR_ENOMEM;
+  }
   if (opts && opts->loop) {
     h->loop = opts->loop;
   } else {
     if (uv_loop_init(&h->own_loop)) {
+      uv_mutex_destroy(&h->names_lock);
+      free(h->sched);
       free(h);
       return TR_ENOMEM;
     }
@@ -1491,18 +2086,31 @@ int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
       opts && opts->call_timeout_ms > 0 ? opts->call_timeout_ms : TR_DEFAULT_TIMEOUT_MS;
   h->log = opts ? opts->log : NULL;
   h->log_ud = opts ? opts->log_ud : NULL;
-  h->nsched = 1;
   h->slice_ms = !opts || opts->slice_ms == 0 ? TR_DEFAULT_SLICE_MS
                                             : (opts->slice_ms < 0 ? -1 : opts->slice_ms);
   h->mem_limit = opts ? opts->mem_limit : 0;
-  int rc = sched_init(h, &h->sched[0], 0);
-  if (rc == 0) rc = tr__lua_attach(h, L);
+  uv_async_init(h->loop, &h->quiesce, on_quiesce);
+  h->quiesce.data = h;
+  uv_unref((uv_handle_t *)&h->quiesce);
+  h->quiesce_open = 1;
+  int rc = 0;
+  unsigned made = 0;
+  for (; rc == 0 && made < h->nsched; made++) rc = sched_init(h, &h->sched[made], made);
+  if (rc == 0) rc = tr__lua_attach(&h->sched[0], L, NULL);
+  for (unsigned i = 1; rc == 0 && i < h->nsched; i++)
+    rc = tr__lua_attach(&h->sched[i], NULL, h->sched[0].L);
   if (rc == 0) rc = tr__preempt_start(h);
+  for (unsigned i = 1; rc == 0 && i < h->nsched; i++) {
+    if (uv_thread_create(&h->sched[i].own_thread, sched_main, &h->sched[i])) rc = TR_ENOMEM;
+    else h->sched[i].thread_started = 1;
+  }
   if (rc) {
     h->owns_lua = L == NULL;
+    h->nsched_made = made;
     tr_host_free(h);
     return rc;
   }
+  h->nsched_made = made;
   *out = h;
   return 0;
 }
@@ -1516,17 +2124,24 @@ uv_loop_t *tr_host_loop(tr_host *h) { return h ? h->loop : NULL; }
 int tr_host_run(tr_host *h) {
   if (!h) return TR_EINVAL;
   tr_sched *s = &h->sched[0];
-  if (s->in_callback) return TR_EINVAL;
+  if (s->in_callback || tr__here(h) != s) return TR_EINVAL;
   h->exiting = 0;
   uv_run(h->loop, UV_RUN_DEFAULT);
   return h->exit_code;
 }
 
+static void op_host_exit(tr_sched *s, tr_env *e) {
+  tr__env_free(s, e);
+  uv_stop(s->loop);
+}
+
 void tr_host_exit(tr_host *h, int code) {
   if (!h) return;
   h->exit_code = code;
-  h->exiting = 1;
-  uv_stop(h->loop);
+  __atomic_store_n(&h->exiting, 1, __ATOMIC_RELEASE);
+  tr_sched *s = tr__here(h);
+  if (s->index == 0) uv_stop(h->loop);
+  else tr__op(s, (tr_addr)1, op_host_exit, TR_NOADDR, 0, 0, NULL, 0); /* scheduler 1's loop */
 }
 
 static size_t live_actors(tr_sched *s, tr_addr **out) {
@@ -1539,15 +2154,14 @@ static size_t live_actors(tr_sched *s, tr_addr **out) {
   return n;
 }
 
-void tr_host_shutdown(tr_host *h) {
-  if (!h) return;
-  tr_sched *s = &h->sched[0];
+/* Stop every actor of s gracefully (stop hooks run, vetoes ignored). */
+static void shutdown_sched(tr_sched *s) {
   tr_addr *list = NULL;
   size_t n = live_actors(s, &list);
-  int was = h->closing;
-  h->closing = 1; /* vetoes are ignored */
+  int was = s->no_veto;
+  s->no_veto = 1;
   for (size_t i = n; i-- > 0;) {
-    tr_actor *a = tr__lookup(h, list[i]);
+    tr_actor *a = tr__lookup(s, list[i]);
     if (!a || a->running) continue;
     a->running = 1;
     tr_actor *was_current = s->current; /* shutdown may be called from a handler */
@@ -1557,113 +2171,187 @@ void tr_host_shutdown(tr_host *h) {
     a->running = 0;
     actor_free_if_done(s, a);
   }
-  h->closing = was;
+  s->no_veto = was;
   free(list);
+}
+
+static void op_shutdown(tr_sched *s, tr_env *e) {
+  tr__env_free(s, e);
+  shutdown_sched(s);
+}
+
+void tr_host_shutdown(tr_host *h) {
+  if (!h) return;
+  tr_sched *s = tr__here(h);
+  for (unsigned i = 0; i < h->nsched; i++)
+    if (i != s->index) tr__op(s, (tr_addr)i << 48 | 1, op_shutdown, TR_NOADDR, 0, 0, NULL, 0);
+  int was = h->closing;
+  h->closing = 1; /* vetoes are ignored */
+  shutdown_sched(s);
+  h->closing = was;
 }
 
 void tr_host_stats_get(tr_host *h, tr_host_stats *out) {
   if (!h || !out) return;
-  tr_sched *s = &h->sched[0];
-  out->actors = s->actors.n;
-  out->spawned = s->n_spawned;
-  out->messages = s->n_msgs;
-  out->calls = s->n_calls;
+  memset(out, 0, sizeof *out);
+  for (unsigned i = 0; i < h->nsched; i++) { /* others' counters: a recent value */
+    tr_sched *s = &h->sched[i];
+    out->actors += __atomic_load_n(&s->actors.n, __ATOMIC_RELAXED);
+    out->spawned += __atomic_load_n(&s->n_spawned, __ATOMIC_RELAXED);
+    out->messages += __atomic_load_n(&s->n_msgs, __ATOMIC_RELAXED);
+    out->calls += __atomic_load_n(&s->n_calls, __ATOMIC_RELAXED);
+  }
+}
+
+/* Kill every actor of s (the host is closing: nobody is notified). */
+static void sched_kill_all(tr_sched *s) {
+  tr_addr *list = NULL;
+  size_t n = live_actors(s, &list);
+  for (size_t i = 0; i < n; i++) {
+    tr_actor *a = tr__lookup(s, list[i]);
+    if (a) {
+      int was = a->running;
+      a->running = 0;
+      tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
+      if (was) a->running = 1; /* freed by whoever runs it */
+    }
+  }
+  free(list);
+  /* runnable list: actors there are dead now; free them */
+  while (s->runq_head) {
+    tr_actor *a = s->runq_head;
+    s->runq_head = a->runq_next;
+    a->in_runq = 0;
+    actor_free_if_done(s, a);
+  }
+  s->runq_tail = NULL;
+}
+
+/* After every scheduler thread has stopped: free what s holds. */
+static void sched_free(tr_host *h, tr_sched *s) {
+  for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
+    tr_pending *p = s->pending.slots[i].val;
+    if (!s->pending.slots[i].key) continue;
+    p->te.idx = UINT32_MAX;
+    if (p->kind != TR_P_BLOCK) {
+      tr__env_free(s, p->result);
+      free(p);
+    } else {
+      p->done = 1; /* a blocked caller wakes to an empty answer */
+    }
+  }
+  for (size_t i = 0; s->timers.slots && i <= s->timers.mask; i++) {
+    if (!s->timers.slots[i].key) continue;
+    tr_timer *t = s->timers.slots[i].val;
+    tr__env_free(s, t->tmpl);
+    free(t);
+  }
+  for (uint32_t i = 0; i < s->heap_n; i++)
+    if (s->heap[i]->kind == TR_T_SLEEP || s->heap[i]->kind == TR_T_FLAG) free(s->heap[i]);
+  s->heap_n = 0;
+  tr__lua_detach(s);
+  uv_close((uv_handle_t *)&s->idle, on_close);
+  uv_close((uv_handle_t *)&s->timer, on_close);
+  uv_close((uv_handle_t *)&s->async, on_close);
+  if (s->index == 0 && h->quiesce_open) {
+    h->quiesce_open = 0;
+    uv_close((uv_handle_t *)&h->quiesce, NULL);
+  }
+  if (s->index != 0) {
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    uv_loop_close(s->loop);
+  } else if (h->owns_loop) {
+    uv_run(h->loop, UV_RUN_DEFAULT);
+    uv_loop_close(h->loop);
+  } else {
+    while (s->handles_open > 0) uv_run(h->loop, UV_RUN_NOWAIT);
+  }
+  uv_mutex_lock(&s->inbox_lock);
+  tr_env *e = s->inbox_head;
+  s->inbox_head = s->inbox_tail = NULL;
+  uv_mutex_unlock(&s->inbox_lock);
+  while (e) {
+    tr_env *next = e->next;
+    if (e->kind == TR_K_OP && e->op == op_spawn)
+      tr__spawnreq_free((tr_spawnreq *)(uintptr_t)e->req);
+    tr__env_free(NULL, e);
+    e = next;
+  }
+  uv_mutex_destroy(&s->inbox_lock);
+  uv_mutex_destroy(&s->actors_lock);
+  while (s->pool) {
+    tr_env *p = s->pool;
+    s->pool = p->next;
+    free(p);
+  }
+  while (s->ppool) {
+    tr_pending *p = s->ppool;
+    s->ppool = p->next;
+    free(p);
+  }
+  tr_map_free(&s->actors);
+  tr_map_free(&s->reserved);
+  tr_map_free(&s->pending);
+  tr_map_free(&s->owed);
+  tr_map_free(&s->timers);
+  for (size_t i = 0; s->mons.slots && i <= s->mons.mask; i++)
+    if (s->mons.slots[i].key) free(s->mons.slots[i].val);
+  tr_map_free(&s->mons);
+  for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
+  free(s->exitq);
+  free(s->heap);
 }
 
 void tr_host_free(tr_host *h) {
   if (!h) return;
-  tr_sched *s = &h->sched[0];
-  h->closing = 1;
+  __atomic_store_n(&h->closing, 1, __ATOMIC_RELEASE);
   tr__preempt_stop(h);
-  if (s->h) {
+  unsigned made = h->nsched_made;
+  if (made == h->nsched) {
     extern void tr__repl_host_free(tr_host *);
     tr__repl_host_free(h); /* REPL sessions and control sockets (repl.c) */
-    tr_addr *list = NULL;
-    size_t n = live_actors(s, &list);
-    for (size_t i = 0; i < n; i++) {
-      tr_actor *a = tr__lookup(h, list[i]);
-      if (a) {
-        int was = a->running;
-        a->running = 0;
-        tr__actor_died(s, a, TR_EKILLED, NULL, NULL);
-        if (was) a->running = 1; /* freed by whoever runs it */
+  }
+  /* stop the other schedulers' threads: from here on this thread does all */
+  for (unsigned i = 1; i < made; i++) {
+    tr_sched *s = &h->sched[i];
+    if (!s->thread_started) continue;
+    tr_env *e = tr__env_new(NULL, NULL, 0, NULL, 0);
+    if (e) {
+      e->kind = TR_K_OP;
+      e->op = op_exit;
+      tr__post(NULL, s, e);
+    } else { /* no memory for the message: stop it the blunt way */
+      __atomic_store_n(&s->exit_req, 1, __ATOMIC_RELEASE);
+      uv_async_send(&s->async);
+    }
+    uv_thread_join(&s->own_thread);
+    s->thread_started = 0;
+  }
+  if (made == h->nsched) {
+    for (unsigned i = made; i-- > 0;) {
+      tr__tls_sched = &h->sched[i]; /* tr_* calls made by dying actors' hooks */
+      sched_kill_all(&h->sched[i]);
+    }
+    /* answers that crossed schedulers (callers' C callbacks are called
+     * exactly once), then answered calls */
+    for (int round = 0; round < 2; round++)
+      for (unsigned i = 0; i < made; i++) {
+        tr_sched *s = &h->sched[i];
+        tr__tls_sched = s;
+        s->in_callback++;
+        inbox_run(s);
+        run_done(s);
+        s->in_callback--;
       }
-    }
-    free(list);
-    /* runnable list: actors there are dead now; free them */
-    while (s->runq_head) {
-      tr_actor *a = s->runq_head;
-      s->runq_head = a->runq_next;
-      a->in_runq = 0;
-      actor_free_if_done(s, a);
-    }
-    s->runq_tail = NULL;
-    /* answered calls (the deaths above answered every call still pending on
-     * an actor): a reply callback is called exactly once, so call it now */
-    s->in_callback++;
-    run_done(s);
-    s->in_callback--;
-    for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
-      tr_pending *p = s->pending.slots[i].val;
-      if (!s->pending.slots[i].key) continue;
-      p->te.idx = UINT32_MAX;
-      if (p->kind != TR_P_BLOCK) {
-        tr__env_free(s, p->result);
-        free(p);
-      } else {
-        p->done = 1; /* a blocked caller wakes to an empty answer */
-      }
-    }
-    for (size_t i = 0; s->timers.slots && i <= s->timers.mask; i++) {
-      if (!s->timers.slots[i].key) continue;
-      tr_timer *t = s->timers.slots[i].val;
-      tr__env_free(s, t->tmpl);
-      free(t);
-    }
-    for (uint32_t i = 0; i < s->heap_n; i++)
-      if (s->heap[i]->kind == TR_T_SLEEP || s->heap[i]->kind == TR_T_FLAG) free(s->heap[i]);
-    s->heap_n = 0;
-    tr__lua_detach(h);
-    uv_close((uv_handle_t *)&s->idle, on_close);
-    uv_close((uv_handle_t *)&s->timer, on_close);
-    uv_close((uv_handle_t *)&s->async, on_close);
-    if (h->owns_loop) {
-      uv_run(h->loop, UV_RUN_DEFAULT);
-      uv_loop_close(h->loop);
-    } else {
-      while (s->handles_open > 0) uv_run(h->loop, UV_RUN_NOWAIT);
-    }
-    uv_mutex_lock(&s->inbox_lock);
-    tr_env *e = s->inbox_head;
-    s->inbox_head = s->inbox_tail = NULL;
-    uv_mutex_unlock(&s->inbox_lock);
-    while (e) {
-      tr_env *next = e->next;
-      tr__env_free(NULL, e);
-      e = next;
-    }
-    uv_mutex_destroy(&s->inbox_lock);
-    while (s->pool) {
-      tr_env *p = s->pool;
-      s->pool = p->next;
-      free(p);
-    }
-    while (s->ppool) {
-      tr_pending *p = s->ppool;
-      s->ppool = p->next;
-      free(p);
-    }
-    tr_map_free(&s->actors);
-    tr_map_free(&s->pending);
-    tr_map_free(&s->owed);
-    tr_map_free(&s->timers);
-    for (size_t i = 0; s->mons.slots && i <= s->mons.mask; i++)
-      if (s->mons.slots[i].key) free(s->mons.slots[i].val);
-    tr_map_free(&s->mons);
-    for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
-    free(s->exitq);
-    free(s->heap);
-  } else if (h->owns_loop) {
+    tr__tls_sched = NULL;
+  }
+  for (unsigned i = made; i-- > 0;) sched_free(h, &h->sched[i]);
+  if (made == 0 && h->quiesce_open) {
+    h->quiesce_open = 0;
+    uv_close((uv_handle_t *)&h->quiesce, NULL);
+  }
+  if (made == 0 && h->owns_loop) {
+    uv_run(h->loop, UV_RUN_DEFAULT);
     uv_loop_close(h->loop);
   }
   for (size_t i = 0; i < h->names_cap; i++)
@@ -1675,5 +2363,7 @@ void tr_host_free(tr_host *h) {
     if (r->dl) dlclose(r->dl);
     free(r);
   }
+  uv_mutex_destroy(&h->names_lock);
+  free(h->sched);
   free(h);
 }

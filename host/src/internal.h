@@ -31,7 +31,8 @@ enum {
   TR_K_REPLY,    /* answer: `status` is TR_OK, TR_FAILED or a TR_E* code */
   TR_K_INIT,     /* first message: spawn args; runs init and on_start */
   TR_K_STOP,     /* graceful stop request */
-  TR_K_WAKE      /* resume a suspended handler (sleep over, room made) */
+  TR_K_WAKE,     /* resume a suspended handler (sleep over, room made) */
+  TR_K_OP        /* run `op` on the target's scheduler (cross-scheduler work) */
 };
 
 typedef struct tr_env {
@@ -40,10 +41,12 @@ typedef struct tr_env {
   uint64_t req;
   uint8_t kind;
   int8_t status;
+  uint8_t lane;    /* crossing schedulers: 1 for the private lane */
   uint16_t mlen;   /* method length; method is NUL-terminated at buf */
   uint32_t len;    /* payload length; payload at buf + mlen + 1 */
   uint32_t cap;    /* capacity of buf when it is on the heap (0: inline) */
   char *buf;
+  void (*op)(tr_sched *s, struct tr_env *e); /* TR_K_OP: runs on the target's thread */
   char inl[TR_ENV_INLINE];
 } tr_env;
 
@@ -258,6 +261,7 @@ struct tr_actor {
   uint64_t cpu_ns;   /* CPU time of the current message so far */
   int32_t refs;      /* strong references (owned actors) */
   uint32_t cap;      /* public lane capacity */
+  uint32_t inflight; /* atomic: public messages from other schedulers on their way */
   tr_actor *runq_next;
   tr_queue priv, pub;
   tr_env *wake;      /* reply / wake-up to resume a suspended handler with */
@@ -292,6 +296,7 @@ typedef struct tr_tentry {
 
 /* ---- pending calls (caller side) ---------------------------------------------- */
 enum { TR_P_LUA = 0, TR_P_CB, TR_P_BLOCK };
+#define TR_P_TRY 0x80 /* tr__call_start: never wait for room (try_only) */
 struct tr_pending {
   uint64_t req;
   uint8_t kind;
@@ -321,6 +326,16 @@ struct tr_sched {
   tr_host *h;
   unsigned index;
   uv_loop_t *loop;
+  uv_loop_t own_loop;   /* schedulers other than the first run their own loop */
+  uv_thread_t own_thread; /* ... on their own thread */
+  int thread_started;
+  int exit_req;         /* its thread leaves its loop */
+  int no_veto;          /* tr_host_shutdown on this scheduler: stops are not vetoed */
+  int busy;             /* counted in h->work (schedulers other than the first) */
+  uv_mutex_t actors_lock; /* several schedulers: held by the owner while it
+                           * changes `actors`, by others while they look in it */
+  tr_map reserved;      /* under actors_lock: serials spawners on other
+                         * schedulers reserved, whose actor is not made yet */
   uv_idle_t idle;
   uv_timer_t timer;
   uv_async_t async;
@@ -346,6 +361,7 @@ struct tr_sched {
   uint32_t ppool_n;
   lua_State *L;
   struct tr_lstate *ls; /* the Lua binding's per-state data */
+  struct tr_lmem *lmem; /* its allocation accounting (host memory cap) */
   tr_map mons;          /* ref -> tr_mon */
   uint64_t next_mon;
   struct tr_exitq { tr_addr addr; char *msg; } *exitq; /* linked exits to apply */
@@ -387,8 +403,15 @@ struct tr_host {
   int64_t call_timeout;
   tr_log_fn log;
   void *log_ud;
-  tr_sched sched[1];
+  tr_sched *sched;       /* nsched schedulers; the first runs on `loop` */
   unsigned nsched;
+  unsigned next_place;   /* round-robin placement of spawns from outside actors */
+  int work;              /* atomic: schedulers other than the first that are busy,
+                          * plus envelopes posted to them and not yet handled */
+  uv_async_t quiesce;    /* on `loop`: ref'd while `work` > 0 (tr_host_run waits) */
+  int quiesce_open;
+  uv_mutex_t names_lock; /* the name and C behaviour registries */
+  unsigned nsched_made;  /* schedulers initialised (all but after a failed create) */
   struct tr_namerec **names; /* name registry: hash buckets (power of two) */
   size_t names_cap, names_n;
   tr_cbeh_reg *cbehs;
@@ -419,21 +442,70 @@ static inline tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
   return &h->sched[i];
 }
 
-static inline tr_actor *tr__lookup(tr_host *h, tr_addr a) {
-  tr_sched *s = tr__sched_of(h, a);
-  if (!s || a == TR_NOADDR) return NULL;
+/* An actor of scheduler s (the calling thread's own). An actor of another
+ * scheduler is never returned: its memory belongs to that thread. */
+static inline tr_actor *tr__lookup(tr_sched *s, tr_addr a) {
+  if (TR_ADDR_SCHED(a) != s->index || TR_ADDR_NODE(a) != 0 || a == TR_NOADDR) return NULL;
   tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
   if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
   return act;
 }
+
+/* The scheduler the calling thread runs (the first one for threads that are
+ * not schedulers: the program's main thread, which runs the host's loop). */
+extern __thread tr_sched *tr__tls_sched;
+static inline tr_sched *tr__here(tr_host *h) {
+  tr_sched *s = tr__tls_sched;
+  if (s && s >= h->sched && s < h->sched + h->nsched) return s;
+  return &h->sched[0];
+}
+/* `a` is an address of this host on a scheduler other than s. */
+static inline int tr__foreign(tr_sched *s, tr_addr a) {
+  return TR_ADDR_SCHED(a) != s->index && TR_ADDR_NODE(a) == 0 &&
+         TR_ADDR_SCHED(a) < s->h->nsched && a != TR_NOADDR;
+}
+/* Alive, on any scheduler (another's is looked up under its lock). */
+int tr__alive_any(tr_sched *s, tr_addr a);
+/* tr__deliver to the public lane that never waits: TR_EFULL for a full
+ * mailbox on any scheduler (another's as recently seen). */
+int tr__try_deliver(tr_sched *s, tr_env *e);
+/* Hand e to scheduler t from the thread of `from` (NULL: not a scheduler
+ * thread): t's inbox, then a wake-up when the inbox was empty. */
+void tr__post(tr_sched *from, tr_sched *t, tr_env *e);
+/* Run fn on the scheduler of `addr` with a copy of (addr, a2, code, text):
+ * now when that is s, else through its inbox. */
+typedef void (*tr_opfn)(tr_sched *s, tr_env *e);
+int tr__op(tr_sched *s, tr_addr target, tr_opfn fn, tr_addr a2, uint64_t n, int code,
+           const char *text, size_t len);
 
 /* ---- core (host.c) ---------------------------------------------------------------- */
 void tr__log(tr_host *h, const char *fmt, ...);
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
                     size_t len);
 void tr__env_free(tr_sched *s, tr_env *e);
-int tr__spawn_actor(tr_host *h, uint8_t lang, const tr_spawn_options *o, tr_env *init,
-                    tr_actor **out);
+int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
+                    const tr_spawn_options *o, tr_env *init, tr_actor **out);
+/* Where a spawn from s goes (NULL: o->scheduler is out of range). A behaviour
+ * that is not relocatable (an inline Lua table) stays on s unless o says. */
+tr_sched *tr__place(tr_sched *s, const tr_spawn_options *o, int relocatable);
+uint64_t tr__new_serial(tr_sched *t);
+/* A spawn on another scheduler, made there by the request (owned by the
+ * callee from here on). */
+typedef struct tr_spawnreq {
+  uint8_t lang;
+  const tr_behaviour *b;   /* C */
+  int from_file;           /* Lua: src is a path, else code */
+  char *src, *chunkname;
+  tr_spawn_options o;      /* o.name unused: name */
+  char *name;
+  int refs;                /* strong references the spawner holds (owned) */
+  uint64_t serial;
+  char *behname;           /* for tr_addr_format until the actor exists */
+} tr_spawnreq;
+int tr__spawn_remote(tr_sched *s, tr_sched *t, tr_spawnreq *q, const char *args, size_t len,
+                     tr_addr *out);
+void tr__spawnreq_free(tr_spawnreq *q);
+int tr__lua_spawn_req(tr_sched *s, tr_spawnreq *q, tr_env *init, const char **why);
 /* Queue `e` (kind SEND/CALL already set) for its target: 0, TR_EDEAD, or
  * TR_EFULL (then *full, if given, is the target, for tr__enqueue_room_wait).
  * The one lookup of the target on the send path. On error `e` is not consumed. */
@@ -478,6 +550,9 @@ int tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller);
 /* A graceful stop finished: vetoed, or the actor goes. */
 void tr__stop_finish(tr_sched *s, tr_actor *a, int vetoed);
 void tr__drain_exits(tr_sched *s);
+/* Ask target (any scheduler) to stop; answer req to caller when it is gone. */
+int tr__stop_and_wait(tr_sched *s, tr_addr target, uint64_t req, tr_addr caller);
+void tr__op_mon_fire(tr_sched *s, tr_env *e);
 
 /* ---- preemption (preempt.c) ------------------------------------------------------------ */
 int tr__preempt_start(tr_host *h);
@@ -490,11 +565,14 @@ void tr__preempt_arm(lua_State *co); /* its next instruction runs the hook */
 /* ---- Lua binding (lua_host.c) -------------------------------------------------------- */
 void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why);
 /* Bind a host to a Lua state that will run its Lua actors. */
-int tr__lua_attach(tr_host *h, lua_State *L);
-void tr__lua_detach(tr_host *h);
+/* Bind scheduler s to a Lua state that will run its Lua actors (NULL: a new
+ * one, whose package paths are copied from `like` when given). */
+int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like);
+void tr__lua_detach(tr_sched *s);
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e); /* handle one message */
 void tr__lua_resume(tr_sched *s, tr_actor *a, tr_env *e);  /* resume after a wait */
 void tr__lua_destroy(tr_sched *s, tr_actor *a);
+const char *tr__lua_behaviour_name(tr_actor *a); /* immutable while it lives */
 int tr__lua_decode_payload(tr_host *h, const char *data, size_t len); /* fuzzing */
 int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkname,
                   const tr_buf *args, const tr_spawn_options *o, tr_addr *out);

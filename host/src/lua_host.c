@@ -34,6 +34,7 @@ typedef struct tr_lbeh {
 
 typedef struct tr_lstate {
   tr_host *h;
+  tr_sched *s;   /* the scheduler whose Lua actors this state runs */
   lua_State *L;
   int owns_host; /* created by require "troupe" in a plain interpreter */
   int cache_ref; /* weak table: addr -> address userdata */
@@ -81,9 +82,21 @@ typedef struct tr_lmem {
   tr_actor *charge; /* the actor allocations are charged to */
   lua_Alloc orig_alloc;
   void *orig_ud;
-  int64_t total;    /* bytes the state holds (as seen since attach) */
+  int64_t total;    /* bytes the state holds (as seen since attach); written by
+                     * its scheduler's thread only, read by the others */
   size_t hostcap;
+  tr_host *h;       /* the host cap is shared by the schedulers' states */
 } tr_lmem;
+
+/* Lua bytes held by all of the host's states (others' figures are recent). */
+static int64_t host_lua_bytes(tr_host *h) {
+  int64_t sum = 0;
+  for (unsigned i = 0; i < h->nsched; i++) {
+    struct tr_lmem *m = h->sched[i].lmem;
+    if (m) sum += __atomic_load_n(&m->total, __ATOMIC_RELAXED);
+  }
+  return sum;
+}
 
 /* Address userdata. The tag lets to_addr recognise ours without fetching the
  * metatable (which cost ~150 instructions per check on the send path). */
@@ -101,7 +114,7 @@ typedef struct {
 } tr_ltoken;
 
 static tr_lstate *LS(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
-static tr_sched *SCH(tr_lstate *ls) { return &ls->h->sched[0]; }
+static tr_sched *SCH(tr_lstate *ls) { return ls->s; }
 
 static tr_lstate *check_ls(lua_State *L) {
   tr_lstate *ls = LS(L);
@@ -168,7 +181,7 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
   u->magic = TR_LADDR_MAGIC;
   u->a = a;
   u->weak = 0;
-  tr_actor *act = ls->h ? tr__lookup(ls->h, a) : NULL;
+  tr_actor *act = ls->h ? tr__lookup(ls->s, a) : NULL;
   if (act && act->owned) {
     act->refs++;
     set_mt(ls, L, MTI_OWNED);
@@ -1153,30 +1166,101 @@ static int load_behaviour(tr_lstate *ls, lua_State *L, int from_file, const char
   return 0;
 }
 
+static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *init,
+                               uint64_t serial, const tr_spawn_options *o, int *rc) {
+  tr_actor *a;
+  *rc = tr__spawn_actor(SCH(ls), serial, serial != 0, TR_LANG_LUA, o, init, &a);
+  if (*rc) return NULL;
+  a->lb = b;
+  lua_createtable(L, 0, 2);
+  a->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return a;
+}
+
 static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
                      const tr_spawn_options *o, tr_addr *out) {
   tr_sched *s = SCH(ls);
   tr_env *init = tr__env_new(s, NULL, 0, payload, len);
   if (!init) return TR_ENOMEM;
-  tr_actor *a;
-  int rc = tr__spawn_actor(ls->h, TR_LANG_LUA, o, init, &a);
-  if (rc) {
+  int rc;
+  tr_actor *a = spawn_lua_env(ls, L, b, init, 0, o, &rc);
+  if (!a) {
     tr__env_free(s, init);
     return rc;
   }
-  a->lb = b;
-  lua_createtable(L, 0, 2);
-  a->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   *out = a->addr;
   return 0;
+}
+
+/* On the scheduler a spawner on another one chose: load the behaviour into
+ * this scheduler's state and make the actor at the reserved address. */
+int tr__lua_spawn_req(tr_sched *s, tr_spawnreq *q, tr_env *init, const char **why) {
+  static __thread char err[512];
+  tr_lstate *ls = s->ls;
+  if (!ls) return TR_ESTOPPED;
+  lua_State *L = ls->L;
+  int top = lua_gettop(L);
+  int rc = load_behaviour(ls, L, q->from_file, q->src, q->chunkname);
+  if (rc) {
+    snprintf(err, sizeof err, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "load error");
+    *why = err;
+    lua_settop(L, top);
+    return rc;
+  }
+  tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
+  tr_spawn_options o = q->o;
+  o.name = q->name;
+  tr_actor *a = spawn_lua_env(ls, L, b, init, q->serial, &o, &rc);
+  if (a) a->refs += q->refs;
+  lua_settop(L, top);
+  return rc;
+}
+
+/* Spawn a Lua file or source on another scheduler t: the syntax is checked
+ * here first, so that a typo is reported to the spawner. */
+static int spawn_lua_remote(tr_lstate *ls, lua_State *L, tr_sched *t, int from_file,
+                            const char *src, const char *chunkname, const char *args,
+                            size_t len, const tr_spawn_options *o, tr_addr *out) {
+  /* loaded here too (a file once per state, as on every scheduler) so that
+   * what fails to load fails for the spawner */
+  int lrc = load_behaviour(ls, L, from_file, src, chunkname);
+  if (lrc) return lrc; /* the message is on the stack */
+  tr_lbeh *lb = lbeh_for_table(ls, L, -1, NULL);
+  lua_pop(L, 1);
+  tr_spawnreq *q = calloc(1, sizeof *q);
+  if (!q) return TR_ENOMEM;
+  q->behname = lb && lb->name ? strdup(lb->name) : NULL;
+  q->lang = TR_LANG_LUA;
+  q->from_file = from_file;
+  q->src = strdup(src);
+  q->chunkname = chunkname ? strdup(chunkname) : NULL;
+  if (o) q->o = *o;
+  q->o.name = NULL;
+  q->name = o && o->name ? strdup(o->name) : NULL;
+  q->refs = o && o->owned ? 1 : 0;
+  if (!q->src || (chunkname && !q->chunkname) || (o && o->name && !q->name)) {
+    tr__spawnreq_free(q);
+    return TR_ENOMEM;
+  }
+  return tr__spawn_remote(SCH(ls), t, q, args, len, out);
 }
 
 int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkname,
                   const tr_buf *args, const tr_spawn_options *o, tr_addr *out) {
   if (!h || !src) return TR_EINVAL;
-  tr_lstate *ls = h->sched[0].ls;
+  tr_sched *here = tr__here(h);
+  tr_lstate *ls = here->ls;
   lua_State *L = ls->L;
   int top = lua_gettop(L);
+  tr_sched *t = tr__place(here, o, 1);
+  if (!t) return TR_EINVAL;
+  if (t != here) {
+    int rc = spawn_lua_remote(ls, L, t, from_file, src, chunkname, args ? args->data : NULL,
+                              args ? args->len : 0, o, out);
+    if (rc == TR_ELOAD || rc == TR_ENOTFOUND) tr__log(h, "%s", lua_tostring(L, -1));
+    lua_settop(L, top);
+    return rc;
+  }
   int rc = load_behaviour(ls, L, from_file, src, chunkname);
   if (rc) {
     tr__log(h, "%s", lua_tostring(L, -1));
@@ -1194,12 +1278,17 @@ int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkn
 int tr_spawn_named(tr_host *h, const char *name, const tr_buf *args, const tr_spawn_options *o,
                    tr_addr *out) {
   if (!h || !name) return TR_EINVAL;
-  tr_lstate *ls = h->sched[0].ls;
+  tr_sched *here = tr__here(h);
+  tr_lstate *ls = here->ls;
   lua_State *L = ls->L;
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->named_ref);
   int rc;
   if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+    if (tr__place(here, o, 0) != here) { /* a named Lua behaviour lives in this state */
+      lua_settop(L, top);
+      return TR_EINVAL;
+    }
     tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
     tr_addr a;
     rc = spawn_lua(ls, L, b, args ? args->data : NULL, args ? args->len : 0, o, &a);
@@ -1239,7 +1328,7 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     /* the host cap binds only inside a handler, whose errors lua_resume
      * catches; elsewhere (decoding a payload, spawning from C) a failed
      * allocation would have no protected call to land in and Lua would panic */
-    if (hostcap && a && ls->total + (int64_t)grow > (int64_t)hostcap) {
+    if (hostcap && a && host_lua_bytes(ls->h) + (int64_t)grow > (int64_t)hostcap) {
       if (a) a->oom = 1;
       return NULL;
     }
@@ -1251,10 +1340,13 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p = ls->orig_alloc(ls->orig_ud, ptr, osize, nsize);
   if (p || nsize == 0) {
     int64_t d = (int64_t)nsize - (int64_t)old;
-    ls->total += d;
+    __atomic_store_n(&ls->total, ls->total + d, __ATOMIC_RELAXED);
     if (a) {
       a->mem += d;
       if (a->mem < 0) a->mem = 0;
+      /* Lua retries a failed allocation after an emergency collection: if
+       * that freed enough, the actor is not out of memory after all */
+      if (d > 0) a->oom = 0;
     }
   }
   return p;
@@ -1322,6 +1414,14 @@ static void read_spawn_opts(lua_State *L, int idx, tr_spawn_options *o) {
     o->link = me->addr;
   }
   lua_pop(L, 1);
+  lua_getfield(L, idx, "scheduler");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer k = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, k >= 1 && k <= TR_MAX_SCHEDULERS, idx,
+                  "scheduler must be a scheduler number (1 .. troupe.schedulers())");
+    o->scheduler = (unsigned)k;
+  }
+  lua_pop(L, 1);
   if (lua_getfield(L, idx, "name") == LUA_TSTRING) o->name = lua_tostring(L, -1);
 }
 
@@ -1346,11 +1446,14 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   tr_buf_init(&args);
   encode_or_raise(ls, L, behidx + 1, top, &args, "spawn arg");
   tr_addr a = TR_NOADDR;
-  int rc;
+  int rc, remote_owned = 0;
+  tr_sched *here = SCH(ls);
   if (lua_type(L, behidx) == LUA_TUSERDATA && luaL_testudata(L, behidx, MT_CBEH)) {
     tr_lcbeh *cb = lua_touserdata(L, behidx);
     rc = tr_spawn(ls->h, cb->b, &args, &o, &a);
+    remote_owned = rc == 0 && o.owned && tr__foreign(here, a);
   } else if (lua_type(L, behidx) == LUA_TTABLE) {
+    if (tr__place(here, &o, 0) != here) goto pinned;
     tr_lbeh *b = lbeh_for_table(ls, L, behidx, NULL);
     rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
   } else if (lua_type(L, behidx) == LUA_TSTRING && is_name(lua_tostring(L, behidx))) {
@@ -1359,10 +1462,12 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
     const tr_behaviour *cb;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ls->named_ref);
     if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+      if (tr__place(here, &o, 0) != here) goto pinned;
       tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
       rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
     } else if ((cb = tr__find_cbehaviour(ls->h, name))) {
       rc = tr_spawn(ls->h, cb, &args, &o, &a);
+      remote_owned = rc == 0 && o.owned && tr__foreign(here, a);
     } else {
       tr_buf_free(&args);
       return raise_errorf(L, TR_ENOTFOUND, "no behaviour named '%s' (name one with "
@@ -1373,22 +1478,49 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
     size_t sl = strlen(src);
     int from_file = !strchr(src, '\n') &&
                     ((sl > 4 && strcmp(src + sl - 4, ".lua") == 0) || strchr(src, '/'));
-    rc = load_behaviour(ls, L, from_file, src, from_file ? NULL : "=behaviour");
-    if (rc) {
-      tr_buf_free(&args);
-      return raise_error(L, rc, lua_tostring(L, -1));
+    tr_sched *t = tr__place(here, &o, 1);
+    if (!t) goto badsched;
+    if (t != here) {
+      rc = spawn_lua_remote(ls, L, t, from_file, src, from_file ? NULL : "=behaviour", args.data,
+                            args.len, &o, &a);
+      if (rc == TR_ELOAD || rc == TR_ENOTFOUND) {
+        tr_buf_free(&args);
+        return raise_error(L, rc, lua_tostring(L, -1));
+      }
+      remote_owned = rc == 0 && o.owned;
+    } else {
+      rc = load_behaviour(ls, L, from_file, src, from_file ? NULL : "=behaviour");
+      if (rc) {
+        tr_buf_free(&args);
+        return raise_error(L, rc, lua_tostring(L, -1));
+      }
+      tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
+      rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
     }
-    tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
-    rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
   } else {
     tr_buf_free(&args);
     return luaL_typeerror(L, behidx, "behaviour (table, file name or C behaviour)");
   }
   tr_buf_free(&args);
+  if (rc == TR_EINVAL && o.scheduler) {
+  badsched:
+    tr_buf_free(&args);
+    return raise_errorf(L, TR_EINVAL, "no scheduler %u: the host runs %u", o.scheduler,
+                        ls->h->nsched);
+  }
   if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
   if (rc) return raise_error(L, rc, NULL);
   push_addr(ls, L, a);
+  if (remote_owned) set_mt(ls, L, MTI_OWNED); /* the new actor counts this reference */
   return 1;
+pinned:
+  tr_buf_free(&args);
+  if (o.scheduler > ls->h->nsched) goto badsched;
+  return raise_errorf(L, TR_EINVAL,
+                      "cannot place this behaviour on scheduler %u: an inline behaviour table "
+                      "lives in scheduler %u's Lua state (give a file, a source string or a C "
+                      "behaviour to place it elsewhere)",
+                      o.scheduler, here->index + 1);
 }
 
 static int l_spawn(lua_State *L) {
@@ -1451,13 +1583,13 @@ static int wait_room_blocking(tr_lstate *ls, tr_addr to) {
   tr_sched *s = SCH(ls);
   if (s->in_callback) return TR_EFULL;
   for (;;) {
-    tr_actor *t = tr__lookup(ls->h, to);
-    if (!t) return TR_EDEAD;
+    tr_actor *t = tr__lookup(s, to);
+    if (!t) return tr__alive_any(s, to) ? 0 : TR_EDEAD;
     if (t->pub.n < t->cap) return 0;
     if (ls->h->exiting) return TR_ESTOPPED;
     /* the loop may have drained the mailbox and gone idle: look again first */
     if (!uv_run(s->loop, UV_RUN_ONCE) && !s->runq_head) {
-      t = tr__lookup(ls->h, to);
+      t = tr__lookup(s, to);
       if (!t) return TR_EDEAD;
       return t->pub.n < t->cap ? 0 : TR_EFULL;
     }
@@ -1505,7 +1637,7 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
     e->to = to;
     e->req = p->req;
     tr_actor *full;
-    int rc = tr__deliver(s, e, 0, &full);
+    int rc = nowait && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
     if (rc == TR_EFULL && !nowait) {
       rc = tr__enqueue_room_wait(s, full, a->addr, e);
       if (rc == 0) rc = 1; /* waiting for room */
@@ -1529,7 +1661,8 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
                        "call from outside an actor while the loop runs: call from a handler");
   }
   tr_pending *p;
-  int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK, &p);
+  int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout,
+                          nowait ? TR_P_BLOCK | TR_P_TRY : TR_P_BLOCK, &p);
   if (rc == TR_EFULL && !nowait) {
     rc = wait_room_blocking(ls, to);
     if (rc == 0)
@@ -1556,8 +1689,7 @@ static int l_shutdown(lua_State *L) {
     timeout = t >= 1e15 ? TR_TIMEOUT_INFINITE : (int64_t)t;
   }
   lua_settop(L, 1);
-  tr_actor *target = tr__lookup(ls->h, to);
-  if (!target) {
+  if (!tr__alive_any(s, to)) {
     lua_pushstring(L, "noproc");
     return 1;
   }
@@ -1569,11 +1701,10 @@ static int l_shutdown(lua_State *L) {
                                   timeout);
   if (!p) return raise_error(L, TR_ENOMEM, NULL);
   p->kill_on_timeout = 1;
-  if (tr__stopwait_add(s, target, p->req, a ? a->addr : TR_NOADDR)) {
+  if (tr__stop_and_wait(s, to, p->req, a ? a->addr : TR_NOADDR)) {
     tr__pending_free(s, p);
     return raise_error(L, TR_ENOMEM, NULL);
   }
-  tr_stop(ls->h, to);
   if (a) {
     a->wait = TR_W_CALL;
     a->wait_req = p->req;
@@ -1601,7 +1732,9 @@ static int l_monitor(lua_State *L) {
 
 static int l_demonitor(lua_State *L) {
   tr_lstate *ls = check_ls(L);
-  lua_pushboolean(L, tr_demonitor(ls->h, (uint64_t)luaL_checkinteger(L, 1)) == 0);
+  uint64_t ref = (uint64_t)luaL_checkinteger(L, 1);
+  /* the refs of this scheduler's watchers name it: another is not ours */
+  lua_pushboolean(L, (ref >> 56) == SCH(ls)->index && tr_demonitor(ls->h, ref) == 0);
   return 1;
 }
 
@@ -1642,7 +1775,7 @@ static int l_trap_exit(lua_State *L) {
 
 static int l_memory(lua_State *L) {
   tr_lstate *ls = check_ls(L);
-  tr_actor *a = lua_isnoneornil(L, 1) ? current_actor(ls) : tr__lookup(ls->h, check_addr(L, 1));
+  tr_actor *a = lua_isnoneornil(L, 1) ? current_actor(ls) : tr__lookup(ls->s, check_addr(L, 1));
   if (!a) {
     lua_pushinteger(L, (lua_Integer)ls->mem->total);
     return 1;
@@ -1702,7 +1835,9 @@ static int do_send(lua_State *L, int nowait) {
   tr_actor *a = running_actor(ls, L), *cur = current_actor(ls), *full;
   e->from = cur ? cur->addr : TR_NOADDR;
   e->to = to;
-  int rc = tr__deliver(s, e, 0, &full);
+  /* another scheduler's mailbox takes what comes (past its bound), but
+   * try_send asks first */
+  int rc = nowait && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
   if (rc == TR_EFULL && !nowait) {
     if (a) {
       if (tr__enqueue_room_wait(s, full, a->addr, e) == 0) {
@@ -1959,8 +2094,8 @@ static int timer_cancel(lua_State *L) {
 
 static int l_now(lua_State *L) {
   tr_lstate *ls = check_ls(L);
-  uv_update_time(ls->h->loop);
-  lua_pushinteger(L, (lua_Integer)tr_now_ms(ls->h));
+  uv_update_time(ls->s->loop);
+  lua_pushinteger(L, (lua_Integer)uv_now(ls->s->loop));
   return 1;
 }
 
@@ -2061,6 +2196,21 @@ static int l_is_error(lua_State *L) {
   return 1;
 }
 
+static int l_schedulers(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  lua_pushinteger(L, ls->h->nsched);
+  return 1;
+}
+
+/* troupe.scheduler([addr]) -> the (1-based) scheduler of addr, or the one
+ * running the caller. */
+static int l_scheduler(lua_State *L) {
+  tr_lstate *ls = check_ls(L);
+  if (lua_isnoneornil(L, 1)) lua_pushinteger(L, SCH(ls)->index + 1);
+  else lua_pushinteger(L, TR_ADDR_SCHED(check_addr(L, 1)) + 1);
+  return 1;
+}
+
 static int l_stats(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_host_stats st;
@@ -2098,7 +2248,8 @@ static const luaL_Reg module_funcs[] = {
     {"send", l_send},           {"try_send", l_try_send},     {"call", l_call},
     {"call_with", l_call_with}, {"shutdown", l_shutdown},   {"monitor", l_monitor},
     {"demonitor", l_demonitor}, {"link", l_link},           {"unlink", l_unlink},
-    {"trap_exit", l_trap_exit}, {"memory", l_memory},       {NULL, NULL}};
+    {"trap_exit", l_trap_exit}, {"memory", l_memory},       {"schedulers", l_schedulers},
+    {"scheduler", l_scheduler}, {NULL, NULL}};
 
 static void new_mt(tr_lstate *ls, lua_State *L, const char *name, const luaL_Reg *methods,
                    lua_CFunction gc) {
@@ -2148,7 +2299,8 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
-int tr__lua_attach(tr_host *h, lua_State *L) {
+int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like) {
+  tr_host *h = s->h;
   int owns = 0;
   if (!L) {
     L = luaL_newstate();
@@ -2158,16 +2310,34 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
      * coroutines) die young; about half the cost per collected object */
     lua_gc(L, LUA_GCGEN, 0, 0);
     owns = 1;
+    if (like) { /* behaviours loaded here require what the main code can */
+      static const char *const fields[] = {"path", "cpath"};
+      for (int i = 0; i < 2; i++) {
+        lua_getglobal(like, "package");
+        lua_getfield(like, -1, fields[i]);
+        const char *v = lua_tostring(like, -1);
+        if (v) {
+          lua_getglobal(L, "package");
+          lua_pushstring(L, v);
+          lua_setfield(L, -2, fields[i]);
+          lua_pop(L, 1);
+        }
+        lua_pop(like, 2);
+      }
+    }
   }
-  h->owns_lua = owns;
+  if (s->index == 0) h->owns_lua = owns;
   tr_lstate *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   memset(ls, 0, sizeof *ls);
   ls->h = h;
+  ls->s = s;
   ls->L = L;
   msgpack_zone_init(&ls->zone, 4096);
   ls->mem = calloc(1, sizeof *ls->mem);
   if (!ls->mem) return TR_ENOMEM;
   ls->mem->hostcap = h->mem_limit;
+  ls->mem->h = h;
+  s->lmem = ls->mem;
   ls->mem->orig_alloc = lua_getallocf(L, &ls->mem->orig_ud);
   lua_setallocf(L, tr_lalloc, ls->mem);
   luaL_newmetatable(L, MT_STATE);
@@ -2175,8 +2345,8 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &REGKEY);
-  h->sched[0].L = L;
-  h->sched[0].ls = ls;
+  s->L = L;
+  s->ls = ls;
   ls->cache_ref = new_ref_table(L, "v");
   ls->behs_ref = new_ref_table(L, NULL);
   ls->files_ref = new_ref_table(L, NULL);
@@ -2255,8 +2425,9 @@ int tr__lua_attach(tr_host *h, lua_State *L) {
   return 0;
 }
 
-void tr__lua_detach(tr_host *h) {
-  tr_lstate *ls = h->sched[0].ls;
+void tr__lua_detach(tr_sched *s) {
+  tr_host *h = s->h;
+  tr_lstate *ls = s->ls;
   if (!ls) return;
   lua_State *L = ls->L;
   for (int i = 0; i < ls->pool_n; i++) luaL_unref(L, LUA_REGISTRYINDEX, ls->pool_ref[i]);
@@ -2270,12 +2441,13 @@ void tr__lua_detach(tr_host *h) {
   msgpack_zone_destroy(&ls->zone);
   tr_lmem *mem = ls->mem;
   ls->mem = NULL;
+  s->lmem = NULL;
   free(ls->enc);
   ls->enc = NULL;
   ls->h = NULL;
-  h->sched[0].ls = NULL;
+  s->ls = NULL;
   mem->charge = NULL;
-  if (h->owns_lua) lua_close(L); /* still through tr_lalloc, which needs `mem` */
+  if (h->owns_lua || s->index != 0) lua_close(L); /* still through tr_lalloc, which needs `mem` */
   else lua_setallocf(L, mem->orig_alloc, mem->orig_ud);
   free(mem);
 }

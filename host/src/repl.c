@@ -238,7 +238,7 @@ static void push_handlers(tr_host *h, lua_State *L, tr_actor *a) {
 
 static int c_handlers(lua_State *L) {
   tr_host *h = H(L);
-  push_handlers(h, L, tr__lookup(h, (tr_addr)luaL_checkinteger(L, 1)));
+  push_handlers(h, L, tr__lookup(tr__here(h), (tr_addr)luaL_checkinteger(L, 1)));
   return 1;
 }
 
@@ -248,7 +248,7 @@ static int c_names(lua_State *L) {
   int n = 0;
   for (size_t b = 0; b < h->names_cap; b++)
     for (tr_namerec *nr = h->names[b]; nr; nr = nr->next) {
-      if (!tr__lookup(h, nr->addr)) continue;
+      if (!tr__lookup(tr__here(h), nr->addr)) continue;
       lua_pushstring(L, nr->name);
       lua_rawseti(L, -2, ++n);
     }
@@ -395,10 +395,14 @@ static tr_addr resolve(tr_repl *r, const char *spec, int env_idx) {
   else if (*p == '#') p++;
   if (*p >= '0' && *p <= '9') {
     char *end;
-    unsigned long long n = strtoull(p, &end, 10);
-    if (*end == 0 || *end == ' ' || *end == '>') {
-      tr_addr a = (tr_addr)n & UINT64_C(0xFFFFFFFFFFFF);
-      return tr__lookup(h, a) ? a : TR_NOADDR;
+    unsigned long long n = strtoull(p, &end, 10), sched = 0;
+    if (*end == '.' && end[1] >= '0' && end[1] <= '9') { /* "2.15": scheduler index, serial */
+      sched = n;
+      n = strtoull(end + 1, &end, 10);
+    }
+    if ((*end == 0 || *end == ' ' || *end == '>') && sched < h->nsched) {
+      tr_addr a = ((tr_addr)sched << 48) | ((tr_addr)n & UINT64_C(0xFFFFFFFFFFFF));
+      return tr_alive(h, a) ? a : TR_NOADDR;
     }
   }
   tr_addr a;
@@ -419,7 +423,7 @@ static tr_addr resolve(tr_repl *r, const char *spec, int env_idx) {
   /* protected: the script's tables (or _G) may have an __index that raises */
   if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_isuserdata(L, -1)) a = tr__lua_to_addr(h, L, -1);
   lua_settop(L, top);
-  return a != TR_NOADDR && tr__lookup(h, a) ? a : TR_NOADDR;
+  return a != TR_NOADDR && tr_alive(h, a) ? a : TR_NOADDR;
 }
 
 static const char *fmt_addr(tr_host *h, tr_addr a, char *buf, size_t cap) {
@@ -454,7 +458,7 @@ static int incomplete(lua_State *L, const char *src, size_t len) {
 
 static int ensure_actor(tr_repl *r) {
   tr_host *h = r->h;
-  if (r->actor != TR_NOADDR && tr__lookup(h, r->actor)) return 0;
+  if (r->actor != TR_NOADDR && tr__lookup(tr__here(h), r->actor)) return 0;
   r->actor = TR_NOADDR;
   lua_State *L = LUA(h);
   int top = lua_gettop(L);
@@ -466,7 +470,7 @@ static int ensure_actor(tr_repl *r) {
     return TR_ELOAD;
   }
   tr_addr a = tr__lua_to_addr(h, L, -1);
-  tr_actor *act = tr__lookup(h, a);
+  tr_actor *act = tr__lookup(tr__here(h), a);
   if (!act) {
     lua_settop(L, top);
     return TR_EDEAD;
@@ -526,7 +530,7 @@ static void on_eval(tr_host *h, int status, const tr_msg *reply, void *ud) {
     size_t n = 0;
     tr_msg_str(reply, 0, &msg, &n);
     emitf(r, TR_REPL_ERR, "%s: %.*s", tr_errname(status), (int)n, msg ? msg : "");
-    if (!tr__lookup(h, r->actor)) r->actor = TR_NOADDR;
+    if (!tr__lookup(tr__here(h), r->actor)) r->actor = TR_NOADDR;
   }
   next_line(r);
 }
@@ -756,6 +760,12 @@ static void cmd_ls(tr_repl *r, char *args) {
   }
   if (*filter) sb_printf(&b, "%zu actors match '%s'", shown, filter);
   else sb_printf(&b, "%zu actors", shown);
+  size_t elsewhere = 0; /* a recent count: those threads are running */
+  for (unsigned i = 1; i < h->nsched; i++)
+    elsewhere += __atomic_load_n(&h->sched[i].actors.n, __ATOMIC_RELAXED);
+  if (elsewhere)
+    sb_printf(&b, "\n(and %zu on schedulers 2..%u, not listed: the REPL inspects the actors of "
+                  "scheduler 1)", elsewhere, h->nsched);
   emit_lines(r, TR_REPL_OUT, b.p, b.n);
   sb_free(&b);
   free(list);
@@ -767,8 +777,12 @@ static tr_actor *need_actor(tr_repl *r, const char *spec, const char *cmd) {
     return NULL;
   }
   tr_addr a = resolve(r, spec, 0);
-  tr_actor *act = a ? tr__lookup(r->h, a) : NULL;
-  if (!act) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  tr_actor *act = a ? tr__lookup(tr__here(r->h), a) : NULL;
+  if (!act && a && tr_alive(r->h, a))
+    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL inspects the actors of scheduler 1 "
+                          "(place it there with spawn_with{scheduler = 1} to inspect it)",
+          spec, TR_ADDR_SCHED(a) + 1);
+  else if (!act) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
   return act;
 }
 
@@ -962,7 +976,7 @@ static void trace_refresh(tr_host *h, tr_addr addr) {
   int any = 0;
   for (size_t i = 0; rh && i < rh->ntraces; i++)
     if (rh->traces[i].addr == addr) any = 1;
-  tr_actor *a = tr__lookup(h, addr);
+  tr_actor *a = tr__lookup(tr__here(h), addr);
   if (a) a->traced = (uint8_t)any;
   if (rh && rh->ntraces == 0 && h->trace_fn == trace_fn) {
     h->trace_fn = rh->prev_trace_fn;
@@ -1267,7 +1281,7 @@ static int reload_step(reload_job *j) {
   size_t left = 0;
   for (size_t i = 0; i < j->n; i++) {
     if (j->targets[i] == TR_NOADDR) continue;
-    tr_actor *a = tr__lookup(r->h, j->targets[i]);
+    tr_actor *a = tr__lookup(tr__here(r->h), j->targets[i]);
     if (!a) {
       j->targets[i] = TR_NOADDR;
       continue;
@@ -1328,8 +1342,15 @@ static void cmd_reload(tr_repl *r, char *args) {
   tr_addr *targets = malloc((n + 1) * sizeof *targets);
   const char *name = NULL;
   tr_addr one = resolve(r, spec, 0);
+  if (targets && one != TR_NOADDR && !tr__lookup(tr__here(h), one)) {
+    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL reloads the actors of scheduler 1",
+          spec, TR_ADDR_SCHED(one) + 1);
+    free(targets);
+    free(list);
+    return;
+  }
   if (targets && one != TR_NOADDR) {
-    tr_actor *a = tr__lookup(h, one);
+    tr_actor *a = tr__lookup(tr__here(h), one);
     if (a->lang != TR_LANG_LUA) {
       emitf(r, TR_REPL_ERR, "%s is a C actor: only Lua actors can be reloaded", spec);
       free(targets);

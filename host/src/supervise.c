@@ -57,22 +57,84 @@ static void mon_unlink(tr_sched *s, tr_mon *m, tr_actor *target, tr_actor *watch
   }
 }
 
-int tr_monitor(tr_host *h, tr_addr watcher, tr_addr target, uint64_t *ref) {
-  if (!h) return TR_EINVAL;
-  tr_actor *w = tr__lookup(h, watcher);
-  if (!w) return TR_EDEAD;
-  tr_sched *s = w->s;
-  uint64_t r = ++s->next_mon;
-  if (ref) *ref = r;
-  tr_actor *t = tr__lookup(h, target);
-  if (!t) { /* already gone: the down message comes at once */
+/* Across schedulers a monitor is two records with the same ref: the
+ * watcher's (in its `watching` list and its scheduler's `mons`) and the
+ * target's (in its `mons` list and its scheduler's `mons`). Each scheduler
+ * touches only its own; the death of either side is a message to the other.
+ * The ref names the watcher's scheduler in its top byte. */
+static void down_now(tr_sched *s, uint64_t r, tr_addr watcher, tr_addr target,
+                     const char *reason) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, (int64_t)r);
+  tr_pack_addr(&b, target);
+  pack_reason(&b, reason, NULL, NULL);
+  send_system(s, watcher, target, "on_down", &b);
+  tr_buf_free(&b);
+}
+
+/* On the target's scheduler: add the target's record, or answer noproc. */
+static void op_mon_add(tr_sched *s, tr_env *e) {
+  tr_actor *t = tr__lookup(s, e->to);
+  uint64_t r = e->req;
+  tr_addr watcher = e->from, target = e->to;
+  tr__env_free(s, e);
+  tr_mon *m = t ? calloc(1, sizeof *m) : NULL;
+  if (!m || tr_map_put(&s->mons, r, m)) {
+    free(m);
+    /* gone meanwhile: the watcher hears noproc (through its record) */
     tr_buf b;
     tr_buf_init(&b);
     tr_pack_int(&b, (int64_t)r);
     tr_pack_addr(&b, target);
     pack_reason(&b, "noproc", NULL, NULL);
-    send_system(s, watcher, target, "on_down", &b);
+    tr__op(s, watcher, tr__op_mon_fire, target, r, 0, b.data, b.len);
     tr_buf_free(&b);
+    return;
+  }
+  m->ref = r;
+  m->watcher = watcher;
+  m->target = target;
+  m->tnext = t->mons;
+  if (t->mons) t->mons->tprev = m;
+  t->mons = m;
+}
+
+/* On the watcher's scheduler: the target died (payload: on_down's values),
+ * unless the monitor was dropped meanwhile. */
+void tr__op_mon_fire(tr_sched *s, tr_env *e) {
+  tr_mon *m = tr_map_get(&s->mons, e->req);
+  if (!m || m->watcher != e->to) {
+    tr__env_free(s, e);
+    return;
+  }
+  mon_unlink(s, m, NULL, tr__lookup(s, m->watcher));
+  free(m);
+  tr_env *d = tr__env_new(s, "on_down", 7, TR_ENV_PAYLOAD(e), e->len);
+  if (d) {
+    d->from = e->from;
+    d->to = e->to;
+    if (tr__deliver(s, d, 1, NULL)) tr__env_free(s, d);
+  }
+  tr__env_free(s, e);
+}
+
+/* On the target's scheduler: drop its record of a monitor. */
+static void op_mon_del(tr_sched *s, tr_env *e) {
+  tr_mon *m = tr_map_get(&s->mons, e->req);
+  tr__env_free(s, e);
+  if (!m) return;
+  mon_unlink(s, m, tr__lookup(s, m->target), NULL);
+  free(m);
+}
+
+static int monitor_here(tr_sched *s, tr_addr watcher, tr_addr target, uint64_t r) {
+  tr_actor *w = tr__lookup(s, watcher);
+  if (!w) return TR_EDEAD;
+  tr_actor *t = tr__lookup(s, target);
+  int remote = !t && tr__foreign(s, target) && tr__alive_any(s, target);
+  if (!t && !remote) { /* already gone: the down message comes at once */
+    down_now(s, r, watcher, target, "noproc");
     return 0;
   }
   tr_mon *m = calloc(1, sizeof *m);
@@ -84,22 +146,60 @@ int tr_monitor(tr_host *h, tr_addr watcher, tr_addr target, uint64_t *ref) {
     free(m);
     return TR_ENOMEM;
   }
-  m->tnext = t->mons;
-  if (t->mons) t->mons->tprev = m;
-  t->mons = m;
+  if (t) {
+    m->tnext = t->mons;
+    if (t->mons) t->mons->tprev = m;
+    t->mons = m;
+  }
   m->wnext = w->watching;
   if (w->watching) w->watching->wprev = m;
   w->watching = m;
+  if (remote) tr__op(s, target, op_mon_add, watcher, r, 0, NULL, 0);
   return 0;
+}
+
+static void op_monitor(tr_sched *s, tr_env *e) {
+  tr_addr watcher = e->to, target = e->from;
+  uint64_t r = e->req;
+  tr__env_free(s, e);
+  monitor_here(s, watcher, target, r);
+}
+
+int tr_monitor(tr_host *h, tr_addr watcher, tr_addr target, uint64_t *ref) {
+  if (!h) return TR_EINVAL;
+  tr_sched *s = tr__here(h);
+  if (!tr__alive_any(s, watcher)) return TR_EDEAD;
+  tr_sched *ws = &h->sched[TR_ADDR_SCHED(watcher)];
+  uint64_t r = ((uint64_t)ws->index << 56) | __atomic_add_fetch(&ws->next_mon, 1, __ATOMIC_RELAXED);
+  if (ref) *ref = r;
+  if (ws != s) return tr__op(s, watcher, op_monitor, target, r, 0, NULL, 0);
+  return monitor_here(s, watcher, target, r);
+}
+
+static void op_demonitor(tr_sched *s, tr_env *e) {
+  uint64_t r = e->req;
+  tr__env_free(s, e);
+  tr_mon *m = tr_map_get(&s->mons, r);
+  if (!m) return;
+  tr_actor *t = tr__lookup(s, m->target);
+  mon_unlink(s, m, t, tr__lookup(s, m->watcher));
+  if (!t && tr__foreign(s, m->target)) tr__op(s, m->target, op_mon_del, TR_NOADDR, r, 0, NULL, 0);
+  free(m);
 }
 
 int tr_demonitor(tr_host *h, uint64_t ref) {
   if (!h) return TR_EINVAL;
-  tr_sched *s = &h->sched[0];
+  tr_sched *s = tr__here(h);
+  unsigned wi = (unsigned)(ref >> 56);
+  if (wi >= h->nsched) return TR_ENOTFOUND;
+  if (wi != s->index) /* another scheduler's watcher: done there */
+    return tr__op(s, (tr_addr)wi << 48 | 1, op_demonitor, TR_NOADDR, ref, 0, NULL, 0);
   tr_mon *m = tr_map_get(&s->mons, ref);
-  if (!m) return TR_ENOTFOUND;
-  mon_unlink(s, m, tr__lookup(h, m->target), tr__lookup(h, m->watcher));
-  free(m);
+  if (!m || m->watcher == TR_NOADDR || TR_ADDR_SCHED(m->watcher) != s->index) return TR_ENOTFOUND;
+  tr_env *e = tr__env_new(s, NULL, 0, NULL, 0);
+  if (!e) return TR_ENOMEM;
+  e->req = ref;
+  op_demonitor(s, e);
   return 0;
 }
 
@@ -130,13 +230,52 @@ static void link_del(tr_actor *a, tr_addr peer) {
     }
 }
 
+static void op_link_exit(tr_sched *s, tr_env *e);
+
+/* On one side's scheduler: add (code 1) or drop (code 0) its half of a link.
+ * A side that is gone when the request comes answers as if it died then. */
+static void op_link_half(tr_sched *s, tr_env *e) {
+  tr_actor *x = tr__lookup(s, e->to);
+  tr_addr self = e->to, peer = e->from;
+  int add = e->status;
+  tr__env_free(s, e);
+  if (x) {
+    if (add) link_add(x, peer);
+    else link_del(x, peer);
+  } else if (add) {
+    char text[160], who[96];
+    tr_addr_format(s->h, self, who, sizeof who);
+    snprintf(text, sizeof text, "linked actor %s exited (noproc)", who);
+    tr_buf b;
+    tr_buf_init(&b);
+    tr_pack_addr(&b, self);
+    pack_reason(&b, "noproc", NULL, NULL);
+    tr_env *x2 = tr__env_new(s, text, strlen(text), b.data, b.len);
+    tr_buf_free(&b);
+    if (!x2) return;
+    x2->kind = TR_K_OP;
+    x2->op = op_link_exit;
+    x2->to = peer;
+    x2->from = self;
+    x2->status = (int8_t)TR_EDEAD;
+    if (TR_ADDR_SCHED(peer) == s->index) op_link_exit(s, x2);
+    else tr__post(s, &s->h->sched[TR_ADDR_SCHED(peer)], x2);
+  }
+}
+
+static int link_half(tr_sched *s, tr_addr self, tr_addr peer, int add) {
+  tr_actor *x = tr__lookup(s, self);
+  if (x) return add ? link_add(x, peer) : (link_del(x, peer), 0);
+  return tr__op(s, self, op_link_half, peer, 0, add, NULL, 0);
+}
+
 int tr_link(tr_host *h, tr_addr a, tr_addr b) {
   if (!h || a == b) return TR_EINVAL;
-  tr_actor *x = tr__lookup(h, a), *y = tr__lookup(h, b);
-  if (!x || !y) return TR_EDEAD;
-  if (link_add(x, b)) return TR_ENOMEM;
-  if (link_add(y, a)) {
-    link_del(x, b);
+  tr_sched *s = tr__here(h);
+  if (!tr__alive_any(s, a) || !tr__alive_any(s, b)) return TR_EDEAD;
+  if (link_half(s, a, b, 1)) return TR_ENOMEM;
+  if (link_half(s, b, a, 1)) {
+    link_half(s, a, b, 0);
     return TR_ENOMEM;
   }
   return 0;
@@ -144,16 +283,27 @@ int tr_link(tr_host *h, tr_addr a, tr_addr b) {
 
 int tr_unlink(tr_host *h, tr_addr a, tr_addr b) {
   if (!h) return TR_EINVAL;
-  tr_actor *x = tr__lookup(h, a), *y = tr__lookup(h, b);
-  if (x) link_del(x, b);
-  if (y) link_del(y, a);
-  return x ? 0 : TR_EDEAD;
+  tr_sched *s = tr__here(h);
+  int alive = tr__alive_any(s, a);
+  if (alive) link_half(s, a, b, 0);
+  if (tr__alive_any(s, b)) link_half(s, b, a, 0);
+  return alive ? 0 : TR_EDEAD;
+}
+
+static void op_trap(tr_sched *s, tr_env *e) {
+  tr_actor *x = tr__lookup(s, e->to);
+  if (x) x->trap_exit = e->status != 0;
+  tr__env_free(s, e);
 }
 
 int tr_trap_exit(tr_host *h, tr_addr a, int on) {
   if (!h) return TR_EINVAL;
-  tr_actor *x = tr__lookup(h, a);
-  if (!x) return TR_EDEAD;
+  tr_sched *s = tr__here(h);
+  tr_actor *x = tr__lookup(s, a);
+  if (!x) {
+    if (!tr__alive_any(s, a)) return TR_EDEAD;
+    return tr__op(s, a, op_trap, TR_NOADDR, 0, on != 0, NULL, 0);
+  }
   x->trap_exit = on != 0;
   return 0;
 }
@@ -178,7 +328,7 @@ void tr__drain_exits(tr_sched *s) {
   s->draining = 1;
   while (s->exitq_n > 0) {
     struct tr_exitq x = s->exitq[--s->exitq_n];
-    tr_actor *a = tr__lookup(s->h, x.addr);
+    tr_actor *a = tr__lookup(s, x.addr);
     if (a) {
       if (a->running) { /* dies when its handler returns */
         if (!a->kill_pending) {
@@ -242,30 +392,67 @@ static void c_hooks_stopped(tr_sched *s, tr_actor *a) {
   if (a->lang == TR_LANG_C && a->started) tr__c_hooks(s, a, 1);
 }
 
+/* On the target's scheduler: wait for it to stop (answer req to caller with
+ * the reason), and ask it to stop. Gone already: "noproc". */
+static void op_stopwait(tr_sched *s, tr_env *e) {
+  tr_actor *a = tr__lookup(s, e->to);
+  uint64_t req = e->req;
+  tr_addr caller = e->from, target = e->to;
+  tr__env_free(s, e);
+  if (!a || tr__stopwait_add(s, a, req, caller)) {
+    tr_buf b;
+    tr_buf_init(&b);
+    tr_pack_str(&b, a ? "out_of_memory" : "noproc");
+    tr__reply(s, target, caller, req, a ? TR_ENOMEM : TR_OK, b.data, b.len);
+    tr_buf_free(&b);
+    return;
+  }
+  tr_stop(s->h, target);
+}
+
+int tr__stop_and_wait(tr_sched *s, tr_addr target, uint64_t req, tr_addr caller) {
+  return tr__op(s, target, op_stopwait, caller, req, 0, NULL, 0);
+}
+
 int tr_shutdown(tr_host *h, tr_addr from, tr_addr target, int64_t timeout_ms,
                 tr_reply_cb cb, void *ud) {
   if (!h || !cb) return TR_EINVAL;
   if (timeout_ms <= 0 && timeout_ms != TR_TIMEOUT_INFINITE && timeout_ms != TR_TIMEOUT_DEFAULT)
     return TR_EINVAL;
-  tr_actor *a = tr__lookup(h, target);
-  if (!a) return TR_EDEAD;
-  tr_sched *s = a->s;
+  tr_sched *s = tr__here(h);
+  if (!tr__alive_any(s, target)) return TR_EDEAD;
   tr_pending *p = tr__pending_new(s, TR_P_CB, from, target, timeout_ms);
   if (!p) return TR_ENOMEM;
   p->cb = cb;
   p->ud = ud;
   p->kill_on_timeout = 1;
-  int rc = tr__stopwait_add(s, a, p->req, from);
-  if (rc) {
-    tr__pending_free(s, p);
-    return rc;
-  }
-  rc = tr_stop(h, target);
+  int rc = tr__stop_and_wait(s, target, p->req, from);
   if (rc) {
     tr__pending_free(s, p);
     return rc;
   }
   return 0;
+}
+
+/* On a linked peer's scheduler: `from` exited (status: its code; method: the
+ * linked_exit text; payload: on_exit's values). */
+static void op_link_exit(tr_sched *s, tr_env *e) {
+  tr_actor *peer = tr__lookup(s, e->to);
+  if (peer && link_has(peer, e->from) && !s->h->closing) {
+    link_del(peer, e->from);
+    if (peer->trap_exit) {
+      tr_env *d = tr__env_new(s, "on_exit", 7, TR_ENV_PAYLOAD(e), e->len);
+      if (d) {
+        d->from = e->from;
+        d->to = e->to;
+        if (tr__deliver(s, d, 1, NULL)) tr__env_free(s, d);
+      }
+    } else if (abnormal(e->status)) {
+      exitq_push(s, peer->addr, TR_ENV_METHOD(e));
+      tr__drain_exits(s);
+    }
+  }
+  tr__env_free(s, e);
 }
 
 /* ---- death -------------------------------------------------------------------------- */
@@ -278,7 +465,11 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   /* monitors it held */
   while (a->watching) {
     tr_mon *m = a->watching;
-    mon_unlink(s, m, tr_map_get(&s->actors, TR_ADDR_SERIAL(m->target)), a);
+    tr_actor *t = tr_map_get(&s->actors, TR_ADDR_SERIAL(m->target));
+    if (t && t->addr != m->target) t = NULL;
+    mon_unlink(s, m, t, a);
+    if (tr__foreign(s, m->target) && !h->closing)
+      tr__op(s, m->target, op_mon_del, TR_NOADDR, m->ref, 0, NULL, 0);
     free(m);
   }
   tr_buf b;
@@ -286,14 +477,16 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   /* monitors on it */
   while (a->mons) {
     tr_mon *m = a->mons;
-    tr_actor *w = tr__lookup(h, m->watcher);
+    int remote = tr__foreign(s, m->watcher);
+    tr_actor *w = remote ? NULL : tr__lookup(s, m->watcher);
     mon_unlink(s, m, a, w);
-    if (w && !h->closing) {
+    if ((w || remote) && !h->closing) {
       tr_buf_reset(&b);
       tr_pack_int(&b, (int64_t)m->ref);
       tr_pack_addr(&b, a->addr);
       pack_reason(&b, reason, msg, tb);
-      send_system(s, m->watcher, a->addr, "on_down", &b);
+      if (remote) tr__op(s, m->watcher, tr__op_mon_fire, a->addr, m->ref, 0, b.data, b.len);
+      else send_system(s, m->watcher, a->addr, "on_down", &b);
     }
     free(m);
   }
@@ -303,7 +496,25 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   while (a->links) {
     tr_lnk *l = a->links;
     a->links = l->next;
-    tr_actor *peer = tr__lookup(h, l->peer);
+    if (tr__foreign(s, l->peer)) {
+      if (!h->closing) {
+        tr_buf_reset(&b);
+        tr_pack_addr(&b, a->addr);
+        pack_reason(&b, reason, msg, tb);
+        tr_env *x = tr__env_new(s, text, strlen(text), b.data, b.len);
+        if (x) {
+          x->kind = TR_K_OP;
+          x->op = op_link_exit;
+          x->to = l->peer;
+          x->from = a->addr;
+          x->status = (int8_t)code;
+          tr__post(s, &h->sched[TR_ADDR_SCHED(l->peer)], x);
+        }
+      }
+      free(l);
+      continue;
+    }
+    tr_actor *peer = tr__lookup(s, l->peer);
     if (peer && !h->closing) {
       link_del(peer, a->addr);
       if (peer->trap_exit) {

@@ -39,6 +39,8 @@ check threadring threadring -- "$TROUPE" run "$src/tests/bench/threadring.lua" 2
 check callchain callchain -- "$TROUPE" run "$src/tests/bench/callchain.lua" 300
 check spawn "spawn spawn.rss_per_actor spawn.call_all" -- \
   "$TROUPE" run "$src/tests/bench/spawn.lua" 2000
+# parallel: 20 pairs x 200 round trips (over TROUPE_SCHEDULERS schedulers if set)
+check parallel parallel -- "$TROUPE" run "$src/tests/bench/parallel.lua" 20 200
 # pingpong_c: compile against the build's libtroupe.a
 if command -v cc >/dev/null && command -v pkg-config >/dev/null && [ -f "$bin/libtroupe.a" ]; then
   tmp=$(mktemp -d)

@@ -26,14 +26,17 @@ LUA
 cat >"$TMP/broken.lua" <<'LUA'
 return { add = function(s, n) return s.count + end }
 LUA
+# the REPL inspects and reloads the actors of scheduler 1 (main code's files
+# would otherwise go round-robin); c4 lives on scheduler 2
 cat >"$TMP/app.lua" <<LUA
 local troupe = require "troupe"
-c1 = troupe.spawn_with({name = "c1"}, "$TMP/counter.lua", 1)
-c2 = troupe.spawn_with({name = "c2"}, "$TMP/counter.lua", 2)
-c3 = troupe.spawn_with({name = "c3"}, "$TMP/counter.lua", 3)
+c1 = troupe.spawn_with({name = "c1", scheduler = 1}, "$TMP/counter.lua", 1)
+c2 = troupe.spawn_with({name = "c2", scheduler = 1}, "$TMP/counter.lua", 2)
+c3 = troupe.spawn_with({name = "c3", scheduler = 1}, "$TMP/counter.lua", 3)
+c4 = troupe.spawn_with({name = "c4", scheduler = 2}, "$TMP/counter.lua", 4)
 LUA
 
-start r "$TROUPE repl $TMP/app.lua"
+start r "TROUPE_SCHEDULERS=2 $TROUPE repl $TMP/app.lua"
 wait_for r ":help for commands"
 type_line r 'c1:call("add", 10)'
 wait_for r '11'
@@ -71,6 +74,13 @@ type_line r 'c2:call("get"), c1:call("version")'
 wait_for r 'nil, 2'
 type_line r ":reload nobody $TMP/counter.lua"
 wait_for r "no live actor or Lua behaviour 'nobody'"
+# an actor of another scheduler is named, not inspected; calls reach it
+type_line r ":reload c4 $TMP/counter2.lua"
+wait_for r "'c4' runs on scheduler 2: the REPL reloads the actors of scheduler 1"
+type_line r ":state c4"
+wait_for r "'c4' runs on scheduler 2: the REPL inspects the actors of scheduler 1"
+type_line r 'c4:call("add", 1)'
+wait_for r '5'
 keys r C-d
 wait_exit r
 finish
