@@ -234,8 +234,16 @@ static void sched_settle(tr_sched *s, int handled);
  * when it fires early it re-arms for the new minimum. While the heap is empty
  * it is unref'd, so an armed but stale timer never keeps the loop alive. This
  * keeps uv_timer_start/stop off the per-call path. */
+static tr_tentry *timer_first(tr_sched *s) {
+  tr_tentry *h = s->heap_n ? s->heap[0] : NULL, *f = s->fifo_head;
+  if (!h) return f;
+  if (!f) return h;
+  return tless(f, h) ? f : h;
+}
+
 static void timer_arm(tr_sched *s) {
-  if (s->heap_n == 0) {
+  tr_tentry *first = timer_first(s);
+  if (!first) {
     if (s->timer_ref) {
       uv_unref((uv_handle_t *)&s->timer);
       s->timer_ref = 0;
@@ -246,7 +254,7 @@ static void timer_arm(tr_sched *s) {
     uv_ref((uv_handle_t *)&s->timer);
     s->timer_ref = 1;
   }
-  uint64_t due = s->heap[0]->due;
+  uint64_t due = first->due;
   if (s->armed_due && s->armed_due <= due) return;
   uint64_t now = uv_now(s->loop);
   s->armed_due = due;
@@ -270,8 +278,33 @@ static int heap_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   return 0;
 }
 
+/* Appends when due is not before the FIFO's last deadline, else uses the heap. */
+static int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
+  if (s->fifo_tail && due < s->fifo_tail->due) return heap_add(s, t, due);
+  t->due = due;
+  t->seq = ++s->tseq;
+  t->idx = TR_IN_FIFO;
+  t->fnext = NULL;
+  t->fprev = s->fifo_tail;
+  if (s->fifo_tail) s->fifo_tail->fnext = t;
+  else s->fifo_head = t;
+  s->fifo_tail = t;
+  if (s->fifo_head == t) timer_arm(s);
+  return 0;
+}
+
 void tr__timer_del(tr_sched *s, tr_tentry *t) {
   if (!t || t->idx == UINT32_MAX) return;
+  if (t->idx == TR_IN_FIFO) {
+    if (t->fprev) t->fprev->fnext = t->fnext;
+    else s->fifo_head = t->fnext;
+    if (t->fnext) t->fnext->fprev = t->fprev;
+    else s->fifo_tail = t->fprev;
+    t->idx = UINT32_MAX;
+    t->fprev = t->fnext = NULL;
+    if (!s->fifo_head && s->heap_n == 0) timer_arm(s);
+    return;
+  }
   uint32_t i = t->idx;
   t->idx = UINT32_MAX;
   s->heap_n--;
@@ -281,7 +314,7 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     heap_up(s, i);
     heap_down(s, s->heap[i]->idx);
   }
-  if (s->heap_n == 0) timer_arm(s);
+  if (s->heap_n == 0 && !s->fifo_head) timer_arm(s);
 }
 
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
@@ -473,7 +506,8 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
     free(p);
     return NULL;
   }
-  if (timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0) timeout_ms = s->h->call_timeout;
+  int dflt = timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0;
+  if (dflt) timeout_ms = s->h->call_timeout;
   if (timeout_ms != TR_TIMEOUT_INFINITE) {
     /* inside a callback the loop clock is fresh; from main code it may be as
      * old as the last loop run (a long computation would eat the timeout) */
@@ -481,7 +515,8 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
     p->te.kind = TR_T_TIMEOUT;
     p->te.p = p;
     if (timeout_ms < 0) timeout_ms = 0;
-    if (heap_add(s, &p->te, uv_now(s->loop) + (uint64_t)timeout_ms)) {
+    uint64_t due = uv_now(s->loop) + (uint64_t)timeout_ms;
+    if (dflt ? fifo_add(s, &p->te, due) : heap_add(s, &p->te, due)) {
       tr_map_del(&s->pending, p->req);
       free(p);
       return NULL;
@@ -844,8 +879,8 @@ static void on_timer(uv_timer_t *ut) {
   s->armed_due = 0;
   uv_update_time(s->loop);
   uint64_t now = uv_now(s->loop);
-  while (s->heap_n && s->heap[0]->due <= now) {
-    tr_tentry *t = s->heap[0];
+  tr_tentry *t;
+  while ((t = timer_first(s)) && t->due <= now) {
     tr__timer_del(s, t);
     switch (t->kind) {
       case TR_T_TIMEOUT: {
@@ -853,8 +888,15 @@ static void on_timer(uv_timer_t *ut) {
         if (p->kill_on_timeout && tr__alive_any(s, p->target)) {
           uint64_t req = p->req; /* the death may answer p and free it */
           tr_kill(s->h, p->target); /* its death answers p with "killed" */
-          if (tr_map_get(&s->pending, req) == p && tr__alive_any(s, p->target))
+          if (tr_map_get(&s->pending, req) != p) break;
+          if (tr__foreign(s, p->target)) {
+            /* the kill and its answer cross schedulers: wait for the
+             * answer, with a last timeout should it never come */
+            p->kill_on_timeout = 0;
+            heap_add(s, &p->te, now + 1000);
+          } else if (tr__alive_any(s, p->target)) {
             heap_add(s, &p->te, now + 1); /* it was running: look again */
+          }
           break;
         }
         char who[96], msg[192];
@@ -1029,7 +1071,7 @@ static void work_add(tr_host *h, int d, const tr_sched *on) {
 /* A scheduler other than the first says whether it still has work. */
 static void sched_settle(tr_sched *s, int handled) {
   if (s->index == 0) return;
-  int busy = s->runq_head || s->done_head || s->heap_n;
+  int busy = s->runq_head || s->done_head || s->heap_n || s->fifo_head;
   if (busy != s->busy) {
     s->busy = busy;
     work_add(s->h, busy ? 1 : -1, s);
@@ -2034,6 +2076,11 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
 static void sched_main(void *arg) {
   tr_sched *s = arg;
   tr__tls_sched = s;
+  /* the state is made here so that its memory comes from this thread's
+   * malloc arena, not interleaved with the first scheduler's */
+  s->start_rc = tr__lua_attach(s, NULL, s->h->sched[0].L);
+  uv_sem_post(&s->started);
+  if (s->start_rc) return;
   while (!__atomic_load_n(&s->exit_req, __ATOMIC_ACQUIRE)) uv_run(s->loop, UV_RUN_DEFAULT);
 }
 
@@ -2063,7 +2110,8 @@ int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
   tr_host *h = calloc(1, sizeof *h);
   if (!h) return TR_ENOMEM;
   h->nsched = opts && opts->schedulers ? opts->schedulers : default_schedulers();
-  h->sched = calloc(h->nsched, sizeof *h->sched);
+  h->sched = aligned_alloc(TR_CACHELINE, h->nsched * sizeof *h->sched);
+  if (h->sched) memset(h->sched, 0, h->nsched * sizeof *h->sched);
   if (!h->sched || uv_mutex_init(&h->names_lock)) {
     free(h->sched);
     free(h);
@@ -2097,12 +2145,21 @@ int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
   unsigned made = 0;
   for (; rc == 0 && made < h->nsched; made++) rc = sched_init(h, &h->sched[made], made);
   if (rc == 0) rc = tr__lua_attach(&h->sched[0], L, NULL);
-  for (unsigned i = 1; rc == 0 && i < h->nsched; i++)
-    rc = tr__lua_attach(&h->sched[i], NULL, h->sched[0].L);
   if (rc == 0) rc = tr__preempt_start(h);
   for (unsigned i = 1; rc == 0 && i < h->nsched; i++) {
-    if (uv_thread_create(&h->sched[i].own_thread, sched_main, &h->sched[i])) rc = TR_ENOMEM;
-    else h->sched[i].thread_started = 1;
+    tr_sched *s = &h->sched[i];
+    if (uv_sem_init(&s->started, 0)) {
+      rc = TR_ENOMEM;
+      break;
+    }
+    if (uv_thread_create(&s->own_thread, sched_main, s)) {
+      rc = TR_ENOMEM;
+    } else {
+      s->thread_started = 1;
+      uv_sem_wait(&s->started); /* main code reads its package paths meanwhile: wait */
+      rc = s->start_rc;
+    }
+    uv_sem_destroy(&s->started);
   }
   if (rc) {
     h->owns_lua = L == NULL;
@@ -2249,6 +2306,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (uint32_t i = 0; i < s->heap_n; i++)
     if (s->heap[i]->kind == TR_T_SLEEP || s->heap[i]->kind == TR_T_FLAG) free(s->heap[i]);
   s->heap_n = 0;
+  s->fifo_head = s->fifo_tail = NULL; /* calls' own entries, freed with them */
   tr__lua_detach(s);
   uv_close((uv_handle_t *)&s->idle, on_close);
   uv_close((uv_handle_t *)&s->timer, on_close);

@@ -286,9 +286,11 @@ struct tr_actor {
 
 /* ---- timers: one heap per scheduler, one uv_timer ------------------------------- */
 enum { TR_T_TIMEOUT = 0, TR_T_ACTOR, TR_T_SLEEP, TR_T_FLAG };
+#define TR_IN_FIFO (UINT32_MAX - 1) /* tr_tentry.idx of an entry in the FIFO */
 typedef struct tr_tentry {
   uint64_t due, seq;
-  uint32_t idx;   /* position in the heap; UINT32_MAX when not in it */
+  uint32_t idx;   /* position in the heap; TR_IN_FIFO in the FIFO; UINT32_MAX: in neither */
+  struct tr_tentry *fprev, *fnext; /* in the FIFO */
   uint8_t kind;
   void *p;        /* tr_pending / tr_timer / int flag */
   tr_addr actor;  /* TR_T_SLEEP */
@@ -322,6 +324,10 @@ struct tr_timer {   /* an actor's send-to-self timer */
 };
 
 /* ---- schedulers ------------------------------------------------------------------- */
+/* Each scheduler's struct starts on its own cache lines (TR_CACHELINE), so
+ * that the counters one thread writes per message never share a line with
+ * what the next scheduler's thread reads. */
+#define TR_CACHELINE 64
 struct tr_sched {
   tr_host *h;
   unsigned index;
@@ -352,6 +358,10 @@ struct tr_sched {
   uint64_t next_serial, next_req, next_timer, tseq;
   tr_tentry **heap;
   uint32_t heap_n, heap_cap;
+  /* deadlines that only ever come in order (calls with the default timeout:
+   * now + the same delay) wait in a FIFO instead: O(1) in and out, where the
+   * heap costs O(log n) cache misses with many calls in flight */
+  tr_tentry *fifo_head, *fifo_tail;
   uint64_t armed_due; /* when the uv timer fires (0: not armed) */
   int timer_ref;      /* the uv timer is ref'd (the heap is non-empty) */
   tr_pending *done_head, *done_tail;
@@ -376,7 +386,9 @@ struct tr_sched {
                          * or a blocked main-code caller has its answer */
   int wd_ticks;
   uint64_t n_msgs, n_calls, n_spawned;
-};
+  int start_rc;         /* its thread's start-up (its Lua state) */
+  uv_sem_t started;
+} __attribute__((aligned(TR_CACHELINE)));
 
 /* Observation hook (the REPL's :trace). For an actor with `traced` set:
  * TR_EV_IN when it starts handling e, TR_EV_OUT when it sends or calls e,
