@@ -299,7 +299,16 @@ TR_EXTERN int tr_retain(tr_host *h, tr_addr a);
 TR_EXTERN int tr_release(tr_host *h, tr_addr a);
 
 /* ---- messaging ----------------------------------------------------------------
- * `from` is the sending actor (tr_ctx_self) or TR_NOADDR. */
+ * `from` is the sending actor (tr_ctx_self) or TR_NOADDR. Call these on a
+ * scheduler's thread (a handler, a reply callback, or the thread running the
+ * host's loop); another thread uses tr_send_async.
+ *
+ * Across schedulers: a message to an actor of another scheduler goes through
+ * that scheduler's inbox. A full mailbox there does not push back (the
+ * message is queued past the bound; Lua's try_send does see it full), and
+ * what you ask of such an actor (tr_kill, tr_stop, tr_link, tr_monitor,
+ * tr_register, tr_send_after, ...) happens when its scheduler gets to it: the
+ * call returns TR_EDEAD for an actor already gone, else 0. */
 TR_EXTERN int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method,
                       const tr_buf *args);
 TR_EXTERN int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method,
@@ -318,7 +327,8 @@ TR_EXTERN int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *meth
                           tr_reply_cb cb, void *ud, const char *fmt, ...);
 
 /* When `to`'s public mailbox is full, tr_send returns TR_EFULL; this asks for
- * one callback when there is room (or status TR_EDEAD if it stops first). */
+ * one callback when there is room (or status TR_EDEAD if it stops first). For
+ * an actor of another scheduler (never full, see above) it calls back at once. */
 typedef void (*tr_room_cb)(tr_host *h, tr_addr to, int status, void *ud);
 TR_EXTERN int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud);
 
@@ -331,8 +341,10 @@ TR_EXTERN int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t 
 /* At the loop time at_ms (see tr_now_ms; a past time fires at once). */
 TR_EXTERN int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *method,
                          const tr_buf *args, tr_timer_id *out);
+/* TR_ENOTFOUND for a timer of this scheduler that is gone; a timer of another
+ * scheduler (an id names its scheduler) is cancelled there: 0. */
 TR_EXTERN int tr_cancel_timer(tr_host *h, tr_timer_id id);
-TR_EXTERN uint64_t tr_now_ms(tr_host *h); /* the loop's clock */
+TR_EXTERN uint64_t tr_now_ms(tr_host *h); /* the calling scheduler's loop clock */
 
 /* ---- monitors and links ----------------------------------------------------------
  * When an actor dies, each watcher gets a message "on_down" on its private
@@ -345,6 +357,9 @@ TR_EXTERN uint64_t tr_now_ms(tr_host *h); /* the loop's clock */
  * {message}), "noproc" (already dead when watched). Handlers for on_down and
  * on_exit are optional: without one the message is dropped quietly. */
 TR_EXTERN int tr_monitor(tr_host *h, tr_addr watcher, tr_addr target, uint64_t *ref);
+/* After it returns no on_down comes for ref. A ref names the watcher's
+ * scheduler: from another scheduler it is dropped there and 0 is returned
+ * (TR_ENOTFOUND only for an unknown ref of the calling scheduler). */
 TR_EXTERN int tr_demonitor(tr_host *h, uint64_t ref);
 TR_EXTERN int tr_link(tr_host *h, tr_addr a, tr_addr b);
 TR_EXTERN int tr_unlink(tr_host *h, tr_addr a, tr_addr b);
