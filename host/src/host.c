@@ -1061,11 +1061,21 @@ static void quiesce_update(tr_host *h) {
 
 static void on_quiesce(uv_async_t *a) { quiesce_update(a->data); }
 
+/* The count reaching zero from another thread needs a wake-up only while the
+ * first loop may be blocked in poll (s0_polling; it re-reads the count before
+ * it polls, so with both sides sequentially consistent one sees the other).
+ * That keeps an eventfd write off each request across schedulers. */
 static void work_add(tr_host *h, int d, const tr_sched *on) {
-  int old = __atomic_fetch_add(&h->work, d, __ATOMIC_ACQ_REL);
+  int old = __atomic_fetch_add(&h->work, d, __ATOMIC_SEQ_CST);
   if ((old > 0) == (old + d > 0) || h->closing) return;
   if (on && on->index == 0) quiesce_update(h);
-  else uv_async_send(&h->quiesce);
+  else if (old + d > 0 || __atomic_load_n(&h->s0_polling, __ATOMIC_SEQ_CST))
+    uv_async_send(&h->quiesce);
+}
+
+static void on_polled(uv_check_t *c) {
+  tr_host *h = c->data;
+  __atomic_store_n(&h->s0_polling, 0, __ATOMIC_SEQ_CST);
 }
 
 /* A scheduler other than the first says whether it still has work. */
@@ -1079,8 +1089,15 @@ static void sched_settle(tr_sched *s, int handled) {
   if (handled) work_add(s->h, -handled, s);
 }
 
+/* A wake-up through the inbox's uv_async_t costs ~20 us (epoll, eventfd):
+ * a scheduler that sent or got mail from another thread in the last
+ * TR_SPIN_NS polls its inbox that long before its loop blocks, so request and
+ * reply across schedulers cost a few us instead. */
+#define TR_SPIN_NS 50000
+
 void tr__post(tr_sched *from, tr_sched *t, tr_env *e) {
   e->next = NULL;
+  if (from) from->spin_until = uv_hrtime() + TR_SPIN_NS; /* an answer may come */
   if (t->index) work_add(t->h, 1, from);
   uv_mutex_lock(&t->inbox_lock);
   int wake = t->inbox_head == NULL; /* else a wake-up is already on its way */
@@ -1088,7 +1105,10 @@ void tr__post(tr_sched *from, tr_sched *t, tr_env *e) {
   else t->inbox_head = e;
   t->inbox_tail = e;
   uv_mutex_unlock(&t->inbox_lock);
-  if (wake) uv_async_send(&t->async);
+  /* a spinning scheduler looks at its inbox once more after it stops
+   * spinning: with both sides sequentially consistent, one of them sees the
+   * other (the poster the flag, or the scheduler the envelope) */
+  if (wake && !__atomic_load_n(&t->spinning, __ATOMIC_SEQ_CST)) uv_async_send(&t->async);
 }
 
 int tr__op(tr_sched *s, tr_addr target, tr_opfn fn, tr_addr a2, uint64_t n, int code,
@@ -1185,7 +1205,46 @@ static void on_async(uv_async_t *as) {
   s->in_callback++;
   int n = inbox_run(s);
   s->in_callback--;
+  if (n) s->spin_until = uv_hrtime() + TR_SPIN_NS;
   sched_settle(s, n);
+}
+
+static void before_poll(tr_sched *s) {
+  if (s->index != 0) return;
+  __atomic_store_n(&s->h->s0_polling, 1, __ATOMIC_SEQ_CST);
+  quiesce_update(s->h);
+}
+
+static void on_prepare(uv_prepare_t *p) {
+  tr_sched *s = p->data;
+  if (s->runq_head || s->done_head || !s->spin_until) { /* it will not block, or not spin */
+    before_poll(s);
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  __atomic_store_n(&s->spinning, 1, __ATOMIC_SEQ_CST);
+  int found = 0;
+  while (now < s->spin_until) {
+    if (__atomic_load_n(&s->inbox_head, __ATOMIC_SEQ_CST)) { /* a hint; taken under the lock */
+      found = 1;
+      break;
+    }
+    for (int i = 0; i < 64; i++) __asm__ __volatile__("" ::: "memory");
+    now = uv_hrtime();
+  }
+  __atomic_store_n(&s->spinning, 0, __ATOMIC_SEQ_CST);
+  if (!found && !__atomic_load_n(&s->inbox_head, __ATOMIC_SEQ_CST)) {
+    s->spin_until = 0;
+    before_poll(s);
+    return;
+  }
+  s->in_callback++;
+  int n = inbox_run(s);
+  s->in_callback--;
+  s->spin_until = uv_hrtime() + TR_SPIN_NS;
+  kick(s); /* whatever it brought runs before the loop polls, which must not block */
+  sched_settle(s, n);
+  before_poll(s);
 }
 
 /* ---- deadlock detection ----------------------------------------------------------------------- */
@@ -2065,11 +2124,14 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   uv_timer_init(s->loop, &s->timer);
   uv_unref((uv_handle_t *)&s->timer);
   uv_async_init(s->loop, &s->async, on_async);
-  s->idle.data = s->timer.data = s->async.data = s;
+  uv_prepare_init(s->loop, &s->prepare);
+  uv_prepare_start(&s->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&s->prepare);
+  s->idle.data = s->timer.data = s->async.data = s->prepare.data = s;
   /* the first scheduler's loop may end when idle (tr_host_run returns); the
    * others keep theirs until the host is freed */
   if (index == 0) uv_unref((uv_handle_t *)&s->async);
-  s->handles_open = 3;
+  s->handles_open = 4;
   return 0;
 }
 
@@ -2140,6 +2202,10 @@ int tr__host_create(tr_host **out, const tr_host_options *opts, lua_State *L) {
   uv_async_init(h->loop, &h->quiesce, on_quiesce);
   h->quiesce.data = h;
   uv_unref((uv_handle_t *)&h->quiesce);
+  uv_check_init(h->loop, &h->polled);
+  h->polled.data = h;
+  uv_check_start(&h->polled, on_polled);
+  uv_unref((uv_handle_t *)&h->polled);
   h->quiesce_open = 1;
   int rc = 0;
   unsigned made = 0;
@@ -2311,9 +2377,11 @@ static void sched_free(tr_host *h, tr_sched *s) {
   uv_close((uv_handle_t *)&s->idle, on_close);
   uv_close((uv_handle_t *)&s->timer, on_close);
   uv_close((uv_handle_t *)&s->async, on_close);
+  uv_close((uv_handle_t *)&s->prepare, on_close);
   if (s->index == 0 && h->quiesce_open) {
     h->quiesce_open = 0;
     uv_close((uv_handle_t *)&h->quiesce, NULL);
+    uv_close((uv_handle_t *)&h->polled, NULL);
   }
   if (s->index != 0) {
     uv_run(s->loop, UV_RUN_DEFAULT);
@@ -2407,6 +2475,7 @@ void tr_host_free(tr_host *h) {
   if (made == 0 && h->quiesce_open) {
     h->quiesce_open = 0;
     uv_close((uv_handle_t *)&h->quiesce, NULL);
+    uv_close((uv_handle_t *)&h->polled, NULL);
   }
   if (made == 0 && h->owns_loop) {
     uv_run(h->loop, UV_RUN_DEFAULT);

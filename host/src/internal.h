@@ -345,6 +345,9 @@ struct tr_sched {
   uv_idle_t idle;
   uv_timer_t timer;
   uv_async_t async;
+  uv_prepare_t prepare; /* before the loop would block: spin on the inbox */
+  uint64_t spin_until;  /* uv_hrtime() until which it spins (recent traffic) */
+  int spinning;         /* atomic: it polls its inbox now (posters need not wake it) */
   uv_mutex_t inbox_lock;
   tr_env *inbox_head, *inbox_tail;
   int handles_open;
@@ -421,6 +424,8 @@ struct tr_host {
   int work;              /* atomic: schedulers other than the first that are busy,
                           * plus envelopes posted to them and not yet handled */
   uv_async_t quiesce;    /* on `loop`: ref'd while `work` > 0 (tr_host_run waits) */
+  uv_check_t polled;     /* on `loop`: clears s0_polling after each poll */
+  int s0_polling;        /* atomic: the first scheduler's loop may block in poll now */
   int quiesce_open;
   uv_mutex_t names_lock; /* the name and C behaviour registries */
   unsigned nsched_made;  /* schedulers initialised (all but after a failed create) */
