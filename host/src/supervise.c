@@ -491,8 +491,8 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
     free(m);
   }
   /* links */
-  char text[256];
-  snprintf(text, sizeof text, "linked actor %s exited (%s)", who, reason);
+  char text[256]; /* built only when there is a link to tell */
+  if (a->links) snprintf(text, sizeof text, "linked actor %s exited (%s)", who, reason);
   while (a->links) {
     tr_lnk *l = a->links;
     a->links = l->next;
