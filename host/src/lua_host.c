@@ -1511,7 +1511,11 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
   if (rc) return raise_error(L, rc, NULL);
   push_addr(ls, L, a);
-  if (remote_owned) set_mt(ls, L, MTI_OWNED); /* the new actor counts this reference */
+  if (remote_owned) { /* this userdata holds a strong reference: counted there */
+    set_mt(ls, L, MTI_OWNED);
+    if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
+      tr_retain(ls->h, a); /* C behaviours: the spawn request carries no count */
+  }
   return 1;
 pinned:
   tr_buf_free(&args);

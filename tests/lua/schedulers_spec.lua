@@ -1343,6 +1343,31 @@ describe("schedulers", function()
       assert.is_true(wait_until(function() return not w2:alive() end),
                      "the holder dropped its address but the owned actor lives on")
     end)
+
+    it("an owned C actor placed on scheduler 2 lives while main code holds its address", function()
+      local Account = troupe.load_c(BANK_SO).Account
+      local w
+      do
+        local a = troupe.spawn_with({ owned = true, scheduler = 2 }, Account, 10)
+        assert.equals(2, troupe.scheduler(a))
+        w = a:weak()
+        -- an actor on scheduler 2 takes a strong address, then drops it:
+        -- main code's reference still counts
+        local holder = remote()
+        holder:call("keep", a)
+        holder:call("keep", nil)
+        holder:call("gc")
+        collectgarbage()
+        collectgarbage()
+        troupe.sleep(30)
+        assert.is_true(w:alive(), "stopped while main code held its address")
+        assert.equals(10, a:call("balance"))
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.is_true(wait_until(function() return not w:alive() end),
+                     "an owned C actor outlived its last strong address")
+    end)
   end)
 
   describe("printing addresses across schedulers", function()
