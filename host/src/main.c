@@ -26,7 +26,9 @@ static void usage(FILE *f) {
           "       troupe --help                 this text\n"
           "\n"
           "run and repl take --control PATH (or the TROUPE_CONTROL environment\n"
-          "variable): a control socket at PATH for troupe attach.\n"
+          "variable): a control socket at PATH for troupe attach; and\n"
+          "--schedulers N (or TROUPE_SCHEDULERS; default: the number of cores):\n"
+          "how many schedulers (threads, each with its own loop and Lua state).\n"
           "\n"
           "The script's actors run until nothing is left to do (no runnable actor,\n"
           "no timer, no pending call) or the script calls troupe.exit(code).\n");
@@ -45,26 +47,48 @@ static void set_args(tr_host *h, const char *path, int argc, char **argv) {
   lua_setglobal(L, "arg");
 }
 
-/* Takes "--control PATH" out of argv (anywhere); falls back to TROUPE_CONTROL. */
-static const char *take_control(int *argc, char **argv, int *bad) {
-  const char *path = NULL;
+/* Takes "OPT VALUE" out of argv (anywhere); the last one wins. */
+static const char *take_opt(int *argc, char **argv, const char *opt, const char *what, int *bad) {
+  const char *val = NULL;
   for (int i = 0; i < *argc; i++) {
-    if (strcmp(argv[i], "--control") != 0) continue;
+    if (strcmp(argv[i], opt) != 0) continue;
     if (i + 1 >= *argc) {
-      fprintf(stderr, "troupe: --control needs a path\n");
+      fprintf(stderr, "troupe: %s needs %s\n", opt, what);
       *bad = 1;
       return NULL;
     }
-    path = argv[i + 1];
+    val = argv[i + 1];
     memmove(argv + i, argv + i + 2, (size_t)(*argc - i - 2) * sizeof *argv);
     *argc -= 2;
     i--;
   }
-  if (!path) {
+  return val;
+}
+
+/* "--control PATH"; falls back to TROUPE_CONTROL. */
+static const char *take_control(int *argc, char **argv, int *bad) {
+  const char *path = take_opt(argc, argv, "--control", "a path", bad);
+  if (!path && !*bad) {
     const char *env = getenv("TROUPE_CONTROL");
     if (env && *env) path = env;
   }
   return path;
+}
+
+/* "--schedulers N" into o (0 when absent: TROUPE_SCHEDULERS or the cores). */
+static void take_schedulers(int *argc, char **argv, tr_host_options *o, int *bad) {
+  tr_host_options_init(o);
+  const char *v = take_opt(argc, argv, "--schedulers", "a number", bad);
+  if (!v) return;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 1 || n > TR_MAX_SCHEDULERS) {
+    fprintf(stderr, "troupe: --schedulers needs a number from 1 to %d, not '%s'\n",
+            TR_MAX_SCHEDULERS, v);
+    *bad = 1;
+    return;
+  }
+  o->schedulers = (unsigned)n;
 }
 
 static int open_control(tr_host *h, const char *path) {
@@ -80,10 +104,12 @@ static void on_term_signal(uv_signal_t *sg, int sig) {
 
 static int run_script(const char *path, int argc, char **argv) {
   int bad = 0;
+  tr_host_options o;
   const char *control = take_control(&argc, argv, &bad);
+  if (!bad) take_schedulers(&argc, argv, &o, &bad);
   if (bad) return 2;
   tr_host *h;
-  int rc = tr_host_new(&h, NULL);
+  int rc = tr_host_new(&h, &o);
   if (rc) {
     fprintf(stderr, "troupe: cannot start a host: %s\n", tr_strerror(rc));
     return 1;
@@ -143,11 +169,13 @@ static const tr_term_backend local_backend = {l_line, l_eof, l_interrupt, l_busy
 
 static int repl_main(int argc, char **argv) {
   int bad = 0;
+  tr_host_options o;
   const char *control = take_control(&argc, argv, &bad);
+  if (!bad) take_schedulers(&argc, argv, &o, &bad);
   if (bad) return 2;
   const char *script = argc > 0 ? argv[0] : NULL;
   tr_host *h;
-  int rc = tr_host_new(&h, NULL);
+  int rc = tr_host_new(&h, &o);
   if (rc) {
     fprintf(stderr, "troupe: cannot start a host: %s\n", tr_strerror(rc));
     return 1;

@@ -155,6 +155,21 @@ run args2 "$TROUPE" "$tmp/args.lua" x
 printf '1\t%s\tx\tnil\n' "$tmp/args.lua" >"$tmp/args2.expected"
 diff -u "$tmp/args2.expected" "$tmp/args2.out" >/dev/null || fail "arg (shorthand): got $(cat "$tmp/args2.out")"
 
+# ---- --schedulers N (after the script, like --control), else TROUPE_SCHEDULERS
+printf 'print(require("troupe").schedulers(), #arg, arg[1])\n' >"$tmp/sched.lua"
+run sched3 "$TROUPE" run "$tmp/sched.lua" x --schedulers 3
+expect_rc sched3 0
+expect_in sched3 out "$(printf '3\t1\tx')"
+TROUPE_SCHEDULERS=2 run schedenv "$TROUPE" run "$tmp/sched.lua"
+expect_rc schedenv 0
+expect_in schedenv out "$(printf '2\t0\tnil')"
+run schedbad "$TROUPE" run "$tmp/sched.lua" --schedulers 0
+expect_rc schedbad 2
+expect_in schedbad err "--schedulers needs a number from 1 to 64, not '0'"
+run schedmissing "$TROUPE" run "$tmp/sched.lua" --schedulers
+expect_rc schedmissing 2
+expect_in schedmissing err "--schedulers needs a number"
+
 if [ "$failures" -ne 0 ]; then
   echo "cli.sh: $failures failure(s)" >&2
   exit 1
