@@ -1128,6 +1128,85 @@ int tr__op(tr_sched *s, tr_addr target, tr_opfn fn, tr_addr a2, uint64_t n, int 
   return 0;
 }
 
+/* ---- running a function on another scheduler and waiting (tooling) ---- */
+typedef struct tr_sync {
+  void (*fn)(tr_sched *s, void *ud);
+  void *ud;
+  uv_mutex_t m;
+  uv_cond_t c;
+  int state; /* 0 queued, 1 running, 2 done, 3 abandoned by the caller */
+} tr_sync;
+
+static void sync_free(tr_sync *y) {
+  uv_cond_destroy(&y->c);
+  uv_mutex_destroy(&y->m);
+  free(y);
+}
+
+static void op_sync(tr_sched *s, tr_env *e) {
+  tr_sync *y = (tr_sync *)(uintptr_t)e->req;
+  tr__env_free(s, e);
+  uv_mutex_lock(&y->m);
+  if (y->state == 3) { /* the caller gave up: nobody waits */
+    uv_mutex_unlock(&y->m);
+    sync_free(y);
+    return;
+  }
+  y->state = 1;
+  uv_mutex_unlock(&y->m);
+  y->fn(s, y->ud);
+  uv_mutex_lock(&y->m);
+  y->state = 2;
+  uv_cond_signal(&y->c);
+  uv_mutex_unlock(&y->m);
+}
+
+int tr__sched_sync(tr_sched *s, tr_sched *t, void (*fn)(tr_sched *, void *), void *ud,
+                   unsigned timeout_ms) {
+  if (t == s) {
+    fn(t, ud);
+    return 0;
+  }
+  tr_sync *y = calloc(1, sizeof *y);
+  if (!y) return TR_ENOMEM;
+  if (uv_mutex_init(&y->m)) {
+    free(y);
+    return TR_ENOMEM;
+  }
+  if (uv_cond_init(&y->c)) {
+    uv_mutex_destroy(&y->m);
+    free(y);
+    return TR_ENOMEM;
+  }
+  y->fn = fn;
+  y->ud = ud;
+  tr_env *e = tr__env_new(s, NULL, 0, NULL, 0);
+  if (!e) {
+    sync_free(y);
+    return TR_ENOMEM;
+  }
+  e->kind = TR_K_OP;
+  e->op = op_sync;
+  e->req = (uint64_t)(uintptr_t)y;
+  tr__post(s, t, e);
+  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+  int rc = 0;
+  uv_mutex_lock(&y->m);
+  while (y->state != 2) {
+    uint64_t now = uv_hrtime();
+    if (y->state == 0 && now >= deadline) { /* not started: leave it to free itself */
+      y->state = 3;
+      rc = TR_ETIMEOUT;
+      break;
+    }
+    if (y->state == 1) uv_cond_wait(&y->c, &y->m); /* started: it touches ud, wait */
+    else uv_cond_timedwait(&y->c, &y->m, deadline - now);
+  }
+  uv_mutex_unlock(&y->m);
+  if (rc == 0) sync_free(y);
+  return rc;
+}
+
 /* From any thread: the envelope is built with malloc (the pool belongs to the
  * loop thread) and handed over through the inbox. */
 int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args) {

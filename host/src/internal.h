@@ -570,6 +570,11 @@ void tr__drain_exits(tr_sched *s);
 /* Ask target (any scheduler) to stop; answer req to caller when it is gone. */
 int tr__stop_and_wait(tr_sched *s, tr_addr target, uint64_t req, tr_addr caller);
 void tr__op_mon_fire(tr_sched *s, tr_env *e);
+/* Tooling (the REPL): run fn(t, ud) on scheduler t's thread and wait for it,
+ * at most timeout_ms for it to start (TR_ETIMEOUT: it never will, ud is free
+ * again). On s itself fn runs at once. Never on a hot path. */
+int tr__sched_sync(tr_sched *s, tr_sched *t, void (*fn)(tr_sched *, void *), void *ud,
+                   unsigned timeout_ms);
 
 /* ---- preemption (preempt.c) ------------------------------------------------------------ */
 int tr__preempt_start(tr_host *h);

@@ -600,7 +600,7 @@ static const char *wait_name(int w) {
 
 /* "idle", "running", "waiting on <actor 3 B> (call, 1200 ms)", ... */
 static void status_text(tr_host *h, tr_actor *a, char *out, size_t cap, int longform) {
-  uint64_t now = tr__now(&h->sched[0]);
+  uint64_t now = tr__now(a->s); /* on a's scheduler's thread */
   uint64_t ms = a->wait_since && now > a->wait_since ? now - a->wait_since : 0;
   char who[128];
   const char *pre = a->state == TR_S_STOPPING ? "stopping, " : "";
@@ -661,7 +661,8 @@ static void mem_text(tr_host *h, tr_actor *a, char *out, size_t cap) {
     snprintf(out, cap, "%zu", a->cb->state_size);
     return;
   }
-  lua_State *L = LUA(h);
+  (void)h;
+  lua_State *L = a->s->L; /* on a's scheduler's thread */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
   int budget = 2000;
   size_t n = lua_istable(L, -1) ? lua_size(L, -1, &budget) : 0;
@@ -693,9 +694,8 @@ static int cmp_actor(const void *x, const void *y) {
   return a < b ? -1 : a > b;
 }
 
-/* Live actors sorted by address; the caller frees the array. */
-static size_t all_actors(tr_host *h, tr_actor ***out) {
-  tr_sched *s = &h->sched[0];
+/* Live actors of scheduler s sorted by address; the caller frees the array. */
+static size_t sched_actors(tr_sched *s, tr_actor ***out) {
   tr_actor **list = malloc((s->actors.n + 1) * sizeof *list);
   size_t n = 0;
   if (!list) return 0;
@@ -728,6 +728,43 @@ static char *word(char **args) {
   return w;
 }
 
+/* :ls rows of one scheduler's actors, built on that scheduler's thread. */
+typedef struct {
+  tr_repl *r;
+  const char *filter;
+  int all;
+  size_t shown;
+  sbuf b;
+} ls_job;
+
+static void ls_rows(tr_sched *s, void *ud) {
+  ls_job *j = ud;
+  tr_host *h = s->h;
+  tr_actor **list;
+  size_t n = sched_actors(s, &list);
+  for (size_t i = 0; i < n; i++) {
+    tr_actor *a = list[i];
+    /* the REPLs' own actors live on the first scheduler, whose thread this is then */
+    if (!j->all && s->index == 0 && is_repl_actor(h, a->addr)) continue;
+    char names[128], status[96], mem[32];
+    const char *beh = beh_name(h, a);
+    uv_mutex_lock(&h->names_lock); /* tr_addr_format reads a->names from other threads */
+    names_text(a, names, sizeof names);
+    uv_mutex_unlock(&h->names_lock);
+    if (*j->filter && !strstr(beh, j->filter) && !strstr(names, j->filter)) continue;
+    status_text(h, a, status, sizeof status, 0);
+    mem_text(h, a, mem, sizeof mem);
+    char id[32];
+    if (TR_ADDR_SCHED(a->addr)) snprintf(id, sizeof id, "%u.%" PRIu64, TR_ADDR_SCHED(a->addr),
+                                         TR_ADDR_SERIAL(a->addr));
+    else snprintf(id, sizeof id, "%" PRIu64, TR_ADDR_SERIAL(a->addr));
+    sb_printf(&j->b, "%6s  %-14s %-14s %-4s %-24s %7u %9" PRIu64 " %7s\n", id, names, beh,
+              a->lang == TR_LANG_C ? "C" : "Lua", status, a->pub.n + a->priv.n, a->n_in, mem);
+    j->shown++;
+  }
+  free(list);
+}
+
 static void cmd_ls(tr_repl *r, char *args) {
   tr_host *h = r->h;
   char *filter = trim(args);
@@ -736,39 +773,26 @@ static void cmd_ls(tr_repl *r, char *args) {
     all = 1;
     filter = trim(filter + 2);
   }
-  tr_actor **list;
-  size_t n = all_actors(h, &list), shown = 0;
   sbuf b = {0};
   sb_printf(&b, "%6s  %-14s %-14s %-4s %-24s %7s %9s %7s\n", "ID", "NAME", "BEHAVIOUR", "LANG",
             "STATUS", "MAILBOX", "HANDLED", "MEMORY");
-  for (size_t i = 0; i < n; i++) {
-    tr_actor *a = list[i];
-    if (!all && is_repl_actor(h, a->addr)) continue;
-    char names[128], status[96], mem[32];
-    const char *beh = beh_name(h, a);
-    names_text(a, names, sizeof names);
-    if (*filter && !strstr(beh, filter) && !strstr(names, filter)) continue;
-    status_text(h, a, status, sizeof status, 0);
-    mem_text(h, a, mem, sizeof mem);
-    char id[32];
-    if (TR_ADDR_SCHED(a->addr)) snprintf(id, sizeof id, "%u.%" PRIu64, TR_ADDR_SCHED(a->addr),
-                                         TR_ADDR_SERIAL(a->addr));
-    else snprintf(id, sizeof id, "%" PRIu64, TR_ADDR_SERIAL(a->addr));
-    sb_printf(&b, "%6s  %-14s %-14s %-4s %-24s %7u %9" PRIu64 " %7s\n", id, names, beh,
-              a->lang == TR_LANG_C ? "C" : "Lua", status, a->pub.n + a->priv.n, a->n_in, mem);
-    shown++;
+  size_t shown = 0;
+  tr_sched *here = tr__here(h);
+  for (unsigned i = 0; i < h->nsched; i++) { /* each scheduler lists its own */
+    ls_job j = {.r = r, .filter = filter, .all = all};
+    if (tr__sched_sync(here, &h->sched[i], ls_rows, &j, 1000)) {
+      sb_printf(&b, "(scheduler %u did not answer within 1 s: its actors are not listed)\n",
+                i + 1);
+    } else if (j.b.p) {
+      sb_add(&b, j.b.p, j.b.n);
+    }
+    shown += j.shown;
+    sb_free(&j.b);
   }
   if (*filter) sb_printf(&b, "%zu actors match '%s'", shown, filter);
   else sb_printf(&b, "%zu actors", shown);
-  size_t elsewhere = 0; /* a recent count: those threads are running */
-  for (unsigned i = 1; i < h->nsched; i++)
-    elsewhere += __atomic_load_n(&h->sched[i].actors.n, __ATOMIC_RELAXED);
-  if (elsewhere)
-    sb_printf(&b, "\n(and %zu on schedulers 2..%u, not listed: the REPL inspects the actors of "
-                  "scheduler 1)", elsewhere, h->nsched);
   emit_lines(r, TR_REPL_OUT, b.p, b.n);
   sb_free(&b);
-  free(list);
 }
 
 static tr_actor *need_actor(tr_repl *r, const char *spec, const char *cmd) {
@@ -1183,7 +1207,7 @@ static void cmd_waits(tr_repl *r, char *args) {
   tr_host *h = r->h;
   tr_sched *s = &h->sched[0];
   tr_actor **list;
-  size_t n = all_actors(h, &list);
+  size_t n = sched_actors(&h->sched[0], &list);
   int lines = 0;
   uint64_t now = tr__now(s);
   char who[160], peer[160];
@@ -1338,7 +1362,7 @@ static void cmd_reload(tr_repl *r, char *args) {
     return;
   }
   tr_actor **list;
-  size_t n = all_actors(h, &list), nt = 0;
+  size_t n = sched_actors(&h->sched[0], &list), nt = 0;
   tr_addr *targets = malloc((n + 1) * sizeof *targets);
   const char *name = NULL;
   tr_addr one = resolve(r, spec, 0);

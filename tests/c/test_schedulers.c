@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "helpers.h"
+#include "internal.h" /* tr__sched_sync, for the tooling test */
 
 /* ---- shared state ----------------------------------------------------------------------- */
 static uv_thread_t g_main;  /* the test's thread: scheduler 1's */
@@ -1742,6 +1743,67 @@ static void lua_actor_on_other_scheduler(void **state) {
   tr_host_free(h);
 }
 
+/* ---- tooling: tr__sched_sync (the REPL's :ls reads each scheduler on its thread) ---------- */
+typedef struct {
+  uv_thread_t thread;
+  unsigned index;
+  int ran;
+} sync_probe;
+
+static void sync_fn(tr_sched *s, void *ud) {
+  sync_probe *p = ud;
+  p->thread = uv_thread_self();
+  p->index = s->index;
+  p->ran++;
+}
+
+static void sync_runs_on_the_other_thread_or_times_out(void **state) {
+  reset();
+  tr_host *h = new_sched_host(2);
+  tr_sched *s1 = &h->sched[0], *s2 = &h->sched[1];
+  /* on the caller's own scheduler: at once */
+  sync_probe p = {0};
+  assert_int_equal(tr__sched_sync(s1, s1, sync_fn, &p, 100), 0);
+  assert_int_equal(p.ran, 1);
+  assert_int_equal(p.index, 0);
+  assert_true(same_thread(p.thread, g_main));
+  /* on another: on its thread, and the caller waits for it */
+  memset(&p, 0, sizeof p);
+  assert_int_equal(tr__sched_sync(s1, s2, sync_fn, &p, 1000), 0);
+  assert_int_equal(p.ran, 1);
+  assert_int_equal(p.index, 1);
+  assert_false(same_thread(p.thread, g_main));
+  /* a scheduler stuck in a C handler does not answer: the caller gives up
+   * after its timeout, and the request, when it finally runs, frees itself
+   * without touching the caller's data (ASan would see it) */
+  tr_addr a2 = spawn_on(h, 2, 0);
+  atomic_store(&g_gate, 0);
+  atomic_store(&g_entered, 0);
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 400);
+  sreply blk;
+  memset(&blk, 0, sizeof blk);
+  assert_int_equal(tr_call(h, TR_NOADDR, a2, "block", &b, 5000, on_sreply, &blk), TR_OK);
+  tr_buf_free(&b);
+  uint64_t end = uv_hrtime() + 2000000000u;
+  while (!atomic_load(&g_entered) && uv_hrtime() < end) uv_sleep(1);
+  assert_true(atomic_load(&g_entered));
+  sync_probe *gone = calloc(1, sizeof *gone);
+  assert_non_null(gone);
+  uint64_t t0 = uv_hrtime();
+  assert_int_equal(tr__sched_sync(s1, s2, sync_fn, gone, 50), TR_ETIMEOUT);
+  assert_true(uv_hrtime() - t0 < 300000000u); /* it did not wait for the handler */
+  assert_int_equal(gone->ran, 0);
+  free(gone); /* the abandoned request must not use it */
+  tr_host_run(h); /* the handler returns; the abandoned request runs, frees itself */
+  assert_int_equal(blk.r.n, 1);
+  memset(&p, 0, sizeof p);
+  assert_int_equal(tr__sched_sync(s1, s2, sync_fn, &p, 1000), 0); /* and it answers again */
+  assert_int_equal(p.ran, 1);
+  tr_host_free(h);
+}
+
 int main(int argc, char **argv) {
   uv_mutex_init(&g_lock);
   const struct CMUnitTest tests[] = {
@@ -1763,6 +1825,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(free_while_busy),
       cmocka_unit_test(free_without_running),
       cmocka_unit_test(lua_actor_on_other_scheduler),
+      cmocka_unit_test(sync_runs_on_the_other_thread_or_times_out),
   };
   RUN_TESTS(tests, argc, argv);
 }

@@ -81,6 +81,12 @@ type_line r ":state c4"
 wait_for r "'c4' runs on scheduler 2: the REPL inspects the actors of scheduler 1"
 type_line r 'c4:call("add", 1)'
 wait_for r '5'
+# :ls lists the actors of every scheduler, each read on its own thread
+type_line r ':ls Counter'
+wait_for r 'actors match'
+screen r | grep -E '^ +1\.1 +c4 +Counter +Lua +idle' >/dev/null ||
+  fail ":ls does not list c4 (scheduler 2) as 1.1: $(screen r | tail -8)"
+screen r | grep -E '^ +1 +c1 +Counter +Lua' >/dev/null || fail ":ls does not list c1"
 keys r C-d
 wait_exit r
 finish
