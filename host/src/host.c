@@ -1055,7 +1055,7 @@ int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, const 
  * handle; others wake it when the count crosses zero. */
 static void quiesce_update(tr_host *h) {
   if (!h->quiesce_open) return;
-  if (__atomic_load_n(&h->work, __ATOMIC_ACQUIRE) > 0) uv_ref((uv_handle_t *)&h->quiesce);
+  if (__atomic_load_n(&h->work, __ATOMIC_SEQ_CST) > 0) uv_ref((uv_handle_t *)&h->quiesce);
   else uv_unref((uv_handle_t *)&h->quiesce);
 }
 
@@ -1067,7 +1067,7 @@ static void on_quiesce(uv_async_t *a) { quiesce_update(a->data); }
  * That keeps an eventfd write off each request across schedulers. */
 static void work_add(tr_host *h, int d, const tr_sched *on) {
   int old = __atomic_fetch_add(&h->work, d, __ATOMIC_SEQ_CST);
-  if ((old > 0) == (old + d > 0) || h->closing) return;
+  if ((old > 0) == (old + d > 0) || tr__closing(h)) return;
   if (on && on->index == 0) quiesce_update(h);
   else if (old + d > 0 || __atomic_load_n(&h->s0_polling, __ATOMIC_SEQ_CST))
     uv_async_send(&h->quiesce);
@@ -1102,7 +1102,7 @@ void tr__post(tr_sched *from, tr_sched *t, tr_env *e) {
   uv_mutex_lock(&t->inbox_lock);
   int wake = t->inbox_head == NULL; /* else a wake-up is already on its way */
   if (t->inbox_tail) t->inbox_tail->next = e;
-  else t->inbox_head = e;
+  else __atomic_store_n(&t->inbox_head, e, __ATOMIC_SEQ_CST); /* on_prepare reads it unlocked */
   t->inbox_tail = e;
   uv_mutex_unlock(&t->inbox_lock);
   /* a spinning scheduler looks at its inbox once more after it stops
@@ -1266,7 +1266,8 @@ static void inbox_one(tr_sched *s, tr_env *e) {
 static int inbox_run(tr_sched *s) {
   uv_mutex_lock(&s->inbox_lock);
   tr_env *e = s->inbox_head;
-  s->inbox_head = s->inbox_tail = NULL;
+  __atomic_store_n(&s->inbox_head, NULL, __ATOMIC_RELAXED);
+  s->inbox_tail = NULL;
   uv_mutex_unlock(&s->inbox_lock);
   int n = 0;
   while (e) {
@@ -1395,7 +1396,7 @@ int tr__check_deadlock(tr_sched *s, tr_actor *caller, tr_addr target, char *why,
 int tr__block_until(tr_sched *s, volatile int *flag) {
   if (s->in_callback) return TR_EINVAL;
   while (!*flag) {
-    if (s->h->exiting) return TR_ESTOPPED;
+    if (__atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE)) return TR_ESTOPPED;
     int alive = uv_run(s->loop, UV_RUN_ONCE);
     if (!*flag && !alive && !s->runq_head && !s->done_head) return TR_ESTOPPED;
   }
@@ -1412,7 +1413,7 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   if (e->kind == TR_K_STOP) {
     a->stop_pending = 0;
     if (e->from == a->addr) a->stop_self = 1;
-    if (a->lang == TR_LANG_LUA && a->started && !s->h->closing && !s->no_veto) {
+    if (a->lang == TR_LANG_LUA && a->started && !tr__quiet(s)) {
       tr__lua_deliver(s, a, e); /* the stop hooks run in a coroutine: they may wait */
       return;
     }
@@ -1470,7 +1471,8 @@ static void on_idle(uv_idle_t *i) {
   s->break_idle = 0;
   run_done(s);
   int main = s->index == 0; /* tr_host_exit stops the first scheduler's loop */
-  while (s->runq_head && turns < TR_TURNS && !(main && s->h->exiting) && !s->break_idle) {
+#define EXITING (main && __atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE))
+  while (s->runq_head && turns < TR_TURNS && !EXITING && !s->break_idle) {
     for (; turns < TR_TURNS && s->runq_head && !s->break_idle; turns++) {
       tr_actor *a = s->runq_head;
       s->runq_head = a->runq_next;
@@ -1482,12 +1484,13 @@ static void on_idle(uv_idle_t *i) {
         continue;
       }
       actor_turn(s, a);
-      if (main && s->h->exiting) break;
+      if (EXITING) break;
     }
     run_done(s);
   }
   if (!s->runq_head && !s->done_head) uv_idle_stop(&s->idle);
-  if (s->h->exiting && s->index == 0) uv_stop(s->loop);
+  if (EXITING) uv_stop(s->loop);
+#undef EXITING
   s->in_callback--;
   sched_settle(s, 0);
 }
@@ -1527,15 +1530,18 @@ static void name_release(tr_host *h, const char *name, tr_addr a);
  * one, else reserved by a spawner on another scheduler, which also reserved
  * o->name (reserved_name). */
 int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
-                    const tr_spawn_options *o, tr_env *init, tr_actor **out) {
+                    const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out) {
   tr_host *h = s->h;
-  if (__atomic_load_n(&h->closing, __ATOMIC_ACQUIRE)) return TR_ESTOPPED;
+  if (tr__quiet(s)) return TR_ESTOPPED;
   tr_actor *a = calloc(1, sizeof *a);
   if (!a) return TR_ENOMEM;
   if (!serial) serial = tr__new_serial(s);
   a->addr = ((tr_addr)s->index << 48) | serial;
   a->s = s;
   a->lang = lang;
+  /* before actors_put: other schedulers read it (tr_addr_format) once it is listed */
+  if (lang == TR_LANG_C) a->cb = beh;
+  else a->lb = (struct tr_lbeh *)beh;
   a->cap = (o && o->mailbox_capacity) ? o->mailbox_capacity : h->mailbox_cap;
   a->owned = o && o->owned;
   a->mem_limit = o ? (int64_t)o->mem_limit : 0;
@@ -1596,11 +1602,8 @@ static void op_spawn(tr_sched *s, tr_env *e) {
   o.name = q->name;
   if (q->lang == TR_LANG_C) {
     tr_actor *a;
-    rc = tr__spawn_actor(s, q->serial, 1, TR_LANG_C, &o, e, &a);
-    if (rc == 0) {
-      a->cb = q->b;
-      a->refs += q->refs;
-    }
+    rc = tr__spawn_actor(s, q->serial, 1, TR_LANG_C, q->b, &o, e, &a);
+    if (rc == 0) a->refs += q->refs;
   } else {
     rc = tr__lua_spawn_req(s, q, e, &why);
   }
@@ -1627,7 +1630,7 @@ void tr__spawnreq_free(tr_spawnreq *q) {
 int tr__spawn_remote(tr_sched *s, tr_sched *t, tr_spawnreq *q, const char *args, size_t len,
                      tr_addr *out) {
   tr_host *h = s->h;
-  if (h->closing) {
+  if (tr__quiet(s)) {
     tr__spawnreq_free(q);
     return TR_ESTOPPED;
   }
@@ -1689,12 +1692,11 @@ int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
       tr__env_new(s, NULL, 0, args ? args->data : NULL, args ? args->len : 0);
   if (!init) return TR_ENOMEM;
   tr_actor *a;
-  int rc = tr__spawn_actor(s, 0, 0, TR_LANG_C, o, init, &a);
+  int rc = tr__spawn_actor(s, 0, 0, TR_LANG_C, b, o, init, &a);
   if (rc) {
     tr__env_free(s, init);
     return rc;
   }
-  a->cb = b;
   if (out) *out = a->addr;
   return 0;
 }
@@ -1718,7 +1720,7 @@ int tr_retain(tr_host *h, tr_addr a) {
 
 int tr_release(tr_host *h, tr_addr a) {
   if (!h) return TR_EINVAL;
-  if (h->closing) return 0;
+  if (tr__closing(h)) return 0;
   tr_sched *s = tr__here(h);
   if (!tr__alive_any(s, a)) return TR_EDEAD;
   return tr__op(s, a, op_refs, TR_NOADDR, 0, -1, NULL, 0);
@@ -1734,7 +1736,7 @@ static void stop_message(tr_sched *s, tr_actor *a) {
   a->stop_pending = 0;
   if (a->state == TR_S_DEAD) return;
   int veto = hooks(s, a, 0); /* on_stopping */
-  if (veto && !s->h->closing && !s->no_veto) {
+  if (veto && !tr__quiet(s)) {
     tr__stop_finish(s, a, 1);
     return;
   }
@@ -2223,6 +2225,12 @@ static void sched_main(void *arg) {
   uv_sem_post(&s->started);
   if (s->start_rc) return;
   while (!__atomic_load_n(&s->exit_req, __ATOMIC_ACQUIRE)) uv_run(s->loop, UV_RUN_DEFAULT);
+  /* a watchdog scan that saw this thread in a handler ends (its pthread_kill
+   * included) before the thread is gone */
+  if (s->h->wd_running) {
+    uv_mutex_lock(&s->h->wd_lock);
+    uv_mutex_unlock(&s->h->wd_lock);
+  }
 }
 
 static void op_exit(tr_sched *s, tr_env *e) {
@@ -2327,14 +2335,16 @@ int tr_host_run(tr_host *h) {
   if (!h) return TR_EINVAL;
   tr_sched *s = &h->sched[0];
   if (s->in_callback || tr__here(h) != s) return TR_EINVAL;
-  h->exiting = 0;
+  __atomic_store_n(&h->exiting, 0, __ATOMIC_RELAXED);
   uv_run(h->loop, UV_RUN_DEFAULT);
   return h->exit_code;
 }
 
 static void op_host_exit(tr_sched *s, tr_env *e) {
   tr__env_free(s, e);
-  uv_stop(s->loop);
+  /* late (the loop already stopped for it, a new tr_host_run began, or the
+   * host is being freed): a stop now would end the wrong run */
+  if (__atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE) && !tr__closing(s->h)) uv_stop(s->loop);
 }
 
 void tr_host_exit(tr_host *h, int code) {
@@ -2387,10 +2397,7 @@ void tr_host_shutdown(tr_host *h) {
   tr_sched *s = tr__here(h);
   for (unsigned i = 0; i < h->nsched; i++)
     if (i != s->index) tr__op(s, (tr_addr)i << 48 | 1, op_shutdown, TR_NOADDR, 0, 0, NULL, 0);
-  int was = h->closing;
-  h->closing = 1; /* vetoes are ignored */
-  shutdown_sched(s);
-  h->closing = was;
+  shutdown_sched(s); /* s->no_veto meanwhile: h->closing is read by every thread */
 }
 
 void tr_host_stats_get(tr_host *h, tr_host_stats *out) {
@@ -2510,7 +2517,6 @@ static void sched_free(tr_host *h, tr_sched *s) {
 void tr_host_free(tr_host *h) {
   if (!h) return;
   __atomic_store_n(&h->closing, 1, __ATOMIC_RELEASE);
-  tr__preempt_stop(h);
   unsigned made = h->nsched_made;
   if (made == h->nsched) {
     extern void tr__repl_host_free(tr_host *);
@@ -2532,6 +2538,9 @@ void tr_host_free(tr_host *h) {
     uv_thread_join(&s->own_thread);
     s->thread_started = 0;
   }
+  /* only now: a runaway handler on another scheduler leaves its turn (and
+   * the thread sees op_exit) only when it is preempted */
+  tr__preempt_stop(h);
   if (made == h->nsched) {
     for (unsigned i = made; i-- > 0;) {
       tr__tls_sched = &h->sched[i]; /* tr_* calls made by dying actors' hooks */

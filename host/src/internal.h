@@ -476,6 +476,14 @@ static inline tr_sched *tr__here(tr_host *h) {
   if (s && s >= h->sched && s < h->sched + h->nsched) return s;
   return &h->sched[0];
 }
+/* tr_host_free has begun (set once, read by every thread). */
+static inline int tr__closing(const tr_host *h) {
+  return __atomic_load_n(&h->closing, __ATOMIC_ACQUIRE);
+}
+/* ...or s stops all its actors (tr_host_shutdown, op_shutdown): stops are
+ * not vetoed, no actor is made, deaths tell no watcher or linked peer. A
+ * scheduler's own flag: another scheduler may be running normally. */
+static inline int tr__quiet(const tr_sched *s) { return tr__closing(s->h) || s->no_veto; }
 /* `a` is an address of this host on a scheduler other than s. */
 static inline int tr__foreign(tr_sched *s, tr_addr a) {
   return TR_ADDR_SCHED(a) != s->index && TR_ADDR_NODE(a) == 0 &&
@@ -501,7 +509,7 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
                     size_t len);
 void tr__env_free(tr_sched *s, tr_env *e);
 int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
-                    const tr_spawn_options *o, tr_env *init, tr_actor **out);
+                    const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out);
 /* Where a spawn from s goes (NULL: o->scheduler is out of range). A behaviour
  * that is not relocatable (an inline Lua table) stays on s unless o says. */
 tr_sched *tr__place(tr_sched *s, const tr_spawn_options *o, int relocatable);

@@ -222,7 +222,7 @@ static tr_addr check_addr(lua_State *L, int idx) {
 static int addr_gc(lua_State *L) {
   tr_lstate *ls = LS(L);
   tr_laddr *u = lua_touserdata(L, 1);
-  if (ls->h && !ls->h->closing) tr_release(ls->h, u->a);
+  if (ls->h && !tr__closing(ls->h)) tr_release(ls->h, u->a);
   return 0;
 }
 
@@ -1169,9 +1169,8 @@ static int load_behaviour(tr_lstate *ls, lua_State *L, int from_file, const char
 static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *init,
                                uint64_t serial, const tr_spawn_options *o, int *rc) {
   tr_actor *a;
-  *rc = tr__spawn_actor(SCH(ls), serial, serial != 0, TR_LANG_LUA, o, init, &a);
+  *rc = tr__spawn_actor(SCH(ls), serial, serial != 0, TR_LANG_LUA, b, o, init, &a);
   if (*rc) return NULL;
-  a->lb = b;
   lua_createtable(L, 0, 2);
   a->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return a;
@@ -1590,7 +1589,7 @@ static int wait_room_blocking(tr_lstate *ls, tr_addr to) {
     tr_actor *t = tr__lookup(s, to);
     if (!t) return tr__alive_any(s, to) ? 0 : TR_EDEAD;
     if (t->pub.n < t->cap) return 0;
-    if (ls->h->exiting) return TR_ESTOPPED;
+    if (__atomic_load_n(&ls->h->exiting, __ATOMIC_ACQUIRE)) return TR_ESTOPPED;
     /* the loop may have drained the mailbox and gone idle: look again first */
     if (!uv_run(s->loop, UV_RUN_ONCE) && !s->runq_head) {
       t = tr__lookup(s, to);
@@ -2040,7 +2039,7 @@ static int token_fail(lua_State *L) { return token_answer(L, TR_FAILED); }
 
 static int token_gc(lua_State *L) {
   tr_ltoken *t = lua_touserdata(L, 1);
-  if (t->answered || !t->ls->h || t->ls->h->closing) return 0;
+  if (t->answered || !t->ls->h || tr__closing(t->ls->h)) return 0;
   t->answered = 1;
   tr_buf b;
   tr_buf_init(&b);

@@ -58,7 +58,7 @@ static void on_sigurg(int sig) {
 void tr__preempt_arm(lua_State *co) { lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1); }
 
 void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
-  s->thread = uv_thread_self();
+  __atomic_store_n(&s->thread, uv_thread_self(), __ATOMIC_RELAXED); /* the watchdog reads it */
   tls_actor = a;
   tls_preempted = 0;
   __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
@@ -102,7 +102,7 @@ static void watchdog(void *arg) {
       }
       if (++s->wd_ticks >= 2) { /* the same resume for a whole slice */
         s->wd_ticks = 0;
-        pthread_kill((pthread_t)s->thread, SIGURG);
+        pthread_kill((pthread_t)__atomic_load_n(&s->thread, __ATOMIC_RELAXED), SIGURG);
       }
     }
   }

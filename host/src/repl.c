@@ -98,7 +98,7 @@ struct tr_repl {
 static tr_repl_host *rhost(tr_host *h, int create);
 
 static void emit(tr_repl *r, int kind, const char *text, size_t len) {
-  if (r->h->closing && kind != TR_REPL_BYE) return;
+  if (tr__closing(r->h) && kind != TR_REPL_BYE) return;
   r->out(r->ud, kind, text, len);
 }
 

@@ -438,7 +438,7 @@ int tr_shutdown(tr_host *h, tr_addr from, tr_addr target, int64_t timeout_ms,
  * linked_exit text; payload: on_exit's values). */
 static void op_link_exit(tr_sched *s, tr_env *e) {
   tr_actor *peer = tr__lookup(s, e->to);
-  if (peer && link_has(peer, e->from) && !s->h->closing) {
+  if (peer && link_has(peer, e->from) && !tr__quiet(s)) {
     link_del(peer, e->from);
     if (peer->trap_exit) {
       tr_env *d = tr__env_new(s, "on_exit", 7, TR_ENV_PAYLOAD(e), e->len);
@@ -459,6 +459,7 @@ static void op_link_exit(tr_sched *s, tr_env *e) {
 void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const char *msg,
                       const char *tb) {
   tr_host *h = s->h;
+  int quiet = tr__quiet(s);
   const char *reason = tr__reason_name(code, a->stop_self);
   /* those waiting for it to stop hear the reason */
   if (a->stopwait) stopwait_answer(s, a, TR_OK, reason);
@@ -468,7 +469,7 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
     tr_actor *t = tr_map_get(&s->actors, TR_ADDR_SERIAL(m->target));
     if (t && t->addr != m->target) t = NULL;
     mon_unlink(s, m, t, a);
-    if (tr__foreign(s, m->target) && !h->closing)
+    if (tr__foreign(s, m->target) && !tr__closing(h)) /* cleanup, not a notice */
       tr__op(s, m->target, op_mon_del, TR_NOADDR, m->ref, 0, NULL, 0);
     free(m);
   }
@@ -480,7 +481,7 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
     int remote = tr__foreign(s, m->watcher);
     tr_actor *w = remote ? NULL : tr__lookup(s, m->watcher);
     mon_unlink(s, m, a, w);
-    if ((w || remote) && !h->closing) {
+    if ((w || remote) && !quiet) {
       tr_buf_reset(&b);
       tr_pack_int(&b, (int64_t)m->ref);
       tr_pack_addr(&b, a->addr);
@@ -497,7 +498,7 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
     tr_lnk *l = a->links;
     a->links = l->next;
     if (tr__foreign(s, l->peer)) {
-      if (!h->closing) {
+      if (!quiet) {
         tr_buf_reset(&b);
         tr_pack_addr(&b, a->addr);
         pack_reason(&b, reason, msg, tb);
@@ -515,7 +516,7 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
       continue;
     }
     tr_actor *peer = tr__lookup(s, l->peer);
-    if (peer && !h->closing) {
+    if (peer && !quiet) {
       link_del(peer, a->addr);
       if (peer->trap_exit) {
         tr_buf_reset(&b);
