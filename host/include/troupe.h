@@ -4,9 +4,13 @@
  * TR_E* code; tr_strerror()/tr_errname() turn a code into words. A call that
  * fails never invokes its callback.
  *
- * Threading: a host runs on one uv loop (one scheduler). Every function here
- * must be called on the thread that runs that loop, except tr_send_async(),
- * which any thread may call.
+ * Threading: a host runs N schedulers (tr_host_options.schedulers), each a
+ * thread with its own uv loop; the first runs on the host's loop, i.e. on the
+ * thread that runs it. Call the functions here on a scheduler's thread: the
+ * host's loop thread, or inside a handler or callback (C handlers of an actor
+ * placed on another scheduler run on that scheduler's thread). Any other
+ * thread uses tr_send_async() only. tr_host_new, tr_host_run and
+ * tr_host_free belong to the host's loop thread.
  *
  * Ownership: the caller owns every tr_buf it passes in (the host copies the
  * bytes). Payload readers (tr_msg) are valid only during the callback that
@@ -313,8 +317,9 @@ TR_EXTERN int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method,
                       const tr_buf *args);
 TR_EXTERN int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method,
                           const char *fmt, ...);
-/* Any thread: queued and delivered on the host's thread; errors (dead, full)
- * are logged, not returned. */
+/* Any thread: queued and delivered on the target's scheduler; errors (dead,
+ * full) are logged, not returned. Such threads must stop sending before
+ * tr_host_free (which cannot tell a sender still on its way in). */
 TR_EXTERN int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args);
 
 /* status: TR_OK (values in `reply`), TR_FAILED (the handler's own error value
