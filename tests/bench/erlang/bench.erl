@@ -25,6 +25,7 @@
 
 -define(RING, 503).
 -define(DEPTH, 10).
+-define(CHECK(Cond, Fmt, Args), case Cond of true -> ok; false -> fail(Fmt, Args) end).
 
 %% --- entry point --------------------------------------------------------
 
@@ -72,8 +73,9 @@ rate(Count, Us) -> Count * 1000000 / max(Us, 1).
 report(Name, Value, Unit) ->
     io:format("BENCH ~s ~b ~s~n", [Name, round(Value), Unit]).
 
-check(true, _Fmt, _Args) -> ok;
-check(false, Fmt, Args) -> throw({check_failed, lists:flatten(io_lib:format(Fmt, Args))}).
+%% ?CHECK(Cond, Fmt, Args): the arguments of the message are built only when
+%% the check fails (no allocation per checked reply in the hot loops)
+fail(Fmt, Args) -> throw({check_failed, lists:flatten(io_lib:format(Fmt, Args))}).
 
 %% Runs Fun in its own process and returns its result; a crash there (a
 %% failed check included) is raised here, so the run fails instead of hanging.
@@ -133,7 +135,7 @@ ping_client(Server, I, N) ->
     Server ! {ping, self(), Ref, I},
     receive
         {Ref, R} ->
-            check(R =:= I + 1, "pingpong: call ~b answered ~p, want ~b", [I, R, I + 1]),
+            ?CHECK(R =:= I + 1, "pingpong: call ~b answered ~p, want ~b", [I, R, I + 1]),
             ping_client(Server, I + 1, N)
     end.
 
@@ -151,7 +153,7 @@ counting(N) ->
                                    receive {Ref, S} -> {S, now_us() - T0} end
                            end),
     exit(Counter, kill),
-    check(Sum =:= N, "counting: the counter read ~p, want ~b", [Sum, N]),
+    ?CHECK(Sum =:= N, "counting: the counter read ~p, want ~b", [Sum, N]),
     report("counting", rate(N, Us), "msgs/s"),
     ok.
 
@@ -173,8 +175,8 @@ produce(Counter, K) ->
 
 threadring(T) ->
     Me = self(),
-    %% build the ring backwards: process 503 links to process 1 (this one
-    %% stands in for it until it exists, then forwards the link)
+    %% process 1 first, then 503 (whose next is 1) down to 2; process 1
+    %% learns its next (process 2) last
     First = erlang:spawn(fun() -> ring_first(Me) end),
     Second = lists:foldl(fun(Id, Next) -> erlang:spawn(fun() -> ring_node(Id, Next, Me) end) end,
                          First, lists:seq(?RING, 2, -1)),
@@ -184,7 +186,7 @@ threadring(T) ->
     Id = receive {done, I} -> I end,
     Us = now_us() - T0,
     Want = T rem ?RING + 1,
-    check(Id =:= Want, "threadring: token ended at process ~p, want ~b", [Id, Want]),
+    ?CHECK(Id =:= Want, "threadring: token ended at process ~p, want ~b", [Id, Want]),
     report("threadring", rate(T, Us), "hops/s"),
     ok.
 
@@ -216,7 +218,7 @@ callchain(N) ->
                                     chain_client(Head, 1, N),
                                     {N, now_us() - T0}
                             end),
-    check(Done =:= N, "callchain: ~p calls checked, want ~b", [Done, N]),
+    ?CHECK(Done =:= N, "callchain: ~p calls checked, want ~b", [Done, N]),
     report("callchain", rate(N, Us), "calls/s"),
     ok.
 
@@ -240,7 +242,7 @@ call_get(Pid) ->
 chain_client(_Head, I, N) when I > N -> ok;
 chain_client(Head, I, N) ->
     R = call_get(Head),
-    check(R =:= ?DEPTH - 1, "callchain: call ~b answered ~p, want ~b", [I, R, ?DEPTH - 1]),
+    ?CHECK(R =:= ?DEPTH - 1, "callchain: call ~b answered ~p, want ~b", [I, R, ?DEPTH - 1]),
     chain_client(Head, I + 1, N).
 
 %% --- spawn --------------------------------------------------------------
@@ -262,7 +264,7 @@ spawn(N) ->
     Mem1 = erlang:memory(total),
     Hwm1 = vmhwm(),
     Alive = erlang:system_info(process_count),
-    check(Alive >= N, "spawn: ~b processes alive, want ~b", [Alive, N]),
+    ?CHECK(Alive >= N, "spawn: ~b processes alive, want ~b", [Alive, N]),
 
     T2 = now_us(),
     ok = call_each(Pids, N),
@@ -312,7 +314,7 @@ call_each([Pid | Rest], I) ->
     Pid ! {ping, self(), Ref, I},
     receive
         {Ref, R} ->
-            check(R =:= 2 * I, "spawn: process ~b answered ~p, want ~b", [I, R, 2 * I])
+            ?CHECK(R =:= 2 * I, "spawn: process ~b answered ~p, want ~b", [I, R, 2 * I])
     end,
     call_each(Rest, I - 1).
 
@@ -323,12 +325,12 @@ scatter([Pid | Rest], Me, Ref) ->
 
 %% every reply {Ref, I, 1 + I}; all N distinct numbers 1..N must come back
 gather(_Ref, 0, Count, Sum) ->
-    check(Sum =:= Count * (Count + 1) div 2, "spawn: replies summed to ~b", [Sum]),
+    ?CHECK(Sum =:= Count * (Count + 1) div 2, "spawn: replies summed to ~b", [Sum]),
     ok;
 gather(Ref, Left, Count, Sum) ->
     receive
         {Ref, I, R} ->
-            check(R =:= I + 1, "spawn: process ~b answered ~p, want ~b", [I, R, I + 1]),
+            ?CHECK(R =:= I + 1, "spawn: process ~b answered ~p, want ~b", [I, R, I + 1]),
             gather(Ref, Left - 1, Count + 1, Sum + I)
     end.
 
@@ -340,7 +342,7 @@ gather(Ref, Left, Count, Sum) ->
 %% over the wall time from the first go to the last report.
 
 parallel(P, R) ->
-    check(P >= 1 andalso R >= 1, "parallel: need at least 1 pair and 1 round trip (got ~b, ~b)", [P, R]),
+    ?CHECK(P >= 1 andalso R >= 1, "parallel: need at least 1 pair and 1 round trip (got ~b, ~b)", [P, R]),
     Me = self(),
     Clients = [spawn_monitor(fun() -> pair_client(Me, Id) end) || Id <- lists:seq(1, P)],
     %% every client has spawned its server before the clock starts
@@ -350,7 +352,7 @@ parallel(P, R) ->
     Total = collect(P, R, #{}, 0),
     Us = now_us() - T0,
     [begin erlang:demonitor(M, [flush]), exit(Pid, kill) end || {Pid, M} <- Clients],
-    check(Total =:= P * R, "parallel: ~b round trips in all, want ~b", [Total, P * R]),
+    ?CHECK(Total =:= P * R, "parallel: ~b round trips in all, want ~b", [Total, P * R]),
     report("parallel", rate(Total, Us), "calls/s"),
     ok.
 
@@ -368,11 +370,11 @@ collect(0, _R, _Seen, Total) -> Total;
 collect(Left, R, Seen, Total) ->
     receive
         {done, Id, Count} ->
-            check(not maps:is_key(Id, Seen), "parallel: pair ~b reported twice", [Id]),
-            check(Count =:= R, "parallel: pair ~b reported ~p round trips, want ~b", [Id, Count, R]),
+            ?CHECK(not maps:is_key(Id, Seen), "parallel: pair ~b reported twice", [Id]),
+            ?CHECK(Count =:= R, "parallel: pair ~b reported ~p round trips, want ~b", [Id, Count, R]),
             collect(Left - 1, R, Seen#{Id => true}, Total + Count);
         {failed, Id, Msg} ->
-            check(false, "parallel: pair ~b failed: ~s", [Id, Msg]);
+            fail("parallel: pair ~b failed: ~s", [Id, Msg]);
         {'DOWN', _, process, _, Reason} ->
-            check(false, "parallel: a client died: ~p", [Reason])
+            fail("parallel: a client died: ~p", [Reason])
     end.
