@@ -643,31 +643,18 @@ static void done_flush_caller(tr_sched *s, tr_addr caller) {
 
 void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
                const char *payload, size_t len) {
-  (void)caller;
   unsigned ci = (unsigned)(req >> 56);
   if (ci >= s->h->nsched) return;
-  if (ci != s->index) { /* the caller waits on another scheduler: its inbox */
-    tr_env *e = tr__env_new(s, NULL, 0, payload, len);
-    if (!e) {
-      e = tr__env_new(s, NULL, 0, NULL, 0);
-      if (!e) return;
-      status = TR_ENOMEM;
+  tr_pending *p = NULL;
+  if (ci == s->index) {
+    if (s->h->trace_fn) {
+      tr_actor *fa = tr__lookup(s, from);
+      if (fa && fa->traced)
+        s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
     }
-    e->kind = TR_K_REPLY;
-    e->from = from;
-    e->to = caller;
-    e->req = req;
-    e->status = (int8_t)status;
-    tr__post(s, &s->h->sched[ci], e);
-    return;
+    p = tr_map_get(&s->pending, req);
+    if (!p) return; /* a late reply: the caller gave up (timeout) or died */
   }
-  if (s->h->trace_fn) {
-    tr_actor *fa = tr__lookup(s, from);
-    if (fa && fa->traced)
-      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
-  }
-  tr_pending *p = tr_map_get(&s->pending, req);
-  if (!p) return; /* a late reply: the caller gave up (timeout) or died */
   tr_env *e = tr__env_new(s, NULL, 0, payload, len);
   if (!e) { /* no memory for the answer: the caller still hears once */
     e = tr__env_new(s, NULL, 0, NULL, 0);
@@ -679,7 +666,8 @@ void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int stat
   e->to = caller;
   e->req = req;
   e->status = (int8_t)status;
-  complete(s, p, e);
+  if (p) complete(s, p, e);
+  else tr__post(s, &s->h->sched[ci], e); /* the caller waits on another scheduler */
 }
 
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,

@@ -5,24 +5,34 @@
 
 #include "helpers.h"
 
+static tr_host *host2(void) { /* two schedulers */
+  tr_host_options ho;
+  tr_host_options_init(&ho);
+  ho.schedulers = 2;
+  tr_host *h = NULL;
+  assert_int_equal(tr_host_new(&h, &ho), TR_OK);
+  return h;
+}
+
+static tr_spawn_options on_second(void) { /* spawn options: scheduler 2 */
+  tr_spawn_options o;
+  memset(&o, 0, sizeof o);
+  o.scheduler = 2;
+  return o;
+}
+
 /* ---- 1. tr_addr_format on an actor being made on another scheduler ---------------- */
 static int noop(tr_ctx *c, const tr_msg *m) { return TR_OK; }
 static const tr_method leaf_methods[] = {{"noop", noop}, {NULL, NULL}};
 static const tr_behaviour leaf = {.name = "Leaf", .methods = leaf_methods};
 
 static void format_while_spawning(void **state) {
-  tr_host_options ho;
-  tr_host_options_init(&ho);
-  ho.schedulers = 2;
-  tr_host *h = NULL;
-  assert_int_equal(tr_host_new(&h, &ho), TR_OK);
+  tr_host *h = host2();
   tr_addr anchor;
   assert_int_equal(tr_spawn(h, &leaf, NULL, NULL, &anchor), TR_OK); /* on scheduler 1 */
   long seen_reserved = 0, seen_made = 0, seen_other = 0;
   for (int i = 0; i < 300; i++) {
-    tr_spawn_options o;
-    memset(&o, 0, sizeof o);
-    o.scheduler = 2;
+    tr_spawn_options o = on_second();
     char name[32];
     snprintf(name, sizeof name, "n%d", i);
     if (i % 2) { /* the owner links (an op back here) between publishing the actor and more */
@@ -67,13 +77,8 @@ static void sender(void *arg) {
 }
 
 static void shutdown_is_not_closing(void **state) {
-  tr_host_options ho;
-  tr_host_options_init(&ho);
-  ho.schedulers = 2;
-  assert_int_equal(tr_host_new(&g_h, &ho), TR_OK);
-  tr_spawn_options o;
-  memset(&o, 0, sizeof o);
-  o.scheduler = 2;
+  g_h = host2();
+  tr_spawn_options o = on_second();
   assert_int_equal(tr_spawn(g_h, &leaf, NULL, &o, &g_target), TR_OK);
   for (int i = 0; i < 100; i++) { /* ~200 ms of stop hooks on scheduler 1 */
     tr_addr a;
@@ -96,14 +101,8 @@ static void shutdown_is_not_closing(void **state) {
 
 /* ---- 3. tr_host_free while a handler on another scheduler runs away ------------- */
 static void free_with_runaway(void **state) {
-  tr_host_options ho;
-  tr_host_options_init(&ho);
-  ho.schedulers = 2;
-  tr_host *h = NULL;
-  assert_int_equal(tr_host_new(&h, &ho), TR_OK);
-  tr_spawn_options o;
-  memset(&o, 0, sizeof o);
-  o.scheduler = 2;
+  tr_host *h = host2();
+  tr_spawn_options o = on_second();
   tr_addr a;
   assert_int_equal(tr_spawn_lua_string(h,
                                        "return { spin = function() while true do end end }",
@@ -130,14 +129,8 @@ static int count_fds(void) {
 static void exit_from_other_scheduler(void **state) {
   int before = count_fds(), stale = 0;
   for (int i = 0; i < 40; i++) {
-    tr_host_options ho;
-    tr_host_options_init(&ho);
-    ho.schedulers = 2;
-    tr_host *h = NULL;
-    assert_int_equal(tr_host_new(&h, &ho), TR_OK);
-    tr_spawn_options o;
-    memset(&o, 0, sizeof o);
-    o.scheduler = 2;
+    tr_host *h = host2();
+    tr_spawn_options o = on_second();
     tr_addr a, b;
     assert_int_equal(tr_spawn_lua_string(h, "local troupe = require \"troupe\" return { go = function() troupe.exit(3) end }",
                                          "=quitter", NULL, &o, &a), TR_OK);
