@@ -810,48 +810,84 @@ static tr_actor *need_actor(tr_repl *r, const char *spec, const char *cmd) {
   return act;
 }
 
-static void cmd_info(tr_repl *r, char *args) {
-  tr_host *h = r->h;
-  tr_actor *a = need_actor(r, trim(args), "info");
+/* :info's lines about one actor, built on its scheduler's thread. */
+typedef struct {
+  tr_addr addr;
+  int repl_actor; /* one of the REPLs' own (those live on the first scheduler) */
+  int found;
+  sbuf b;
+} info_job;
+
+static void info_rows(tr_sched *s, void *ud) {
+  info_job *j = ud;
+  tr_host *h = s->h;
+  tr_actor *a = tr__lookup(s, j->addr);
   if (!a) return;
+  j->found = 1;
   char who[160], names[128], status[256], mem[32];
   fmt_addr(h, a->addr, who, sizeof who);
+  uv_mutex_lock(&h->names_lock);
   names_text(a, names, sizeof names);
+  uv_mutex_unlock(&h->names_lock);
   status_text(h, a, status, sizeof status, 1);
   mem_text(h, a, mem, sizeof mem);
-  emitf(r, TR_REPL_OUT, "%s", who);
-  emitf(r, TR_REPL_OUT, "  behaviour  %s (%s)%s", beh_name(h, a), a->lang == TR_LANG_C ? "C" : "Lua",
-        is_repl_actor(h, a->addr) ? " (a REPL's own actor)" : "");
-  emitf(r, TR_REPL_OUT, "  names      %s", names);
-  emitf(r, TR_REPL_OUT, "  status     %s", status);
-  emitf(r, TR_REPL_OUT, "  mailbox    %u of %u (private lane: %u)", a->pub.n, a->cap, a->priv.n);
-  emitf(r, TR_REPL_OUT, "  handled    %" PRIu64 " messages; sent %" PRIu64, a->n_in, a->n_out);
-  emitf(r, TR_REPL_OUT, "  memory     %s bytes%s", mem,
-        a->lang == TR_LANG_C ? " (C state)" : " (state and globals, estimated)");
+  sbuf *o = &j->b;
+  sb_printf(o, "%s\n", who);
+  sb_printf(o, "  behaviour  %s (%s)%s\n", beh_name(h, a), a->lang == TR_LANG_C ? "C" : "Lua",
+            j->repl_actor ? " (a REPL's own actor)" : "");
+  sb_printf(o, "  names      %s\n", names);
+  sb_printf(o, "  status     %s\n", status);
+  if (h->nsched > 1) sb_printf(o, "  scheduler  %u of %u\n", s->index + 1, h->nsched);
+  sb_printf(o, "  mailbox    %u of %u (private lane: %u)\n", a->pub.n, a->cap, a->priv.n);
+  sb_printf(o, "  handled    %" PRIu64 " messages; sent %" PRIu64 "\n", a->n_in, a->n_out);
+  sb_printf(o, "  memory     %s bytes%s\n", mem,
+            a->lang == TR_LANG_C ? " (C state)" : " (state and globals, estimated)");
   int calls = 0, owed = 0, timers = 0;
   for (tr_pending *p = a->calls; p; p = p->next) calls++;
-  for (tr_owed *o = a->owed; o; o = o->next) owed++;
+  for (tr_owed *ow = a->owed; ow; ow = ow->next) owed++;
   for (tr_timer *t = a->timers; t; t = t->next) timers++;
-  emitf(r, TR_REPL_OUT, "  pending    %d calls made, %d deferred replies owed, %d timers", calls,
-        owed, timers);
-  if (a->owned) emitf(r, TR_REPL_OUT, "  owned      yes (%d strong references)", (int)a->refs);
-  lua_State *L = LUA(h);
+  sb_printf(o, "  pending    %d calls made, %d deferred replies owed, %d timers\n", calls, owed,
+            timers);
+  if (a->owned) sb_printf(o, "  owned      yes (%d strong references)\n", (int)a->refs);
+  lua_State *L = s->L; /* the actor's own state: this thread's */
   push_handlers(h, L, a);
-  sbuf b = {0};
   lua_Integer n = luaL_len(L, -1);
+  sb_printf(o, "  handlers   ");
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    sb_printf(&b, "%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
+    sb_printf(o, "%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  emitf(r, TR_REPL_OUT, "  handlers   %s", b.p ? b.p : "-");
-  sb_free(&b);
-  tr_repl_host *rh = h->repl;
-  int traced = 0;
-  for (size_t i = 0; rh && i < rh->ntraces; i++)
-    if (rh->traces[i].addr == a->addr && rh->traces[i].sid == r->sid) traced = 1;
-  if (traced) emitf(r, TR_REPL_OUT, "  traced     yes (by this REPL)");
+  sb_printf(o, "%s", n ? "" : "-");
+}
+
+static void cmd_info(tr_repl *r, char *args) {
+  tr_host *h = r->h;
+  char *spec = trim(args);
+  if (!*spec) {
+    emitf(r, TR_REPL_ERR, ":info needs an actor (an id, a name, or a variable)");
+    return;
+  }
+  info_job j = {.addr = resolve(r, spec, 0)};
+  j.repl_actor = j.addr != TR_NOADDR && is_repl_actor(h, j.addr);
+  /* on the actor's scheduler's thread (at once when that is this one) */
+  int rc = j.addr == TR_NOADDR ? 0
+                               : tr__sched_sync(tr__here(h), &h->sched[TR_ADDR_SCHED(j.addr)],
+                                                info_rows, &j, 1000);
+  if (rc) {
+    emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(j.addr) + 1);
+  } else if (!j.found) {
+    emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  } else {
+    emit_lines(r, TR_REPL_OUT, j.b.p, j.b.n);
+    tr_repl_host *rh = h->repl;
+    int traced = 0;
+    for (size_t i = 0; rh && i < rh->ntraces; i++)
+      if (rh->traces[i].addr == j.addr && rh->traces[i].sid == r->sid) traced = 1;
+    if (traced) emitf(r, TR_REPL_OUT, "  traced     yes (by this REPL)");
+  }
+  sb_free(&j.b);
 }
 
 static void on_state(tr_host *h, int status, const tr_msg *reply, void *ud) {

@@ -87,6 +87,12 @@ wait_for r 'actors match'
 screen r | grep -E '^ +1\.1 +c4 +Counter +Lua +idle' >/dev/null ||
   fail ":ls does not list c4 (scheduler 2) as 1.1: $(screen r | tail -8)"
 screen r | grep -E '^ +1 +c1 +Counter +Lua' >/dev/null || fail ":ls does not list c1"
+# :info too reads an actor of another scheduler on that scheduler's thread
+type_line r ':info c4'
+wait_for r 'scheduler  2 of 2'
+wait_for r 'handled    2 messages'
+wait_for r 'handlers   add, get, nap'
+
 keys r C-d
 wait_exit r
 finish
