@@ -862,32 +862,18 @@ static void info_rows(tr_sched *s, void *ud) {
   sb_printf(o, "%s", n ? "" : "-");
 }
 
+static void on_owner(tr_repl *r, const char *cmd, char *args,
+                     void (*rows)(tr_sched *, void *));
+
 static void cmd_info(tr_repl *r, char *args) {
-  tr_host *h = r->h;
-  char *spec = trim(args);
-  if (!*spec) {
-    emitf(r, TR_REPL_ERR, ":info needs an actor (an id, a name, or a variable)");
-    return;
-  }
-  info_job j = {.addr = resolve(r, spec, 0)};
-  j.repl_actor = j.addr != TR_NOADDR && is_repl_actor(h, j.addr);
-  /* on the actor's scheduler's thread (at once when that is this one) */
-  int rc = j.addr == TR_NOADDR ? 0
-                               : tr__sched_sync(tr__here(h), &h->sched[TR_ADDR_SCHED(j.addr)],
-                                                info_rows, &j, 1000);
-  if (rc) {
-    emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(j.addr) + 1);
-  } else if (!j.found) {
-    emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
-  } else {
-    emit_lines(r, TR_REPL_OUT, j.b.p, j.b.n);
-    tr_repl_host *rh = h->repl;
-    int traced = 0;
-    for (size_t i = 0; rh && i < rh->ntraces; i++)
-      if (rh->traces[i].addr == j.addr && rh->traces[i].sid == r->sid) traced = 1;
-    if (traced) emitf(r, TR_REPL_OUT, "  traced     yes (by this REPL)");
-  }
-  sb_free(&j.b);
+  on_owner(r, "info", args, info_rows);
+  tr_addr a = resolve(r, trim(args), 0);
+  tr_repl_host *rh = r->h->repl;
+  for (size_t i = 0; a != TR_NOADDR && rh && i < rh->ntraces; i++)
+    if (rh->traces[i].addr == a && rh->traces[i].sid == r->sid) {
+      emitf(r, TR_REPL_OUT, "  traced     yes (by this REPL)");
+      break;
+    }
 }
 
 static void on_state(tr_host *h, int status, const tr_msg *reply, void *ud) {
@@ -1203,14 +1189,18 @@ static void cmd_untrace(tr_repl *r, char *args) {
 }
 
 /* ---- :mailbox ------------------------------------------------------------------------------------ */
-static void cmd_mailbox(tr_repl *r, char *args) {
-  tr_host *h = r->h;
-  tr_actor *a = need_actor(r, trim(args), "mailbox");
+/* :mailbox's lines, built on the actor's scheduler's thread (j->b). */
+static void mailbox_rows(tr_sched *s, void *ud) {
+  info_job *j = ud;
+  tr_host *h = s->h;
+  tr_actor *a = tr__lookup(s, j->addr);
   if (!a) return;
+  j->found = 1;
+  sbuf *o = &j->b;
   char who[160], peer[160], pl[1024];
   fmt_addr(h, a->addr, who, sizeof who);
-  emitf(r, TR_REPL_OUT, "%s: %u pending (private lane %u, public %u of %u)", who,
-        a->priv.n + a->pub.n, a->priv.n, a->pub.n, a->cap);
+  sb_printf(o, "%s: %u pending (private lane %u, public %u of %u)", who,
+            a->priv.n + a->pub.n, a->priv.n, a->pub.n, a->cap);
   int shown = 0, limit = 50;
   const tr_queue *qs[2] = {&a->priv, &a->pub};
   for (int q = 0; q < 2; q++) {
@@ -1222,20 +1212,43 @@ static void cmd_mailbox(tr_repl *r, char *args) {
                          : e->from == a->addr ? "(self/timer)"
                                               : fmt_addr(h, e->from, peer, sizeof peer);
       if (e->kind == TR_K_STOP || e->kind == TR_K_INIT)
-        emitf(r, TR_REPL_OUT, "  %s %3d  %s%s%s", q ? "pub " : "priv", i + 1, kind_name(e->kind),
-              e->kind == TR_K_INIT && pl[0] ? " with " : "", e->kind == TR_K_INIT ? pl : "");
+        sb_printf(o, "\n  %s %3d  %s%s%s", q ? "pub " : "priv", i + 1, kind_name(e->kind),
+                  e->kind == TR_K_INIT && pl[0] ? " with " : "", e->kind == TR_K_INIT ? pl : "");
       else
-        emitf(r, TR_REPL_OUT, "  %s %3d  %-4s %s(%s) from %s", q ? "pub " : "priv", i + 1,
-              kind_name(e->kind), TR_ENV_METHOD(e), pl, from);
+        sb_printf(o, "\n  %s %3d  %-4s %s(%s) from %s", q ? "pub " : "priv", i + 1,
+                  kind_name(e->kind), TR_ENV_METHOD(e), pl, from);
       shown++;
     }
   }
   if ((uint32_t)shown < a->priv.n + a->pub.n)
-    emitf(r, TR_REPL_OUT, "  ... and %u more", a->priv.n + a->pub.n - (uint32_t)shown);
+    sb_printf(o, "\n  ... and %u more", a->priv.n + a->pub.n - (uint32_t)shown);
   int waiting = 0;
   for (tr_roomwait *w = a->room_head; w; w = w->next) waiting++;
-  if (waiting) emitf(r, TR_REPL_OUT, "  %d senders wait for room", waiting);
+  if (waiting) sb_printf(o, "\n  %d senders wait for room", waiting);
 }
+
+/* Run rows() for the actor SPEC on its scheduler's thread and show what it
+ * built (:info, :mailbox). */
+static void on_owner(tr_repl *r, const char *cmd, char *args,
+                     void (*rows)(tr_sched *, void *)) {
+  tr_host *h = r->h;
+  char *spec = trim(args);
+  if (!*spec) {
+    emitf(r, TR_REPL_ERR, ":%s needs an actor (an id, a name, or a variable)", cmd);
+    return;
+  }
+  info_job j = {.addr = resolve(r, spec, 0)};
+  j.repl_actor = j.addr != TR_NOADDR && is_repl_actor(h, j.addr);
+  int rc = j.addr == TR_NOADDR ? 0
+                               : tr__sched_sync(tr__here(h), &h->sched[TR_ADDR_SCHED(j.addr)],
+                                                rows, &j, 1000);
+  if (rc) emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(j.addr) + 1);
+  else if (!j.found) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  else emit_lines(r, TR_REPL_OUT, j.b.p, j.b.n);
+  sb_free(&j.b);
+}
+
+static void cmd_mailbox(tr_repl *r, char *args) { on_owner(r, "mailbox", args, mailbox_rows); }
 
 /* ---- :waits --------------------------------------------------------------------------------------- */
 static void cmd_waits(tr_repl *r, char *args) {

@@ -92,6 +92,9 @@ type_line r ':info c4'
 wait_for r 'scheduler  2 of 2'
 wait_for r 'handled    2 messages'
 wait_for r 'handlers   add, get, nap'
+# and :mailbox (nothing queued: c4 is idle)
+type_line r ':mailbox c4'
+wait_for r '0 pending (private lane 0, public 0 of 1024)'
 
 keys r C-d
 wait_exit r
