@@ -1224,11 +1224,16 @@ static int spawn_lua_remote(tr_lstate *ls, lua_State *L, tr_sched *t, int from_f
    * what fails to load fails for the spawner */
   int lrc = load_behaviour(ls, L, from_file, src, chunkname);
   if (lrc) return lrc; /* the message is on the stack */
-  tr_lbeh *lb = lbeh_for_table(ls, L, -1, NULL);
-  lua_pop(L, 1);
+  lua_getfield(L, -1, "_NAME"); /* load_behaviour named it; no tr_lbeh here: it runs there */
+  const char *bn = lua_tostring(L, -1);
+  char *behname = bn ? strdup(bn) : NULL;
+  lua_pop(L, 2);
   tr_spawnreq *q = calloc(1, sizeof *q);
-  if (!q) return TR_ENOMEM;
-  q->behname = lb && lb->name ? strdup(lb->name) : NULL;
+  if (!q) {
+    free(behname);
+    return TR_ENOMEM;
+  }
+  q->behname = behname;
   q->lang = TR_LANG_LUA;
   q->from_file = from_file;
   q->src = strdup(src);
