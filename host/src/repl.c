@@ -1251,47 +1251,65 @@ static void on_owner(tr_repl *r, const char *cmd, char *args,
 static void cmd_mailbox(tr_repl *r, char *args) { on_owner(r, "mailbox", args, mailbox_rows); }
 
 /* ---- :waits --------------------------------------------------------------------------------------- */
-static void cmd_waits(tr_repl *r, char *args) {
-  (void)args;
-  tr_host *h = r->h;
-  tr_sched *s = &h->sched[0];
+/* :waits lines of one scheduler, built on its thread (ls_job: b, shown). */
+static void waits_rows(tr_sched *s, void *ud) {
+  ls_job *j = ud;
+  tr_host *h = s->h;
   tr_actor **list;
-  size_t n = sched_actors(&h->sched[0], &list);
-  int lines = 0;
+  size_t n = sched_actors(s, &list);
   uint64_t now = tr__now(s);
   char who[160], peer[160];
   for (size_t i = 0; i < n; i++) {
     tr_actor *a = list[i];
     uint64_t ms = a->wait_since && now > a->wait_since ? now - a->wait_since : 0;
-    const char *tag = is_repl_actor(h, a->addr) ? " (a REPL line)" : "";
+    const char *tag = s->index == 0 && is_repl_actor(h, a->addr) ? " (a REPL line)" : "";
     if (a->wait == TR_W_CALL || a->wait == TR_W_ROOM) {
-      emitf(r, TR_REPL_OUT, "%s -> %s  %s, %" PRIu64 " ms%s", fmt_addr(h, a->addr, who, sizeof who),
-            fmt_addr(h, a->wait_target, peer, sizeof peer),
-            a->wait == TR_W_CALL ? "call" : "waiting for mailbox room", ms, tag);
-      lines++;
+      sb_printf(&j->b, "%s -> %s  %s, %" PRIu64 " ms%s\n", fmt_addr(h, a->addr, who, sizeof who),
+                fmt_addr(h, a->wait_target, peer, sizeof peer),
+                a->wait == TR_W_CALL ? "call" : "waiting for mailbox room", ms, tag);
+      j->shown++;
     } else if (a->wait == TR_W_SLEEP) {
-      emitf(r, TR_REPL_OUT, "%s  sleeping, %" PRIu64 " ms%s", fmt_addr(h, a->addr, who, sizeof who),
-            ms, tag);
-      lines++;
+      sb_printf(&j->b, "%s  sleeping, %" PRIu64 " ms%s\n", fmt_addr(h, a->addr, who, sizeof who),
+                ms, tag);
+      j->shown++;
     }
     for (tr_owed *o = a->owed; o; o = o->next) {
-      emitf(r, TR_REPL_OUT, "%s owes a deferred reply to %s", fmt_addr(h, a->addr, who, sizeof who),
-            o->caller ? fmt_addr(h, o->caller, peer, sizeof peer) : "(outside)");
-      lines++;
+      sb_printf(&j->b, "%s owes a deferred reply to %s\n", fmt_addr(h, a->addr, who, sizeof who),
+                o->caller ? fmt_addr(h, o->caller, peer, sizeof peer) : "(outside)");
+      j->shown++;
     }
   }
+  free(list);
   /* calls from outside any actor (C callbacks, the main script) */
   for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
     if (!s->pending.slots[i].key) continue;
     tr_pending *p = s->pending.slots[i].val;
     if (p->caller != TR_NOADDR) continue;
     if (p->kind == TR_P_CB && p->cb == on_eval) continue; /* a prompt line, shown above */
-    emitf(r, TR_REPL_OUT, "(%s) -> %s  call", p->kind == TR_P_BLOCK ? "main script" : "C code",
-          fmt_addr(h, p->target, peer, sizeof peer));
-    lines++;
+    sb_printf(&j->b, "(%s) -> %s  call\n", p->kind == TR_P_BLOCK ? "main script" : "C code",
+              fmt_addr(h, p->target, peer, sizeof peer));
+    j->shown++;
   }
-  if (!lines) emitf(r, TR_REPL_OUT, "nobody is waiting");
-  free(list);
+}
+
+static void cmd_waits(tr_repl *r, char *args) {
+  (void)args;
+  tr_host *h = r->h;
+  sbuf b = {0};
+  size_t lines = 0;
+  for (unsigned i = 0; i < h->nsched; i++) { /* each scheduler reports its own */
+    ls_job j = {.r = r, .filter = ""};
+    if (tr__sched_sync(tr__here(h), &h->sched[i], waits_rows, &j, 1000))
+      sb_printf(&b, "(scheduler %u did not answer within 1 s)\n", i + 1);
+    else if (j.b.p)
+      sb_add(&b, j.b.p, j.b.n);
+    lines += j.shown;
+    sb_free(&j.b);
+  }
+  if (!lines) sb_printf(&b, "nobody is waiting");
+  else if (b.n && b.p[b.n - 1] == '\n') b.n--;
+  emit_lines(r, TR_REPL_OUT, b.p, b.n);
+  sb_free(&b);
   (void)wait_name;
 }
 

@@ -95,6 +95,11 @@ wait_for r 'handlers   add, get, nap'
 # and :mailbox (nothing queued: c4 is idle)
 type_line r ':mailbox c4'
 wait_for r '0 pending (private lane 0, public 0 of 1024)'
+# and :waits: c4 naps on scheduler 2
+type_line r 'c4:send("nap", 3000)'
+type_line r 'troupe.sleep(100)'
+type_line r ':waits'
+wait_for r '<actor 1.1 Counter "c4">  sleeping'
 
 keys r C-d
 wait_exit r
