@@ -308,8 +308,9 @@ TR_EXTERN int tr_release(tr_host *h, tr_addr a);
  * host's loop); another thread uses tr_send_async.
  *
  * Across schedulers: a message to an actor of another scheduler goes through
- * that scheduler's inbox. A full mailbox there does not push back (the
- * message is queued past the bound; Lua's try_send does see it full), and
+ * that scheduler's inbox. A full mailbox there does not push back on C
+ * (the message is queued past the bound; a Lua handler's send waits for room
+ * and try_send sees it full), and
  * what you ask of such an actor (tr_kill, tr_stop, tr_link, tr_monitor,
  * tr_register, tr_send_after, ...) happens when its scheduler gets to it: the
  * call returns TR_EDEAD for an actor already gone, else 0. */

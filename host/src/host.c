@@ -394,6 +394,14 @@ static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane, int try_onl
   return 0;
 }
 
+int tr__deliver_admit(tr_sched *s, tr_env *e) {
+  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
+  if (!tr__alive_any(s, e->to)) return TR_EDEAD;
+  e->lane = 4;
+  tr__post(s, t, e);
+  return 0;
+}
+
 int tr__try_deliver(tr_sched *s, tr_env *e) {
   if (tr__foreign(s, e->to)) return deliver_foreign(s, e, 0, 1);
   return tr__deliver(s, e, 0, NULL);
@@ -438,7 +446,13 @@ static void room_made(tr_sched *s, tr_actor *a) {
     tr_roomwait *w = a->room_head;
     a->room_head = w->next;
     if (!a->room_head) a->room_tail = NULL;
-    if (w->env) {
+    if (w->env && tr__foreign(s, w->sender)) { /* another scheduler's sender: admit, tell it */
+      uint64_t req = w->env->req;
+      w->env->req = 0;
+      q_push(&a->pub, w->env);
+      s->n_msgs++;
+      tr__reply(s, a->addr, w->sender, req, TR_OK, NULL, 0);
+    } else if (w->env) {
       tr_actor *sender = tr__lookup(s, w->sender);
       int is_call = w->env->kind == TR_K_CALL;
       /* a call that gave up meanwhile (timeout) no longer waits for room */
@@ -1232,6 +1246,27 @@ static void inbox_one(tr_sched *s, tr_env *e) {
   }
   tr_actor *a = tr__lookup(s, e->to);
   if (a && e->lane == 3) __atomic_sub_fetch(&a->inflight, 1, __ATOMIC_RELAXED);
+  if (e->lane == 4) { /* a send that waits to be admitted (tr__deliver_admit) */
+    uint64_t req = e->req;
+    tr_addr sender = e->from;
+    if (!a) {
+      char who[96], text[160];
+      snprintf(text, sizeof text, "%s is not alive", fmt_addr(s->h, e->to, who, sizeof who));
+      tr__reply_error(s, e->to, sender, req, TR_EDEAD, text, NULL);
+      tr__env_free(s, e);
+    } else if (a->pub.n < a->cap) {
+      e->req = 0;
+      q_push(&a->pub, e);
+      s->n_msgs++;
+      if (a->wait == TR_W_NONE) tr__schedule(s, a);
+      tr__reply(s, a->addr, sender, req, TR_OK, NULL, 0);
+    } else if (tr__enqueue_room_wait(s, a, sender, e)) { /* no memory to wait: queue past */
+      e->req = 0;
+      q_push(&a->pub, e);
+      tr__reply(s, a->addr, sender, req, TR_OK, NULL, 0);
+    }
+    return;
+  }
   int full = a && e->lane == 2 && a->pub.n >= a->cap;
   if (!a || full) {
     char who[96], text[160];
@@ -1880,7 +1915,10 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
   a->room_head = a->room_tail = NULL;
   while (w) {
     tr_roomwait *next = w->next;
-    if (w->env) {
+    if (w->env && tr__foreign(s, w->sender)) { /* its send fails there */
+      tr__reply_error(s, a->addr, w->sender, w->env->req, TR_EDEAD, text[0] ? text : NULL, NULL);
+      tr__env_free(s, w->env);
+    } else if (w->env) {
       tr_actor *sender = tr__lookup(s, w->sender);
       int is_call = w->env->kind == TR_K_CALL;
       uint64_t req = w->env->req;

@@ -494,6 +494,10 @@ int tr__alive_any(tr_sched *s, tr_addr a);
 /* tr__deliver to the public lane that never waits: TR_EFULL for a full
  * mailbox on any scheduler (another's as recently seen). */
 int tr__try_deliver(tr_sched *s, tr_env *e);
+/* A send to another scheduler's full mailbox that waits to be let in: its
+ * owner queues it when there is room and answers e->req (a pending call of
+ * the sender) with TR_OK, or TR_EDEAD if the target dies first. */
+int tr__deliver_admit(tr_sched *s, tr_env *e);
 /* Hand e to scheduler t from the thread of `from` (NULL: not a scheduler
  * thread): t's inbox, then a wake-up when the inbox was empty. */
 void tr__post(tr_sched *from, tr_sched *t, tr_env *e);

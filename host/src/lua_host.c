@@ -1845,8 +1845,24 @@ static int do_send(lua_State *L, int nowait) {
   e->to = to;
   /* another scheduler's mailbox takes what comes (past its bound), but
    * try_send asks first */
-  int rc = nowait && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
-  if (rc == TR_EFULL && !nowait) {
+  /* another scheduler's mailbox: a try (try_send, or a handler's send that
+   * may wait) sees it full; main code's send queues past the bound */
+  full = NULL;
+  int rc = (nowait || a) && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
+  if (rc == TR_EFULL && !nowait && a && !full) { /* wait until its owner lets it in */
+    tr_pending *p = tr__pending_new(s, TR_P_LUA, a->addr, to, TR_TIMEOUT_INFINITE);
+    e->req = p ? p->req : 0;
+    rc = p ? tr__deliver_admit(s, e) : TR_ENOMEM;
+    if (rc == 0) {
+      a->wait = TR_W_ROOM;
+      a->wait_req = p->req;
+      a->wait_target = to;
+      a->wait_since = tr__now(s);
+      a->n_out++;
+      return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), send_k);
+    }
+    tr__pending_free(s, p);
+  } else if (rc == TR_EFULL && !nowait) {
     if (a) {
       if (tr__enqueue_room_wait(s, full, a->addr, e) == 0) {
         a->wait = TR_W_ROOM;

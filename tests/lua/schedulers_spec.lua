@@ -1465,6 +1465,37 @@ describe("schedulers", function()
       assert.same({ 1, 2 }, sink:call("got"))
     end)
 
+    it("a scheduler-2 sender is held back while a scheduler-1 mailbox is full", function()
+      local sink = troupe.spawn_with({ scheduler = 1, mailbox = 2 }, REMOTE)
+      local flag = troupe.spawn(Local)
+      sink:send("pause", 400, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end)) -- pause taken
+      local prod, counter = remote(), remote()
+      assert.equals(2, troupe.scheduler(prod))
+      prod:send("flood_count", sink, 50, counter)
+      troupe.sleep(150)
+      local sent = counter:call("count")
+      -- 2 fit in the mailbox; a third may be on its way when it is seen full
+      assert.is_true(sent <= 3, ("%d sends went through a mailbox of 2 while its actor was busy"):format(sent))
+      assert.is_true(wait_until(function() return #sink:call("got") == 50 end))
+      assert.same(seq(50), sink:call("got"))
+      assert.equals(50, counter:call("count"))
+    end)
+
+    it("a scheduler-2 sender waiting for room hears dead when the actor dies", function()
+      local sink = troupe.spawn_with({ scheduler = 1, mailbox = 1 }, REMOTE)
+      local flag = troupe.spawn(Local)
+      sink:send("pause", 2000, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end))
+      local prod = remote()
+      assert.is_true(prod:call("send_to", sink, "put", 1)) -- fills the mailbox
+      prod:send("send_to_keep", sink, "put", 2) -- waits for room
+      troupe.sleep(50)
+      sink:kill()
+      assert.is_true(wait_until(function() return prod:call("result") ~= nil end))
+      assert.same({ nil, "dead" }, prod:call("result"))
+    end)
+
     it("a scheduler-2 sender waits for room in a full scheduler-1 mailbox", function()
       local sink = troupe.spawn_with({ scheduler = 1, mailbox = 1 }, REMOTE)
       assert.equals(1, troupe.scheduler(sink))
