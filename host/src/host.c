@@ -1846,8 +1846,10 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
   }
   a->state = TR_S_DEAD;
-  actors_del(s, TR_ADDR_SERIAL(a->addr));
+  /* names first: whoever sees it gone from the table (tr_whereis, from
+   * another scheduler) then finds its names free too */
   tr__name_remove_all(h, a);
+  actors_del(s, TR_ADDR_SERIAL(a->addr));
   /* the message being handled */
   if (a->cur) {
     tr_env *e = a->cur;
