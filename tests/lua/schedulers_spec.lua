@@ -1468,7 +1468,7 @@ describe("schedulers", function()
     it("a scheduler-2 sender is held back while a scheduler-1 mailbox is full", function()
       local sink = troupe.spawn_with({ scheduler = 1, mailbox = 2 }, REMOTE)
       local flag = troupe.spawn(Local)
-      sink:send("pause", 400, flag)
+      sink:send("pause", 1500, flag) -- long enough for a loaded machine to see the flood held
       assert.is_true(wait_until(function() return flag:call("is_set") end)) -- pause taken
       local prod, counter = remote(), remote()
       assert.equals(2, troupe.scheduler(prod))
