@@ -2464,6 +2464,20 @@ static void sched_kill_all(tr_sched *s) {
   s->runq_tail = NULL;
 }
 
+static void on_host_close(uv_handle_t *hd) {
+  tr_host *h = hd->data;
+  h->host_handles_open--;
+}
+
+/* The host's own handles on its loop (quiescence); closed once. */
+static void host_handles_close(tr_host *h) {
+  if (!h->quiesce_open) return;
+  h->quiesce_open = 0;
+  h->host_handles_open = 2;
+  uv_close((uv_handle_t *)&h->quiesce, on_host_close);
+  uv_close((uv_handle_t *)&h->polled, on_host_close);
+}
+
 /* After every scheduler thread has stopped: free what s holds. */
 static void sched_free(tr_host *h, tr_sched *s) {
   for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
@@ -2492,11 +2506,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
   uv_close((uv_handle_t *)&s->timer, on_close);
   uv_close((uv_handle_t *)&s->async, on_close);
   uv_close((uv_handle_t *)&s->prepare, on_close);
-  if (s->index == 0 && h->quiesce_open) {
-    h->quiesce_open = 0;
-    uv_close((uv_handle_t *)&h->quiesce, NULL);
-    uv_close((uv_handle_t *)&h->polled, NULL);
-  }
+  if (s->index == 0) host_handles_close(h);
   if (s->index != 0) {
     uv_run(s->loop, UV_RUN_DEFAULT);
     uv_loop_close(s->loop);
@@ -2504,7 +2514,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
     uv_run(h->loop, UV_RUN_DEFAULT);
     uv_loop_close(h->loop);
   } else {
-    while (s->handles_open > 0) uv_run(h->loop, UV_RUN_NOWAIT);
+    while (s->handles_open > 0 || h->host_handles_open > 0) uv_run(h->loop, UV_RUN_NOWAIT);
   }
   uv_mutex_lock(&s->inbox_lock);
   tr_env *e = s->inbox_head;
@@ -2588,14 +2598,14 @@ void tr_host_free(tr_host *h) {
     tr__tls_sched = NULL;
   }
   for (unsigned i = made; i-- > 0;) sched_free(h, &h->sched[i]);
-  if (made == 0 && h->quiesce_open) {
-    h->quiesce_open = 0;
-    uv_close((uv_handle_t *)&h->quiesce, NULL);
-    uv_close((uv_handle_t *)&h->polled, NULL);
-  }
-  if (made == 0 && h->owns_loop) {
-    uv_run(h->loop, UV_RUN_DEFAULT);
-    uv_loop_close(h->loop);
+  if (made == 0) { /* no scheduler was made: only the host's own handles */
+    host_handles_close(h);
+    if (h->owns_loop) {
+      uv_run(h->loop, UV_RUN_DEFAULT);
+      uv_loop_close(h->loop);
+    } else {
+      while (h->host_handles_open > 0) uv_run(h->loop, UV_RUN_NOWAIT);
+    }
   }
   for (size_t i = 0; i < h->names_cap; i++)
     while (h->names[i]) name_drop(h, &h->names[i]);

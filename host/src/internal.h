@@ -427,6 +427,7 @@ struct tr_host {
   uv_check_t polled;     /* on `loop`: clears s0_polling after each poll */
   int s0_polling;        /* atomic: the first scheduler's loop may block in poll now */
   int quiesce_open;
+  int host_handles_open; /* quiesce and polled, until their close callbacks ran */
   uv_mutex_t names_lock; /* the name and C behaviour registries */
   unsigned nsched_made;  /* schedulers initialised (all but after a failed create) */
   struct tr_namerec **names; /* name registry: hash buckets (power of two) */

@@ -728,9 +728,8 @@ static char *word(char **args) {
   return w;
 }
 
-/* :ls rows of one scheduler's actors, built on that scheduler's thread. */
+/* Rows about one scheduler's actors, built on its thread (:ls, :waits). */
 typedef struct {
-  tr_repl *r;
   const char *filter;
   int all;
   size_t shown;
@@ -765,6 +764,24 @@ static void ls_rows(tr_sched *s, void *ud) {
   free(list);
 }
 
+/* rows(s, job) on every scheduler's thread in turn, appended to out; the
+ * number of rows. A scheduler that does not answer within 1 s is named. */
+static size_t each_sched(tr_host *h, void (*rows)(tr_sched *, void *), const char *filter,
+                         int all, sbuf *out) {
+  size_t shown = 0;
+  for (unsigned i = 0; i < h->nsched; i++) {
+    ls_job j = {.filter = filter, .all = all};
+    if (tr__sched_sync(tr__here(h), &h->sched[i], rows, &j, 1000))
+      sb_printf(out, "(scheduler %u did not answer within 1 s: its actors are not shown)\n",
+                i + 1);
+    else if (j.b.p)
+      sb_add(out, j.b.p, j.b.n);
+    shown += j.shown;
+    sb_free(&j.b);
+  }
+  return shown;
+}
+
 static void cmd_ls(tr_repl *r, char *args) {
   tr_host *h = r->h;
   char *filter = trim(args);
@@ -776,19 +793,7 @@ static void cmd_ls(tr_repl *r, char *args) {
   sbuf b = {0};
   sb_printf(&b, "%6s  %-14s %-14s %-4s %-24s %7s %9s %7s\n", "ID", "NAME", "BEHAVIOUR", "LANG",
             "STATUS", "MAILBOX", "HANDLED", "MEMORY");
-  size_t shown = 0;
-  tr_sched *here = tr__here(h);
-  for (unsigned i = 0; i < h->nsched; i++) { /* each scheduler lists its own */
-    ls_job j = {.r = r, .filter = filter, .all = all};
-    if (tr__sched_sync(here, &h->sched[i], ls_rows, &j, 1000)) {
-      sb_printf(&b, "(scheduler %u did not answer within 1 s: its actors are not listed)\n",
-                i + 1);
-    } else if (j.b.p) {
-      sb_add(&b, j.b.p, j.b.n);
-    }
-    shown += j.shown;
-    sb_free(&j.b);
-  }
+  size_t shown = each_sched(h, ls_rows, filter, all, &b);
   if (*filter) sb_printf(&b, "%zu actors match '%s'", shown, filter);
   else sb_printf(&b, "%zu actors", shown);
   emit_lines(r, TR_REPL_OUT, b.p, b.n);
@@ -1296,16 +1301,7 @@ static void cmd_waits(tr_repl *r, char *args) {
   (void)args;
   tr_host *h = r->h;
   sbuf b = {0};
-  size_t lines = 0;
-  for (unsigned i = 0; i < h->nsched; i++) { /* each scheduler reports its own */
-    ls_job j = {.r = r, .filter = ""};
-    if (tr__sched_sync(tr__here(h), &h->sched[i], waits_rows, &j, 1000))
-      sb_printf(&b, "(scheduler %u did not answer within 1 s)\n", i + 1);
-    else if (j.b.p)
-      sb_add(&b, j.b.p, j.b.n);
-    lines += j.shown;
-    sb_free(&j.b);
-  }
+  size_t lines = each_sched(h, waits_rows, "", 0, &b);
   if (!lines) sb_printf(&b, "nobody is waiting");
   else if (b.n && b.p[b.n - 1] == '\n') b.n--;
   emit_lines(r, TR_REPL_OUT, b.p, b.n);
