@@ -1448,6 +1448,39 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   else tr__lua_deliver(s, a, e);
 }
 
+/* The message a Lua actor's runner takes next: the head of its mailbox if
+ * that is a plain message (a send or a call) and the turn may go on; NULL
+ * hands the turn back to actor_turn (the budget is spent, the actor waits,
+ * is dying or has a kill pending, or the next message is init or stop,
+ * which take the general path). Does for each message what actor_turn and
+ * dispatch do. */
+tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
+  if (s->runner_budget <= 0 || a->kill_pending || a->state == TR_S_DEAD ||
+      a->wait != TR_W_NONE || a->wake)
+    return NULL;
+  tr_queue *q = a->priv.head ? &a->priv : &a->pub;
+  tr_env *e = q->head;
+  if (!e || e->kind > TR_K_CALL) return NULL;
+  q_pop(q);
+  if (q == &a->pub && a->room_head) room_made(s, a);
+  s->runner_budget--;
+  a->n_in++;
+  if (s->h->trace_fn && a->traced)
+    s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
+  return e;
+}
+
+/* A Lua actor with a backlog whose next message is a plain one runs them in
+ * a runner. One message alone costs less in a coroutine of its own (the
+ * runner's set-up is paid back from the second message on); an actor with a
+ * CPU limit keeps one coroutine per message, which is what its limit
+ * times. */
+static int runner_takes(tr_actor *a) {
+  tr_env *e = a->priv.head ? a->priv.head : a->pub.head;
+  return a->lang == TR_LANG_LUA && e && e->kind <= TR_K_CALL && a->priv.n + a->pub.n >= 2 &&
+         !a->cpu_limit_ms;
+}
+
 static void actor_turn(tr_sched *s, tr_actor *a) {
   s->current = a;
   for (int i = 0; i < TR_BATCH && a->state != TR_S_DEAD; i++) {
@@ -1456,10 +1489,21 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       a->wake = NULL;
       a->wait = TR_W_NONE;
       a->running = 1;
+      s->runner_budget = TR_BATCH - i - 1; /* a runner goes on with the next ones */
       tr__lua_resume(s, a, w);
+      i += TR_BATCH - i - 1 - s->runner_budget;
       a->running = 0;
     } else {
       if (a->wait != TR_W_NONE) break;
+      if (runner_takes(a)) {
+        a->running = 1;
+        s->runner_budget = TR_BATCH - i;
+        tr__lua_run(s, a);
+        int took = TR_BATCH - i - s->runner_budget; /* the messages it took */
+        if (took > 1) i += took - 1;
+        a->running = 0;
+        goto next;
+      }
       tr_env *e = q_pop(&a->priv);
       a->running = 1; /* a room callback that kills `a` defers the kill */
       if (!e) {
@@ -1473,6 +1517,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       dispatch(s, a, e);
       a->running = 0;
     }
+  next:
     if (a->kill_pending && a->state != TR_S_DEAD) {
       a->running = 1; /* keeps tr__actor_died from freeing `a`: freed below */
       tr__actor_died(s, a, a->kill_code ? a->kill_code : TR_EKILLED, a->kill_msg, NULL);

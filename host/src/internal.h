@@ -385,6 +385,7 @@ struct tr_sched {
   volatile uint64_t resume_gen;
   volatile int in_resume;
   uint64_t wd_seen_gen;
+  int runner_budget;    /* messages a Lua actor's runner may still take this turn */
   int break_idle;       /* leave the idle callback now: a turn was preempted,
                          * or a blocked main-code caller has its answer */
   int wd_ticks;
@@ -606,6 +607,10 @@ int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like);
 void tr__lua_detach(tr_sched *s);
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e); /* handle one message */
 void tr__lua_resume(tr_sched *s, tr_actor *a, tr_env *e);  /* resume after a wait */
+/* Run a Lua actor's plain messages (sends and calls) in one coroutine, the
+ * runner, which takes them from tr__runner_next until that says stop. */
+void tr__lua_run(tr_sched *s, tr_actor *a);
+tr_env *tr__runner_next(tr_sched *s, tr_actor *a);
 void tr__lua_destroy(tr_sched *s, tr_actor *a);
 const char *tr__lua_behaviour_name(tr_actor *a); /* immutable while it lives */
 int tr__lua_decode_payload(tr_host *h, const char *data, size_t len); /* fuzzing */

@@ -810,19 +810,19 @@ static int gettable_p(lua_State *L) {
   return 1;
 }
 
-/* Push field `name` of the behaviour table at the top of L. A metatable's
+/* Replace the key at the top of L (a copy of the string at kidx) by its
+ * value in the behaviour table at bidx (indices absolute). A metatable's
  * __index (inherited handlers) may run code that raises: that lookup is
  * protected (the loop callbacks that deliver have no pcall around them). */
-static int push_beh_field(tr_sched *s, lua_State *L, const char *name, size_t len) {
-  lua_pushlstring(L, name, len); /* not lua_getfield: no strcmp in Lua's API cache */
-  int t = lua_rawget(L, -2);
-  if (t != LUA_TNIL || !lua_getmetatable(L, -2)) return t;
+static int beh_get(tr_sched *s, lua_State *L, int bidx, int kidx) {
+  int t = lua_rawget(L, bidx);
+  if (t != LUA_TNIL || !lua_getmetatable(L, bidx)) return t;
   lua_pop(L, 2); /* the metatable, nil */
   lua_pushcfunction(L, gettable_p);
-  lua_pushvalue(L, -2);
-  lua_pushlstring(L, name, len);
+  lua_pushvalue(L, bidx);
+  lua_pushvalue(L, kidx);
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-    tr__log(s->h, "looking up handler '%s': %s", name,
+    tr__log(s->h, "looking up handler '%s': %s", lua_tostring(L, kidx),
             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
     lua_pop(L, 1);
     lua_pushnil(L);
@@ -830,10 +830,130 @@ static int push_beh_field(tr_sched *s, lua_State *L, const char *name, size_t le
   return lua_type(L, -1);
 }
 
+/* Might method be one of the hooks, which are not message handlers? */
+static inline int maybe_reserved(const tr_env *e) {
+  const char *m = TR_ENV_METHOD(e);
+  return (e->mlen == 4 || e->mlen == 8 || e->mlen == 10 || e->mlen == 11) &&
+         (m[0] == 'i' || m[0] == 'o');
+}
+
+/* The value of type t at the top of L was looked up for e's method: is it a
+ * handler? If not, it is popped, the sender told (a call) or the drop
+ * logged, and e freed. */
+static int is_handler(tr_sched *s, tr_actor *a, lua_State *L, int t, tr_env *e) {
+  const char *method = TR_ENV_METHOD(e);
+  int reserved = maybe_reserved(e) &&
+                 (strcmp(method, "init") == 0 || strcmp(method, "on_start") == 0 ||
+                  strcmp(method, "on_stopping") == 0 || strcmp(method, "on_stopped") == 0);
+  if (t == LUA_TFUNCTION && !reserved && *method) return 1;
+  lua_pop(L, 1);
+  char who[128], msg[320];
+  tr_addr_format(s->h, a->addr, who, sizeof who);
+  snprintf(msg, sizeof msg, "%s has no handler '%s'", who, method);
+  if (e->kind == TR_K_CALL && e->req)
+    tr__reply_error(s, a->addr, e->from, e->req, TR_ENOHANDLER, msg, NULL);
+  else if (strcmp(method, "on_down") && strcmp(method, "on_exit"))
+    tr__log(s->h, "%s (message dropped)", msg); /* system notices are optional */
+  tr__env_free(s, e);
+  return 0;
+}
+
+/* e's payload could not be read: tell the sender (a call) or log, free e. */
+static void bad_payload(tr_sched *s, tr_actor *a, tr_env *e) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "corrupt payload for '%s'", TR_ENV_METHOD(e));
+  if (e->kind == TR_K_CALL && e->req)
+    tr__reply_error(s, a->addr, e->from, e->req, TR_EBADVALUE, msg, NULL);
+  else tr__log(s->h, "%s (message dropped)", msg);
+  tr__env_free(s, e);
+}
+
+/* ---- the runner --------------------------------------------------------------------------
+ * A Lua actor's plain messages run in one coroutine per turn, not one per
+ * message: `runner` (a C function, the coroutine's body) takes message
+ * after message from tr__runner_next and calls each handler with
+ * lua_callk. A handler that waits (call, sleep, room, a preemption) yields
+ * the whole runner; when it is resumed and the handler returns, the
+ * continuation finishes that message and the loop goes on. A handler that
+ * raises ends the runner like a handler coroutine of its own (run_handler
+ * reports it; the runner is not reused). The runner returns when the turn
+ * is over, and goes back to the pool.
+ * Its stack: 1 the scheduler (light userdata), 2 the behaviour table,
+ * 3 self, 4 the last method's name (interned once for a run of equal
+ * names), then the handler's call. */
+#define RUNNER_BASE 4
+
+static int runner_k(lua_State *co, int status, lua_KContext ctx);
+
+static int runner_loop(lua_State *co) {
+  tr_sched *s = lua_touserdata(co, 1);
+  tr_lstate *ls = s->ls;
+  tr_actor *a = s->current;
+  size_t last_len;
+  const char *last = lua_tolstring(co, 4, &last_len); /* kept alive by slot 4 */
+  tr_env *e;
+  while ((e = tr__runner_next(s, a))) {
+    a->cur = e;
+    /* the watchdog times each handler, not the whole run */
+    __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
+    if (!last || last_len != e->mlen || memcmp(last, TR_ENV_METHOD(e), last_len) != 0) {
+      last = lua_pushlstring(co, TR_ENV_METHOD(e), e->mlen);
+      last_len = e->mlen;
+      lua_replace(co, 4);
+    }
+    lua_pushvalue(co, 4);
+    int t = beh_get(s, co, 2, 4);
+    if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, co, t, e)) {
+      a->cur = NULL;
+      continue;
+    }
+    lua_pushvalue(co, 3);
+    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+    if (n < 0) {
+      lua_settop(co, RUNNER_BASE);
+      a->cur = NULL;
+      bad_payload(s, a, e);
+      continue;
+    }
+    lua_callk(co, 1 + n, LUA_MULTRET, 0, runner_k);
+    finish_message(s, a, co, lua_gettop(co) - RUNNER_BASE);
+    lua_settop(co, RUNNER_BASE);
+  }
+  return 0;
+}
+
+/* A handler that waited has returned. */
+static int runner_k(lua_State *co, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  tr_sched *s = lua_touserdata(co, 1);
+  finish_message(s, s->current, co, lua_gettop(co) - RUNNER_BASE);
+  lua_settop(co, RUNNER_BASE);
+  return runner_loop(co);
+}
+
+static int runner(lua_State *co) {
+  tr_sched *s = lua_touserdata(co, 1);
+  tr_actor *a = s->current;
+  lua_settop(co, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+  lua_pushnil(co);
+  return runner_loop(co);
+}
+
+void tr__lua_run(tr_sched *s, tr_actor *a) {
+  int ref;
+  lua_State *co = co_get(s->ls, &ref);
+  lua_pushcfunction(co, runner);
+  lua_pushlightuserdata(co, s);
+  a->co_ref = ref;
+  run_handler(s, a, co, 1);
+}
+
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   tr_lstate *ls = s->ls;
   lua_State *L = ls->L;
-  const char *method = TR_ENV_METHOD(e);
   int ref;
   if (e->kind == TR_K_INIT) {
     lua_State *co = co_get(ls, &ref);
@@ -863,39 +983,26 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     run_handler(s, a, co, 2);
     return;
   }
-  /* find the handler */
+  /* find the handler (the runner does this for most messages; these are
+   * an actor's with a CPU limit) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  int t = push_beh_field(s, L, method, e->mlen);
-  int reserved = (e->mlen == 4 || e->mlen == 8 || e->mlen == 10 || e->mlen == 11) &&
-                 (method[0] == 'i' || method[0] == 'o') &&
-                 (strcmp(method, "init") == 0 || strcmp(method, "on_start") == 0 ||
-                  strcmp(method, "on_stopping") == 0 || strcmp(method, "on_stopped") == 0);
-  if (t != LUA_TFUNCTION || reserved || !*method) {
+  lua_pushlstring(L, TR_ENV_METHOD(e), e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
+  int top = lua_gettop(L);
+  lua_pushvalue(L, top);
+  int t = beh_get(s, L, top - 1, top);
+  if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, L, t, e)) {
     lua_pop(L, 2);
-    char who[128], msg[320];
-    tr_addr_format(s->h, a->addr, who, sizeof who);
-    snprintf(msg, sizeof msg, "%s has no handler '%s'", who, method);
-    if (e->kind == TR_K_CALL && e->req)
-      tr__reply_error(s, a->addr, e->from, e->req, TR_ENOHANDLER, msg, NULL);
-    else if (strcmp(method, "on_down") && strcmp(method, "on_exit"))
-      tr__log(s->h, "%s (message dropped)", msg); /* system notices are optional */
-    tr__env_free(s, e);
     return;
   }
   lua_State *co = co_get(ls, &ref);
   lua_xmove(L, co, 1); /* the handler */
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
   int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
   if (n < 0) {
     lua_settop(co, 0);
     co_put(ls, co, ref, 1);
-    char msg[160];
-    snprintf(msg, sizeof msg, "corrupt payload for '%s'", method);
-    if (e->kind == TR_K_CALL && e->req)
-      tr__reply_error(s, a->addr, e->from, e->req, TR_EBADVALUE, msg, NULL);
-    else tr__log(s->h, "%s (message dropped)", msg);
-    tr__env_free(s, e);
+    bad_payload(s, a, e);
     return;
   }
   a->cur = e;
@@ -959,7 +1066,9 @@ int tr__lua_hooks(tr_sched *s, tr_actor *a, int which) {
   int top = lua_gettop(L);
   lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  if (push_beh_field(s, L, name, strlen(name)) != LUA_TFUNCTION) {
+  lua_pushstring(L, name);
+  lua_pushvalue(L, -1);
+  if (beh_get(s, L, lua_gettop(L) - 2, lua_gettop(L) - 1) != LUA_TFUNCTION) {
     lua_settop(L, top);
     return 0;
   }
