@@ -698,6 +698,7 @@ static int cmp_actor(const void *x, const void *y) {
 static size_t sched_actors(tr_sched *s, tr_actor ***out) {
   tr_actor **list = malloc((s->actors.n + 1) * sizeof *list);
   size_t n = 0;
+  *out = list; /* NULL when out of memory: no rows, and free(NULL) is fine */
   if (!list) return 0;
   for (size_t i = 0; s->actors.slots && i <= s->actors.mask; i++)
     if (s->actors.slots[i].key) {
