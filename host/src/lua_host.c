@@ -810,19 +810,19 @@ static int gettable_p(lua_State *L) {
   return 1;
 }
 
-/* Replace the key at the top of L (a copy of the string at kidx) by its
- * value in the behaviour table at bidx (indices absolute). A metatable's
- * __index (inherited handlers) may run code that raises: that lookup is
- * protected (the loop callbacks that deliver have no pcall around them). */
-static int beh_get(tr_sched *s, lua_State *L, int bidx, int kidx) {
+/* Replace the key at the top of L (the string name) by its value in the
+ * behaviour table at bidx (absolute). A metatable's __index (inherited
+ * handlers) may run code that raises: that lookup is protected (the loop
+ * callbacks that deliver have no pcall around them). */
+static int beh_get(tr_sched *s, lua_State *L, int bidx, const char *name, size_t len) {
   int t = lua_rawget(L, bidx);
   if (t != LUA_TNIL || !lua_getmetatable(L, bidx)) return t;
   lua_pop(L, 2); /* the metatable, nil */
   lua_pushcfunction(L, gettable_p);
   lua_pushvalue(L, bidx);
-  lua_pushvalue(L, kidx);
+  lua_pushlstring(L, name, len);
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-    tr__log(s->h, "looking up handler '%s': %s", lua_tostring(L, kidx),
+    tr__log(s->h, "looking up handler '%s': %s", name,
             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(error object)");
     lua_pop(L, 1);
     lua_pushnil(L);
@@ -902,7 +902,7 @@ static int runner_loop(lua_State *co) {
       lua_replace(co, 4);
     }
     lua_pushvalue(co, 4);
-    int t = beh_get(s, co, 2, 4);
+    int t = beh_get(s, co, 2, last, last_len);
     if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, co, t, e)) {
       a->cur = NULL;
       continue;
@@ -987,16 +987,14 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
    * an actor's with a CPU limit) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
   lua_pushlstring(L, TR_ENV_METHOD(e), e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
-  int top = lua_gettop(L);
-  lua_pushvalue(L, top);
-  int t = beh_get(s, L, top - 1, top);
+  int t = beh_get(s, L, lua_gettop(L) - 1, TR_ENV_METHOD(e), e->mlen);
   if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, L, t, e)) {
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     return;
   }
   lua_State *co = co_get(ls, &ref);
   lua_xmove(L, co, 1); /* the handler */
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
   int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
   if (n < 0) {
@@ -1067,8 +1065,7 @@ int tr__lua_hooks(tr_sched *s, tr_actor *a, int which) {
   lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
   lua_pushstring(L, name);
-  lua_pushvalue(L, -1);
-  if (beh_get(s, L, lua_gettop(L) - 2, lua_gettop(L) - 1) != LUA_TFUNCTION) {
+  if (beh_get(s, L, lua_gettop(L) - 1, name, strlen(name)) != LUA_TFUNCTION) {
     lua_settop(L, top);
     return 0;
   }
