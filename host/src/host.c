@@ -1475,10 +1475,10 @@ tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
  * runner's set-up is paid back from the second message on); an actor with a
  * CPU limit keeps one coroutine per message, which is what its limit
  * times. */
-static int runner_takes(tr_actor *a) {
+static inline int runner_takes(tr_actor *a) {
+  if (a->priv.n + a->pub.n < 2 || a->lang != TR_LANG_LUA || a->cpu_limit_ms) return 0;
   tr_env *e = a->priv.head ? a->priv.head : a->pub.head;
-  return a->lang == TR_LANG_LUA && e && e->kind <= TR_K_CALL && a->priv.n + a->pub.n >= 2 &&
-         !a->cpu_limit_ms;
+  return e->kind <= TR_K_CALL;
 }
 
 static void actor_turn(tr_sched *s, tr_actor *a) {

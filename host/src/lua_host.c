@@ -811,12 +811,14 @@ static int gettable_p(lua_State *L) {
 }
 
 /* Replace the key at the top of L (the string name) by its value in the
- * behaviour table at bidx (absolute). A metatable's __index (inherited
+ * behaviour table at bidx. A metatable's __index (inherited
  * handlers) may run code that raises: that lookup is protected (the loop
  * callbacks that deliver have no pcall around them). */
 static int beh_get(tr_sched *s, lua_State *L, int bidx, const char *name, size_t len) {
   int t = lua_rawget(L, bidx);
-  if (t != LUA_TNIL || !lua_getmetatable(L, bidx)) return t;
+  if (t != LUA_TNIL) return t;
+  bidx = lua_absindex(L, bidx); /* (the value took the key's place) */
+  if (!lua_getmetatable(L, bidx)) return t;
   lua_pop(L, 2); /* the metatable, nil */
   lua_pushcfunction(L, gettable_p);
   lua_pushvalue(L, bidx);
@@ -987,7 +989,7 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
    * an actor's with a CPU limit) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
   lua_pushlstring(L, TR_ENV_METHOD(e), e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
-  int t = beh_get(s, L, lua_gettop(L) - 1, TR_ENV_METHOD(e), e->mlen);
+  int t = beh_get(s, L, -2, TR_ENV_METHOD(e), e->mlen);
   if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, L, t, e)) {
     lua_pop(L, 1);
     return;
@@ -1065,7 +1067,7 @@ int tr__lua_hooks(tr_sched *s, tr_actor *a, int which) {
   lua_pushcfunction(L, msgh);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
   lua_pushstring(L, name);
-  if (beh_get(s, L, lua_gettop(L) - 1, name, strlen(name)) != LUA_TFUNCTION) {
+  if (beh_get(s, L, -2, name, strlen(name)) != LUA_TFUNCTION) {
     lua_settop(L, top);
     return 0;
   }

@@ -228,4 +228,28 @@ describe("a batch of messages in one turn", function()
     assert.equals(#order, r:call("done"))
     assert.same(order, seen)
   end)
+
+  it("inherited handlers and a raising __index, in the middle of a batch", function()
+    local seen = {}
+    local Base = { inh = function(self, i) seen[#seen + 1] = "inh" .. i end }
+    local B = setmetatable({
+      own = function(self, i) seen[#seen + 1] = "own" .. i end,
+      count = function() return #seen end,
+    }, {
+      __index = function(t, k)
+        if k == "explode" then error("index exploded") end
+        return Base[k]
+      end,
+    })
+    local r = troupe.spawn(B)
+    r:send("own", 1)
+    r:send("inh", 2)
+    r:send("explode") -- refused (logged), the batch goes on
+    r:send("inh", 3)
+    r:send("missing", 4)
+    r:send("own", 5)
+    assert.equals(4, r:call("count"))
+    assert.same({ "own1", "inh2", "inh3", "own5" }, seen)
+    assert.is_true(r:alive())
+  end)
 end)
