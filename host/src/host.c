@@ -1533,6 +1533,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
 static void on_idle(uv_idle_t *i) {
   tr_sched *s = i->data;
   s->in_callback++;
+  tr__preempt_thread(s); /* handlers run on this thread now */
   /* C reply callbacks and actor turns feed each other: keep going until both
    * are empty (bounded), instead of paying a loop iteration per round trip */
   int turns = 0;

@@ -593,6 +593,7 @@ int tr__sched_sync(tr_sched *s, tr_sched *t, void (*fn)(tr_sched *, void *), voi
 /* ---- preemption (preempt.c) ------------------------------------------------------------ */
 int tr__preempt_start(tr_host *h);
 void tr__preempt_stop(tr_host *h);
+void tr__preempt_thread(tr_sched *s); /* the thread running s's handlers now */
 /* Around every lua_resume of a handler coroutine. */
 void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co);
 int tr__preempt_leave(tr_sched *s, lua_State *co); /* 1 if the handler was preempted */

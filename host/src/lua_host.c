@@ -57,6 +57,14 @@ typedef struct tr_lstate {
   const void *mtp[5];
   struct encoder *enc; /* reused by encode_values when not busy */
   int enc_busy;
+  /* method names as Lua strings (registry refs), direct-mapped: interning a
+   * name from an envelope (hash, string table, GC check) cost ~140
+   * instructions per message */
+  struct {
+    int ref; /* 0: empty */
+    uint8_t len;
+    char name[23];
+  } names[64];
 } tr_lstate;
 
 enum { MTI_ADDR = 0, MTI_OWNED, MTI_WEAK, MTI_ERROR, MTI_FAIL };
@@ -832,6 +840,28 @@ static int beh_get(tr_sched *s, lua_State *L, int bidx, const char *name, size_t
   return lua_type(L, -1);
 }
 
+/* Push e's method name as a Lua string. */
+static void push_method(tr_lstate *ls, lua_State *L, const tr_env *e) {
+  const char *m = TR_ENV_METHOD(e);
+  size_t n = e->mlen;
+  if (n == 0 || n > sizeof ls->names[0].name) {
+    lua_pushlstring(L, m, n);
+    return;
+  }
+  unsigned i = ((unsigned)n * 7u + (unsigned char)m[0] * 31u + (unsigned char)m[n - 1] * 17u +
+                (unsigned char)m[n / 2]) & 63u;
+  if (ls->names[i].ref && ls->names[i].len == n && memcmp(ls->names[i].name, m, n) == 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->names[i].ref);
+    return;
+  }
+  lua_pushlstring(L, m, n);
+  lua_pushvalue(L, -1);
+  if (ls->names[i].ref) lua_rawseti(L, LUA_REGISTRYINDEX, ls->names[i].ref);
+  else ls->names[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ls->names[i].len = (uint8_t)n;
+  memcpy(ls->names[i].name, m, n);
+}
+
 /* Might method be one of the hooks, which are not message handlers? */
 static inline int maybe_reserved(const tr_env *e) {
   const char *m = TR_ENV_METHOD(e);
@@ -899,8 +929,8 @@ static int runner_loop(lua_State *co) {
     /* the watchdog times each handler, not the whole run */
     __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
     if (!last || last_len != e->mlen || memcmp(last, TR_ENV_METHOD(e), last_len) != 0) {
-      last = lua_pushlstring(co, TR_ENV_METHOD(e), e->mlen);
-      last_len = e->mlen;
+      push_method(ls, co, e);
+      last = lua_tolstring(co, -1, &last_len);
       lua_replace(co, 4);
     }
     lua_pushvalue(co, 4);
@@ -988,7 +1018,7 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   /* find the handler (the runner does this for most messages; these are
    * an actor's with a CPU limit) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  lua_pushlstring(L, TR_ENV_METHOD(e), e->mlen); /* not lua_getfield: no strcmp in Lua's API cache */
+  push_method(ls, L, e);
   int t = beh_get(s, L, -2, TR_ENV_METHOD(e), e->mlen);
   if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, L, t, e)) {
     lua_pop(L, 1);

@@ -57,8 +57,13 @@ static void on_sigurg(int sig) {
 
 void tr__preempt_arm(lua_State *co) { lua_sethook(co, preempt_hook, LUA_MASKCOUNT, 1); }
 
+/* Every resume happens in an actor turn, inside the scheduler's idle
+ * callback, which records the thread the watchdog signals (tr__preempt_thread). */
+void tr__preempt_thread(tr_sched *s) {
+  __atomic_store_n(&s->thread, uv_thread_self(), __ATOMIC_RELAXED);
+}
+
 void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
-  __atomic_store_n(&s->thread, uv_thread_self(), __ATOMIC_RELAXED); /* the watchdog reads it */
   tls_actor = a;
   tls_preempted = 0;
   __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);

@@ -252,4 +252,24 @@ describe("a batch of messages in one turn", function()
     assert.same({ "own1", "inh2", "inh3", "own5" }, seen)
     assert.is_true(r:alive())
   end)
+
+  it("names that share a slot of the name cache, and long names, reach their own handlers", function()
+    -- same length, first, middle and last bytes: the same slot of the cache
+    local long1 = string.rep("h", 30) .. "1"
+    local long2 = string.rep("h", 30) .. "2"
+    local r = troupe.spawn({
+      abcdef = function() return "abcdef" end,
+      aXcdef = function() return "aXcdef" end,
+      [long1] = function() return "long1" end,
+      [long2] = function() return "long2" end,
+    })
+    for _ = 1, 3 do -- one message at a time, then in a batch
+      assert.equals("abcdef", r:call("abcdef"))
+      assert.equals("aXcdef", r:call("aXcdef"))
+      assert.equals("long1", r:call(long1))
+      assert.equals("long2", r:call(long2))
+    end
+    local e = helpers.syserr(r.call, r, "abcdeX")
+    assert.equals("no_handler", e.code)
+  end)
 end)
