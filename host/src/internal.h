@@ -77,9 +77,52 @@ void tr__msg_init(tr_msg *m, const char *data, size_t len);
  * 0 for anything else (a container, another ext, a truncated value): the
  * caller then takes the general path, which also rejects corrupt bytes. */
 static inline uint64_t tr__be(const unsigned char *p, int n) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* one load and a byte swap instead of a loop per byte (n is 1, 2, 4 or 8) */
+  switch (n) {
+    case 1: return p[0];
+    case 2: { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
+    case 8: { uint64_t v; memcpy(&v, p, 8); return __builtin_bswap64(v); }
+    default: break;
+  }
+#endif
   uint64_t v = 0;
   for (int i = 0; i < n; i++) v = (v << 8) | p[i];
   return v;
+}
+/* Writes v big-endian in n bytes (1, 2, 4 or 8). */
+static inline void tr__put_be(unsigned char *p, uint64_t v, int n) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  switch (n) {
+    case 1: p[0] = (unsigned char)v; return;
+    case 2: { uint16_t x = __builtin_bswap16((uint16_t)v); memcpy(p, &x, 2); return; }
+    case 4: { uint32_t x = __builtin_bswap32((uint32_t)v); memcpy(p, &x, 4); return; }
+    case 8: { uint64_t x = __builtin_bswap64(v); memcpy(p, &x, 8); return; }
+    default: break;
+  }
+#endif
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+/* The encoding msgpack_pack_int64 picks for v (the smallest; non-negative
+ * values unsigned): writes it at p (room for 9 bytes not needed: *size is
+ * known first) and returns its size. tr__int_size is the size alone. */
+static inline size_t tr__int_size(int64_t v) {
+  if (v < -(1LL << 5))
+    return v < -(1LL << 15) ? (v < -(1LL << 31) ? 9 : 5) : (v < -(1 << 7) ? 3 : 2);
+  if (v < (1 << 7)) return 1;
+  return v < (1LL << 16) ? (v < (1 << 8) ? 2 : 3) : (v < (1LL << 32) ? 5 : 9);
+}
+static inline void tr__put_int(unsigned char *p, int64_t v, size_t size) {
+  uint64_t u = (uint64_t)v;
+  if (size == 1) {
+    p[0] = (unsigned char)u;
+    return;
+  }
+  int k = (int)size - 1;
+  int tag = k == 1 ? 0 : k == 2 ? 1 : k == 4 ? 2 : 3;
+  p[0] = (unsigned char)((v < 0 ? 0xd0 : 0xcc) + tag);
+  tr__put_be(p + 1, u, k);
 }
 static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
                                   msgpack_object *o) {

@@ -77,7 +77,19 @@ int tr_pack_nil(tr_buf *b) { PACK(b, msgpack_pack_nil(&pk)); }
 int tr_pack_bool(tr_buf *b, int v) {
   PACK(b, (v ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)));
 }
-int tr_pack_int(tr_buf *b, int64_t v) { PACK(b, msgpack_pack_int64(&pk, v)); }
+/* The most common value: written straight into the buffer, byte for byte
+ * what msgpack_pack_int64 writes (tests/c/test_values.c compares them), with
+ * no packer and no write callback. A failure is TR_ENOMEM, as through the
+ * packer. */
+int tr_pack_int(tr_buf *b, int64_t v) {
+  if (!b) return TR_EINVAL;
+  size_t n = tr__int_size(v);
+  if (!b->data || b->len + n > b->cap || b->len + n > TR_MAX_PAYLOAD)
+    if (tr__buf_reserve(b, n)) return TR_ENOMEM;
+  tr__put_int((unsigned char *)b->data + b->len, v, n);
+  b->len += n;
+  return 0;
+}
 int tr_pack_double(tr_buf *b, double v) { PACK(b, msgpack_pack_double(&pk, v)); }
 int tr_pack_lstr(tr_buf *b, const char *s, size_t len) {
   if (!s && len) return TR_EINVAL;

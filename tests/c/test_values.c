@@ -61,6 +61,61 @@ static void buf_init_grow_free(void **state) {
   assert_int_equal(b.len, 0);
 }
 
+/* tr_pack_int writes integers itself (no msgpack-c packer): byte for byte
+ * what msgpack_pack_int64 writes, at every encoding boundary and around it,
+ * and each reads back as the same integer. */
+static int msgpack_write_buf(void *data, const char *buf, size_t len) {
+  tr_buf *b = data;
+  memcpy(b->data + b->len, buf, len);
+  b->len += len;
+  return 0;
+}
+
+static void pack_int_matches_msgpack(void **state) {
+  static const int64_t edges[] = {0, 31, 32, 127, 128, 255, 256, 32767, 32768, 65535, 65536,
+                                  INT32_MAX, (int64_t)INT32_MAX + 1, UINT32_MAX,
+                                  (int64_t)UINT32_MAX + 1, INT64_MAX, -1, -31, -32, -33,
+                                  -127, -128, -129, -32767, -32768, -32769, INT32_MIN,
+                                  (int64_t)INT32_MIN - 1, INT64_MIN + 1, INT64_MIN};
+  int checked = 0;
+  for (size_t k = 0; k < sizeof edges / sizeof edges[0]; k++) {
+    for (int64_t d = -2; d <= 2; d++) {
+      int64_t v;
+      if (__builtin_add_overflow(edges[k], d, &v)) continue;
+      tr_buf mine, ref;
+      tr_buf_init(&mine);
+      tr_buf_init(&ref);
+      assert_int_equal(tr_pack_int(&mine, v), 0);
+      msgpack_packer pk;
+      msgpack_packer_init(&pk, &ref, msgpack_write_buf);
+      assert_int_equal(msgpack_pack_int64(&pk, v), 0);
+      assert_int_equal(mine.len, ref.len);
+      assert_memory_equal(mine.data, ref.data, ref.len);
+      reader r;
+      int64_t back;
+      assert_int_equal(tr_msg_int(rd(&r, &mine), 0, &back), 0);
+      assert_true(back == v);
+      rd_done(&r);
+      checked++;
+    }
+  }
+  assert_true(checked > 100);
+  /* appended after other values, and growing a buffer out of its inline part */
+  tr_buf b;
+  tr_buf_init(&b);
+  for (int i = 0; i < 100; i++) assert_int_equal(tr_pack_int(&b, INT64_MIN + i), 0);
+  assert_int_equal(b.len, 900);
+  assert_true(b.data != b.inline_);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 32); /* a reader sees the first 32 */
+  int64_t v;
+  assert_int_equal(tr_msg_int(m, 31, &v), 0);
+  assert_true(v == INT64_MIN + 31);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
 static void pack_scalars_roundtrip(void **state) {
   tr_buf b;
   tr_buf_init(&b);
@@ -407,6 +462,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(buf_null_is_harmless),
       cmocka_unit_test(buf_init_grow_free),
       cmocka_unit_test(pack_scalars_roundtrip),
+      cmocka_unit_test(pack_int_matches_msgpack),
       cmocka_unit_test(msg_type_errors),
       cmocka_unit_test(pack_fmt_every_code),
       cmocka_unit_test(pack_fmt_nested),
