@@ -122,10 +122,11 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   }
   a->cur = NULL;
   if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD) {
-    if (rc == TR_OK || rc == TR_FAILED)
-      tr__reply(s, a->addr, e->from, e->req, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED,
-                c.out.data, c.out.len);
-    else
+    if (rc == TR_OK || rc == TR_FAILED) {
+      tr__reply_in(s, e, a->addr, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED, c.out.data,
+                   c.out.len);
+      e = NULL; /* it became the reply */
+    } else
       tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc),
                       NULL);
   } else if (e->kind == TR_K_SEND && rc < 0) {

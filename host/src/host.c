@@ -242,6 +242,7 @@ static tr_tentry *timer_first(tr_sched *s) {
 }
 
 static void timer_arm(tr_sched *s) {
+  s->timer_idle = 0;
   tr_tentry *first = timer_first(s);
   if (!first) {
     if (s->timer_ref) {
@@ -289,7 +290,10 @@ static int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   if (s->fifo_tail) s->fifo_tail->fnext = t;
   else s->fifo_head = t;
   s->fifo_tail = t;
-  if (s->fifo_head == t) timer_arm(s);
+  /* the first deadline: unless the timer is ref'd and fires no later (the
+   * usual case: it stayed ref'd since the previous call, see tr__timer_del) */
+  if (s->fifo_head == t && !(s->timer_ref && s->armed_due && s->armed_due <= due))
+    timer_arm(s);
   return 0;
 }
 
@@ -302,7 +306,7 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     else s->fifo_tail = t->fprev;
     t->idx = UINT32_MAX;
     t->fprev = t->fnext = NULL;
-    if (!s->fifo_head && s->heap_n == 0) timer_arm(s);
+    if (!s->fifo_head && s->heap_n == 0) s->timer_idle = 1;
     return;
   }
   uint32_t i = t->idx;
@@ -314,7 +318,7 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     heap_up(s, i);
     heap_down(s, s->heap[i]->idx);
   }
-  if (s->heap_n == 0 && !s->fifo_head) timer_arm(s);
+  if (s->heap_n == 0 && !s->fifo_head) s->timer_idle = 1;
 }
 
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
@@ -459,7 +463,7 @@ static void room_made(tr_sched *s, tr_actor *a) {
       /* ...and a sender interrupted meanwhile may now wait for room elsewhere */
       if (sender && sender->wait == TR_W_ROOM && sender->wait_target == a->addr &&
           (!is_call || (sender->wait_req == w->env->req &&
-                        tr_map_get(&s->pending, w->env->req)))) {
+                        tr__pending_get(s, w->env->req)))) {
         q_push(&a->pub, w->env);
         s->n_msgs++;
         if (is_call) {
@@ -500,8 +504,37 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
 }
 
 /* ---- pending calls ------------------------------------------------------------------- */
+/* A free slot for a new pending call (its index), or -1 (no memory, or
+ * 2^TR_REQ_IDX_BITS calls pending at once on this scheduler). */
+static int64_t pslot_take(tr_sched *s) {
+  if (s->pfree) {
+    uint32_t i = s->pfree - 1;
+    s->pfree = s->pslots[i].next;
+    return i;
+  }
+  if (s->pslots_n == s->pslots_cap) {
+    uint64_t cap = s->pslots_cap ? (uint64_t)s->pslots_cap * 2 : 64;
+    if (cap > TR_REQ_IDX_MASK + 1) cap = TR_REQ_IDX_MASK + 1;
+    if (cap == s->pslots_n) return -1;
+    tr_pslot *ns = realloc(s->pslots, cap * sizeof *ns);
+    if (!ns) return -1;
+    s->pslots = ns;
+    s->pslots_cap = (uint32_t)cap;
+  }
+  s->pslots[s->pslots_n].gen = 0;
+  return s->pslots_n++;
+}
+
+static void pslot_put(tr_sched *s, uint32_t i) {
+  s->pslots[i].p = NULL;
+  s->pslots[i].next = s->pfree;
+  s->pfree = i + 1;
+}
+
 tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
                             int64_t timeout_ms) {
+  int64_t slot = pslot_take(s);
+  if (slot < 0) return NULL;
   tr_pending *p = s->ppool;
   if (p) {
     s->ppool = p->next;
@@ -509,17 +542,19 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
     memset(p, 0, sizeof *p);
   } else {
     p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    if (!p) {
+      pslot_put(s, (uint32_t)slot);
+      return NULL;
+    }
   }
+  tr_pslot *sl = &s->pslots[slot];
+  if (++sl->gen == 0) sl->gen = 1; /* (wrapped: ids are never 0) */
+  sl->p = p;
   p->te.idx = UINT32_MAX;
-  p->req = ((uint64_t)s->index << 56) | ++s->next_req;
+  p->req = ((uint64_t)s->index << 56) | ((uint64_t)sl->gen << TR_REQ_IDX_BITS) | (uint64_t)slot;
   p->kind = kind;
   p->caller = caller;
   p->target = target;
-  if (tr_map_put(&s->pending, p->req, p)) {
-    free(p);
-    return NULL;
-  }
   int dflt = timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0;
   if (dflt) timeout_ms = s->h->call_timeout;
   if (timeout_ms != TR_TIMEOUT_INFINITE) {
@@ -531,7 +566,7 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
     if (timeout_ms < 0) timeout_ms = 0;
     uint64_t due = uv_now(s->loop) + (uint64_t)timeout_ms;
     if (dflt ? fifo_add(s, &p->te, due) : heap_add(s, &p->te, due)) {
-      tr_map_del(&s->pending, p->req);
+      pslot_put(s, (uint32_t)slot);
       free(p);
       return NULL;
     }
@@ -541,20 +576,22 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
     p->next = a->calls;
     if (a->calls) a->calls->prev = p;
     a->calls = p;
+    p->owner = a;
   }
   s->n_calls++;
   return p;
 }
 
-/* Detach p from every index (map, timer heap, caller list). */
+/* Detach p from every index (its slot, the timeouts, the caller's list). */
 static void pending_detach(tr_sched *s, tr_pending *p) {
-  tr_map_del(&s->pending, p->req);
+  pslot_put(s, (uint32_t)(p->req & TR_REQ_IDX_MASK));
   tr__timer_del(s, &p->te);
-  tr_actor *a = tr_map_get(&s->actors, TR_ADDR_SERIAL(p->caller));
-  if (a && a->addr == p->caller) {
+  tr_actor *a = p->owner;
+  if (a) {
     if (p->prev) p->prev->next = p->next;
     else if (a->calls == p) a->calls = p->next;
     if (p->next) p->next->prev = p->prev;
+    p->owner = NULL;
   }
   p->prev = p->next = NULL;
 }
@@ -571,7 +608,7 @@ static void pending_release(tr_sched *s, tr_pending *p) {
 
 void tr__pending_free(tr_sched *s, tr_pending *p) {
   if (!p) return;
-  if (tr_map_get(&s->pending, p->req) == p) pending_detach(s, p);
+  if (tr__pending_get(s, p->req) == p) pending_detach(s, p);
   tr__env_free(s, p->result);
   p->result = NULL;
   pending_release(s, p);
@@ -655,20 +692,35 @@ static void done_flush_caller(tr_sched *s, tr_addr caller) {
   }
 }
 
+/* Where the answer to `req` goes: 1 with *p its pending call here, or with
+ * *p NULL for a caller on another scheduler; 0 for nowhere (a late reply:
+ * the caller gave up or died; or a bad id). */
+static int reply_dest(tr_sched *s, tr_addr from, uint64_t req, int status,
+                      const char *payload, size_t len, tr_pending **p) {
+  unsigned ci = (unsigned)(req >> 56);
+  *p = NULL;
+  if (ci >= s->h->nsched) return 0;
+  if (ci != s->index) return 1;
+  if (s->h->trace_fn) {
+    tr_actor *fa = tr__lookup(s, from);
+    if (fa && fa->traced)
+      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
+  }
+  *p = tr__pending_get(s, req);
+  return *p != NULL;
+}
+
+/* Hand the reply envelope e to its caller's pending call p, or to the
+ * caller's scheduler. */
+static void reply_send(tr_sched *s, tr_pending *p, tr_env *e) {
+  if (p) complete(s, p, e);
+  else tr__post(s, &s->h->sched[e->req >> 56], e); /* the caller waits on another scheduler */
+}
+
 void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
                const char *payload, size_t len) {
-  unsigned ci = (unsigned)(req >> 56);
-  if (ci >= s->h->nsched) return;
-  tr_pending *p = NULL;
-  if (ci == s->index) {
-    if (s->h->trace_fn) {
-      tr_actor *fa = tr__lookup(s, from);
-      if (fa && fa->traced)
-        s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
-    }
-    p = tr_map_get(&s->pending, req);
-    if (!p) return; /* a late reply: the caller gave up (timeout) or died */
-  }
+  tr_pending *p;
+  if (!reply_dest(s, from, req, status, payload, len, &p)) return;
   tr_env *e = tr__env_new(s, NULL, 0, payload, len);
   if (!e) { /* no memory for the answer: the caller still hears once */
     e = tr__env_new(s, NULL, 0, NULL, 0);
@@ -680,8 +732,32 @@ void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int stat
   e->to = caller;
   e->req = req;
   e->status = (int8_t)status;
-  if (p) complete(s, p, e);
-  else tr__post(s, &s->h->sched[ci], e); /* the caller waits on another scheduler */
+  reply_send(s, p, e);
+}
+
+void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
+                  size_t len) {
+  if (len + 1 > (e->cap ? e->cap : TR_ENV_INLINE)) { /* too big for it: a new one */
+    tr__reply(s, from, e->from, e->req, status, payload, len);
+    tr__env_free(s, e);
+    return;
+  }
+  tr_pending *p;
+  if (!reply_dest(s, from, e->req, status, payload, len, &p)) {
+    tr__env_free(s, e);
+    return;
+  }
+  e->buf[0] = 0; /* no method */
+  if (len) memcpy(e->buf + 1, payload, len);
+  e->mlen = 0;
+  e->len = (uint32_t)len;
+  e->to = e->from; /* the caller */
+  e->from = from;
+  e->next = NULL;
+  e->kind = TR_K_REPLY;
+  e->status = (int8_t)status;
+  e->lane = 0;
+  reply_send(s, p, e);
 }
 
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
@@ -890,7 +966,7 @@ static void on_timer(uv_timer_t *ut) {
         if (p->kill_on_timeout && tr__alive_any(s, p->target)) {
           uint64_t req = p->req; /* the death may answer p and free it */
           tr_kill(s->h, p->target); /* its death answers p with "killed" */
-          if (tr_map_get(&s->pending, req) != p) break;
+          if (tr__pending_get(s, req) != p) break;
           if (tr__foreign(s, p->target)) {
             /* the kill and its answer cross schedulers: wait for the
              * answer, with a last timeout should it never come */
@@ -1239,7 +1315,7 @@ static void inbox_one(tr_sched *s, tr_env *e) {
     return;
   }
   if (e->kind == TR_K_REPLY) {
-    tr_pending *p = tr_map_get(&s->pending, e->req);
+    tr_pending *p = tr__pending_get(s, e->req);
     if (p) complete(s, p, e);
     else tr__env_free(s, e); /* late: the caller gave up or died */
     return;
@@ -1320,6 +1396,11 @@ static void before_poll(tr_sched *s) {
 
 static void on_prepare(uv_prepare_t *p) {
   tr_sched *s = p->data;
+  /* no deadline left: the timer must not keep the loop alive. Done here,
+   * before every poll (libuv computes the poll timeout after the prepare
+   * handles), rather than whenever the last deadline leaves: a round trip
+   * would otherwise unref and ref the timer each time */
+  if (s->timer_idle) timer_arm(s);
   if (s->runq_head || s->done_head || !s->spin_until) { /* it will not block, or not spin */
     before_poll(s);
     return;
@@ -1887,6 +1968,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     tr_pending *p = a->calls;
     a->calls = p->next;
     p->prev = p->next = NULL;
+    p->owner = NULL;
     p->caller = TR_NOADDR;
     tr_reply_cb cb = p->kind == TR_P_CB ? p->cb : NULL;
     void *ud = p->ud;
@@ -1925,7 +2007,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
       int is_call = w->env->kind == TR_K_CALL;
       uint64_t req = w->env->req;
       if (is_call) /* the call never reached the mailbox */
-        tr__pending_free(s, tr_map_get(&s->pending, req));
+        tr__pending_free(s, tr__pending_get(s, req));
       tr__env_free(s, w->env);
       /* only if it still waits for this wait (not for room elsewhere, after
        * this call timed out) */
@@ -2222,7 +2304,6 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
     s->loop = &s->own_loop;
   }
   tr_map_init(&s->actors);
-  tr_map_init(&s->pending);
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
   tr_map_init(&s->mons);
@@ -2480,11 +2561,12 @@ static void host_handles_close(tr_host *h) {
 
 /* After every scheduler thread has stopped: free what s holds. */
 static void sched_free(tr_host *h, tr_sched *s) {
-  for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
-    tr_pending *p = s->pending.slots[i].val;
-    if (!s->pending.slots[i].key) continue;
+  for (uint32_t i = 0; i < s->pslots_n; i++) {
+    tr_pending *p = s->pslots[i].p;
+    if (!p) continue;
     p->te.idx = UINT32_MAX;
     if (p->kind != TR_P_BLOCK) {
+      s->pslots[i].p = NULL;
       tr__env_free(s, p->result);
       free(p);
     } else {
@@ -2541,7 +2623,9 @@ static void sched_free(tr_host *h, tr_sched *s) {
   }
   tr_map_free(&s->actors);
   tr_map_free(&s->reserved);
-  tr_map_free(&s->pending);
+  free(s->pslots); /* a blocked caller's entry, freed by it, is found no more */
+  s->pslots = NULL;
+  s->pslots_n = s->pslots_cap = s->pfree = 0;
   tr_map_free(&s->owed);
   tr_map_free(&s->timers);
   for (size_t i = 0; s->mons.slots && i <= s->mons.mask; i++)

@@ -353,9 +353,24 @@ struct tr_pending {
   int done;
   uint8_t kill_on_timeout; /* tr_shutdown: on timeout, kill the target */
   tr_pending *prev, *next;   /* in the caller actor's list; next: the pool */
+  tr_actor *owner;           /* the caller actor while p is in its list */
   tr_pending *done_next;     /* in the scheduler's completion queue */
   tr_tentry te;              /* the timeout, when te.idx != UINT32_MAX */
 };
+
+/* A scheduler's pending calls are found by request id without a hash map:
+ * the low TR_REQ_IDX_BITS of an id index a table of slots, the next 32 bits
+ * count the reuses of that slot (its generation) and the top byte names the
+ * caller's scheduler (replies are routed by it). An id is looked up by one
+ * index and one compare; a late reply for a slot used again since carries
+ * an older generation and finds nothing, as a late reply always did. */
+#define TR_REQ_IDX_BITS 24
+#define TR_REQ_IDX_MASK ((UINT64_C(1) << TR_REQ_IDX_BITS) - 1)
+typedef struct tr_pslot {
+  tr_pending *p;   /* the pending call using the slot; NULL: free */
+  uint32_t gen;    /* generation of the last id made with it (ids start at 1) */
+  uint32_t next;   /* while free: the next free slot + 1 (0: none) */
+} tr_pslot;
 
 struct tr_timer {   /* an actor's send-to-self timer */
   tr_timer_id id;
@@ -398,10 +413,11 @@ struct tr_sched {
   tr_actor *runq_head, *runq_tail;
   tr_actor *current;
   tr_map actors;    /* serial -> tr_actor* */
-  tr_map pending;   /* req -> tr_pending* */
+  tr_pslot *pslots; /* pending calls by the index in their request id */
+  uint32_t pslots_n, pslots_cap, pfree; /* slots used so far; first free + 1 */
   tr_map owed;      /* req -> tr_owed* */
   tr_map timers;    /* id -> tr_timer* */
-  uint64_t next_serial, next_req, next_timer, tseq;
+  uint64_t next_serial, next_timer, tseq;
   tr_tentry **heap;
   uint32_t heap_n, heap_cap;
   /* deadlines that only ever come in order (calls with the default timeout:
@@ -410,6 +426,8 @@ struct tr_sched {
   tr_tentry *fifo_head, *fifo_tail;
   uint64_t armed_due; /* when the uv timer fires (0: not armed) */
   int timer_ref;      /* the uv timer is ref'd (the heap is non-empty) */
+  int timer_idle;     /* the last deadline left: unref the timer before the
+                       * loop polls (not per call: the next call would ref it) */
   tr_pending *done_head, *done_tail;
   tr_env *pool;
   uint32_t pool_n;
@@ -512,6 +530,15 @@ static inline tr_actor *tr__lookup(tr_sched *s, tr_addr a) {
   return act;
 }
 
+/* The pending call of this scheduler with request id `req`, or NULL (done,
+ * given up, or never made here). */
+static inline tr_pending *tr__pending_get(const tr_sched *s, uint64_t req) {
+  uint64_t i = req & TR_REQ_IDX_MASK;
+  if (i >= s->pslots_n) return NULL;
+  tr_pending *p = s->pslots[i].p;
+  return p && p->req == req ? p : NULL;
+}
+
 /* The scheduler the calling thread runs (the first one for threads that are
  * not schedulers: the program's main thread, which runs the host's loop). */
 extern __thread tr_sched *tr__tls_sched;
@@ -590,6 +617,11 @@ void tr__pending_free(tr_sched *s, tr_pending *p);
 /* Answer request `req` from `caller`: status and payload bytes (copied). */
 void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
                const char *payload, size_t len);
+/* The same for the call envelope e, which becomes the reply (consumed):
+ * no new envelope when the payload fits in e's buffer. `from` answers (the
+ * actor e was delivered to); payload must not point into e. */
+void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
+                  size_t len);
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
                      const char *msg, const char *traceback);
 /* Owed replies (deferred tokens). */
