@@ -127,8 +127,8 @@ uint64_t tr__now(tr_sched *s) { return uv_now(s->loop); }
 uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(tr__here(h)->loop) : 0; }
 
 /* ---- envelopes --------------------------------------------------------------------- */
-tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
-                    size_t len) {
+static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const char *method, size_t mlen,
+                                                        const char *payload, size_t len) {
   if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
   tr_env *e = s ? s->pool : NULL;
   if (e) {
@@ -150,9 +150,9 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
     }
     e->cap = (uint32_t)need;
   }
-  if (mlen) memcpy(e->buf, method, mlen);
+  tr__copy(e->buf, method, mlen);
   e->buf[mlen] = 0;
-  if (len) memcpy(e->buf + mlen + 1, payload, len);
+  if (len) tr__copy(e->buf + mlen + 1, payload, len);
   e->next = NULL;
   e->from = e->to = TR_NOADDR;
   e->req = 0;
@@ -162,6 +162,11 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
   e->mlen = (uint16_t)mlen;
   e->len = (uint32_t)len;
   return e;
+}
+
+tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                    size_t len) {
+  return env_new(s, method, mlen, payload, len);
 }
 
 void tr__env_free(tr_sched *s, tr_env *e) {
@@ -280,7 +285,7 @@ static int heap_add(tr_sched *s, tr_tentry *t, uint64_t due) {
 }
 
 /* Appends when due is not before the FIFO's last deadline, else uses the heap. */
-static int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
+static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   if (s->fifo_tail && due < s->fifo_tail->due) return heap_add(s, t, due);
   t->due = due;
   t->seq = ++s->tseq;
@@ -297,7 +302,8 @@ static int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   return 0;
 }
 
-void tr__timer_del(tr_sched *s, tr_tentry *t) {
+static void heap_del(tr_sched *s, tr_tentry *t);
+static inline __attribute__((always_inline)) void timer_del(tr_sched *s, tr_tentry *t) {
   if (!t || t->idx == UINT32_MAX) return;
   if (t->idx == TR_IN_FIFO) {
     if (t->fprev) t->fprev->fnext = t->fnext;
@@ -309,6 +315,12 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     if (!s->fifo_head && s->heap_n == 0) s->timer_idle = 1;
     return;
   }
+  heap_del(s, t);
+}
+
+void tr__timer_del(tr_sched *s, tr_tentry *t) { timer_del(s, t); }
+
+static void heap_del(tr_sched *s, tr_tentry *t) {
   uint32_t i = t->idx;
   t->idx = UINT32_MAX;
   s->heap_n--;
@@ -338,7 +350,13 @@ tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
 /* ---- scheduling -------------------------------------------------------------------- */
 static void on_idle(uv_idle_t *i);
 
-static void kick(tr_sched *s) { uv_idle_start(&s->idle, on_idle); }
+/* idle_on: the idle handle is started (kick runs once or twice per message) */
+static inline void kick(tr_sched *s) {
+  if (!s->idle_on) {
+    s->idle_on = 1;
+    uv_idle_start(&s->idle, on_idle);
+  }
+}
 
 static int ready(const tr_actor *a) {
   if (a->state == TR_S_DEAD || a->running) return 0;
@@ -347,7 +365,7 @@ static int ready(const tr_actor *a) {
   return a->priv.n || a->pub.n;
 }
 
-void tr__schedule(tr_sched *s, tr_actor *a) {
+static inline __attribute__((always_inline)) void schedule(tr_sched *s, tr_actor *a) {
   if (a->in_runq || !ready(a)) return;
   a->in_runq = 1;
   a->runq_next = NULL;
@@ -356,6 +374,8 @@ void tr__schedule(tr_sched *s, tr_actor *a) {
   s->runq_tail = a;
   kick(s);
 }
+
+void tr__schedule(tr_sched *s, tr_actor *a) { schedule(s, a); }
 
 static void actor_free_if_done(tr_sched *s, tr_actor *a) {
   (void)s;
@@ -411,7 +431,7 @@ int tr__try_deliver(tr_sched *s, tr_env *e) {
   return tr__deliver(s, e, 0, NULL);
 }
 
-int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
+static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
   tr_actor *a = tr__lookup(s, e->to);
   if (!a) {
     if (!tr__foreign(s, e->to)) return TR_EDEAD;
@@ -428,8 +448,12 @@ int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
     if (fa && fa->traced)
       s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
   }
-  if (a->wait == TR_W_NONE) tr__schedule(s, a);
+  if (a->wait == TR_W_NONE) schedule(s, a);
   return 0;
+}
+
+int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
+  return deliver(s, e, private_lane, full);
 }
 
 int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e) {
@@ -506,12 +530,17 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
 /* ---- pending calls ------------------------------------------------------------------- */
 /* A free slot for a new pending call (its index), or -1 (no memory, or
  * 2^TR_REQ_IDX_BITS calls pending at once on this scheduler). */
-static int64_t pslot_take(tr_sched *s) {
+static int64_t pslot_grow(tr_sched *s);
+static inline __attribute__((always_inline)) int64_t pslot_take(tr_sched *s) {
   if (s->pfree) {
     uint32_t i = s->pfree - 1;
     s->pfree = s->pslots[i].next;
     return i;
   }
+  return pslot_grow(s);
+}
+
+static int64_t pslot_grow(tr_sched *s) {
   if (s->pslots_n == s->pslots_cap) {
     uint64_t cap = s->pslots_cap ? (uint64_t)s->pslots_cap * 2 : 64;
     if (cap > TR_REQ_IDX_MASK + 1) cap = TR_REQ_IDX_MASK + 1;
@@ -525,28 +554,40 @@ static int64_t pslot_take(tr_sched *s) {
   return s->pslots_n++;
 }
 
-static void pslot_put(tr_sched *s, uint32_t i) {
+static inline __attribute__((always_inline)) void pslot_put(tr_sched *s, uint32_t i) {
   s->pslots[i].p = NULL;
   s->pslots[i].next = s->pfree;
   s->pfree = i + 1;
 }
 
-tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
-                            int64_t timeout_ms) {
+static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s, uint8_t kind, tr_addr caller,
+                                                                tr_addr target, int64_t timeout_ms) {
   int64_t slot = pslot_take(s);
   if (slot < 0) return NULL;
   tr_pending *p = s->ppool;
   if (p) {
     s->ppool = p->next;
     s->ppool_n--;
-    memset(p, 0, sizeof *p);
   } else {
-    p = calloc(1, sizeof *p);
+    p = malloc(sizeof *p);
     if (!p) {
       pslot_put(s, (uint32_t)slot);
       return NULL;
     }
   }
+  /* every field (a memset of the whole entry costs more) */
+  p->cb = NULL;
+  p->ud = NULL;
+  p->result = NULL;
+  p->done = 0;
+  p->kill_on_timeout = 0;
+  p->prev = p->next = p->done_next = NULL;
+  p->owner = NULL;
+  p->te.fprev = p->te.fnext = NULL;
+  p->te.actor = TR_NOADDR;
+  p->te.due = p->te.seq = 0;
+  p->te.kind = TR_T_TIMEOUT;
+  p->te.p = p;
   tr_pslot *sl = &s->pslots[slot];
   if (++sl->gen == 0) sl->gen = 1; /* (wrapped: ids are never 0) */
   sl->p = p;
@@ -561,8 +602,6 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
     /* inside a callback the loop clock is fresh; from main code it may be as
      * old as the last loop run (a long computation would eat the timeout) */
     if (!s->in_callback) uv_update_time(s->loop);
-    p->te.kind = TR_T_TIMEOUT;
-    p->te.p = p;
     if (timeout_ms < 0) timeout_ms = 0;
     uint64_t due = uv_now(s->loop) + (uint64_t)timeout_ms;
     if (dflt ? fifo_add(s, &p->te, due) : heap_add(s, &p->te, due)) {
@@ -582,10 +621,15 @@ tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr t
   return p;
 }
 
+tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
+                            int64_t timeout_ms) {
+  return pending_new(s, kind, caller, target, timeout_ms);
+}
+
 /* Detach p from every index (its slot, the timeouts, the caller's list). */
-static void pending_detach(tr_sched *s, tr_pending *p) {
+static inline __attribute__((always_inline)) void pending_detach(tr_sched *s, tr_pending *p) {
   pslot_put(s, (uint32_t)(p->req & TR_REQ_IDX_MASK));
-  tr__timer_del(s, &p->te);
+  timer_del(s, &p->te);
   tr_actor *a = p->owner;
   if (a) {
     if (p->prev) p->prev->next = p->next;
@@ -596,7 +640,7 @@ static void pending_detach(tr_sched *s, tr_pending *p) {
   p->prev = p->next = NULL;
 }
 
-static void pending_release(tr_sched *s, tr_pending *p) {
+static inline __attribute__((always_inline)) void pending_release(tr_sched *s, tr_pending *p) {
   if (s->ppool_n < TR_ENV_POOL_MAX) {
     p->next = s->ppool;
     s->ppool = p;
@@ -615,7 +659,7 @@ void tr__pending_free(tr_sched *s, tr_pending *p) {
 }
 
 /* A reply (or a system error) arrived for p: hand it to whoever waits. */
-static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
+static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pending *p, tr_env *e) {
   pending_detach(s, p);
   switch (p->kind) {
     case TR_P_LUA: {
@@ -648,7 +692,7 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
   }
 }
 
-static void done_deliver(tr_sched *s, tr_pending *p) {
+static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
   p->cb(s->h, p->result->status, &m, p->ud);
@@ -695,8 +739,9 @@ static void done_flush_caller(tr_sched *s, tr_addr caller) {
 /* Where the answer to `req` goes: 1 with *p its pending call here, or with
  * *p NULL for a caller on another scheduler; 0 for nowhere (a late reply:
  * the caller gave up or died; or a bad id). */
-static int reply_dest(tr_sched *s, tr_addr from, uint64_t req, int status,
-                      const char *payload, size_t len, tr_pending **p) {
+static inline __attribute__((always_inline)) int reply_dest(tr_sched *s, tr_addr from, uint64_t req, int status,
+                                                     const char *payload, size_t len,
+                                                     tr_pending **p) {
   unsigned ci = (unsigned)(req >> 56);
   *p = NULL;
   if (ci >= s->h->nsched) return 0;
@@ -712,7 +757,7 @@ static int reply_dest(tr_sched *s, tr_addr from, uint64_t req, int status,
 
 /* Hand the reply envelope e to its caller's pending call p, or to the
  * caller's scheduler. */
-static void reply_send(tr_sched *s, tr_pending *p, tr_env *e) {
+static inline __attribute__((always_inline)) void reply_send(tr_sched *s, tr_pending *p, tr_env *e) {
   if (p) complete(s, p, e);
   else tr__post(s, &s->h->sched[e->req >> 56], e); /* the caller waits on another scheduler */
 }
@@ -748,7 +793,7 @@ void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *
     return;
   }
   e->buf[0] = 0; /* no method */
-  if (len) memcpy(e->buf + 1, payload, len);
+  if (len) tr__copy(e->buf + 1, payload, len);
   e->mlen = 0;
   e->len = (uint32_t)len;
   e->to = e->from; /* the caller */
@@ -1036,23 +1081,26 @@ static void on_timer(uv_timer_t *ut) {
 }
 
 /* ---- calls --------------------------------------------------------------------------------- */
-int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
-                   const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
-                   tr_pending **out) {
+static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+                                                     const char *payload, size_t len,
+                                                     int64_t timeout_ms, uint8_t kind,
+                                                     tr_reply_cb cb, void *ud, tr_pending **out) {
   int try = (kind & TR_P_TRY) != 0;
   kind &= (uint8_t)~TR_P_TRY;
-  tr_env *e = tr__env_new(s, method, strlen(method), payload, len);
+  tr_env *e = env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
-  tr_pending *p = tr__pending_new(s, kind, from, to, timeout_ms);
+  tr_pending *p = pending_new(s, kind, from, to, timeout_ms);
   if (!p) {
     tr__env_free(s, e);
     return TR_ENOMEM;
   }
+  p->cb = cb;
+  p->ud = ud;
   e->kind = TR_K_CALL;
   e->from = from;
   e->to = to;
   e->req = p->req;
-  int rc = try ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, NULL);
+  int rc = try ? tr__try_deliver(s, e) : deliver(s, e, 0, NULL);
   if (rc) {
     tr__env_free(s, e);
     tr__pending_free(s, p);
@@ -1062,6 +1110,12 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
   return 0;
 }
 
+int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+                   const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
+                   tr_pending **out) {
+  return call_start(s, from, to, method, payload, len, timeout_ms, kind, NULL, NULL, out);
+}
+
 int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
             int64_t timeout_ms, tr_reply_cb cb, void *ud) {
   if (!h || !method || !*method || !cb) return TR_EINVAL;
@@ -1069,12 +1123,8 @@ int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_b
     return TR_EINVAL;
   tr_sched *s = tr__here(h);
   tr_pending *p;
-  int rc = tr__call_start(s, from, to, method, args ? args->data : NULL,
-                          args ? args->len : 0, timeout_ms, TR_P_CB, &p);
-  if (rc) return rc;
-  p->cb = cb;
-  p->ud = ud;
-  return 0;
+  return call_start(s, from, to, method, args ? args->data : NULL, args ? args->len : 0,
+                    timeout_ms, TR_P_CB, cb, ud, &p);
 }
 
 int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, tr_reply_cb cb,
@@ -1563,7 +1613,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
   }
   s->current = NULL;
   if (a->state == TR_S_DEAD) actor_free_if_done(s, a);
-  else tr__schedule(s, a);
+  else schedule(s, a);
 }
 
 static void on_idle(uv_idle_t *i) {
@@ -1592,7 +1642,10 @@ static void on_idle(uv_idle_t *i) {
     }
     run_done(s);
   }
-  if (!s->runq_head && !s->done_head) uv_idle_stop(&s->idle);
+  if (!s->runq_head && !s->done_head) {
+    uv_idle_stop(&s->idle);
+    s->idle_on = 0;
+  }
   if (EXITING) uv_stop(s->loop);
 #undef EXITING
   s->in_callback--;

@@ -58,6 +58,39 @@ typedef struct tr_queue {
   uint32_t n;
 } tr_queue;
 
+/* memcpy for the few bytes of a method name or a scalar payload, inline:
+ * a call to memcpy costs more than the copy (two overlapping moves cover
+ * 4..16 bytes without reading or writing outside [0, n)). */
+static inline void tr__copy(void *dst, const void *src, size_t n) {
+  char *d = dst;
+  const char *p = src;
+  if (n >= 4 && n <= 16) {
+    if (n >= 8) {
+      uint64_t a, b;
+      memcpy(&a, p, 8);
+      memcpy(&b, p + n - 8, 8);
+      memcpy(d, &a, 8);
+      memcpy(d + n - 8, &b, 8);
+    } else {
+      uint32_t a, b;
+      memcpy(&a, p, 4);
+      memcpy(&b, p + n - 4, 4);
+      memcpy(d, &a, 4);
+      memcpy(d + n - 4, &b, 4);
+    }
+  } else if (n < 4) {
+    if (n) {
+      d[0] = p[0];
+      if (n > 1) {
+        d[1] = p[1];
+        if (n > 2) d[2] = p[2];
+      }
+    }
+  } else {
+    memcpy(d, p, n);
+  }
+}
+
 /* ---- message readers ---------------------------------------------------------- */
 #define TR_MSG_MAXV 32
 struct tr_msg {
@@ -70,7 +103,19 @@ struct tr_msg {
   msgpack_zone zone_storage;
   int zone_init;
 };
-void tr__msg_init(tr_msg *m, const char *data, size_t len);
+/* inline: one per message and per reply callback */
+static inline void tr__msg_init(tr_msg *m, const char *data, size_t len) {
+  m->data = data;
+  m->len = len;
+  m->parsed = 0;
+  m->n = 0;
+  m->zone_init = 0;
+  m->zone = NULL;
+}
+void tr__msg_zone_free(tr_msg *m);
+static inline void tr__msg_done(tr_msg *m) {
+  if (m->zone_init) tr__msg_zone_free(m);
+}
 /* The fast path of both decoders: read one scalar (nil, bool, int, float,
  * str, bin, fixext 8) at data[*off] into *o exactly as msgpack_unpack would
  * (strings point into data), without a zone. Returns 1 and advances *off, or
@@ -104,25 +149,52 @@ static inline void tr__put_be(unsigned char *p, uint64_t v, int n) {
 #endif
   for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
 }
-/* The encoding msgpack_pack_int64 picks for v (the smallest; non-negative
- * values unsigned): writes it at p (room for 9 bytes not needed: *size is
- * known first) and returns its size. tr__int_size is the size alone. */
-static inline size_t tr__int_size(int64_t v) {
-  if (v < -(1LL << 5))
-    return v < -(1LL << 15) ? (v < -(1LL << 31) ? 9 : 5) : (v < -(1 << 7) ? 3 : 2);
-  if (v < (1 << 7)) return 1;
-  return v < (1LL << 16) ? (v < (1 << 8) ? 2 : 3) : (v < (1LL << 32) ? 5 : 9);
-}
-static inline void tr__put_int(unsigned char *p, int64_t v, size_t size) {
-  uint64_t u = (uint64_t)v;
-  if (size == 1) {
-    p[0] = (unsigned char)u;
-    return;
+/* Writes v at p as msgpack_pack_int64 does (the smallest encoding;
+ * non-negative values unsigned) and returns its size, 1 to 9 bytes: p must
+ * have room for 9. */
+static inline size_t tr__put_int(unsigned char *p, int64_t v) {
+  if (v >= -(1LL << 5)) {
+    if (v < (1 << 7)) {
+      p[0] = (unsigned char)v; /* positive or negative fixint */
+      return 1;
+    }
+    if (v < (1 << 8)) {
+      p[0] = 0xcc;
+      p[1] = (unsigned char)v;
+      return 2;
+    }
+    if (v < (1LL << 16)) {
+      p[0] = 0xcd;
+      tr__put_be(p + 1, (uint64_t)v, 2);
+      return 3;
+    }
+    if (v < (1LL << 32)) {
+      p[0] = 0xce;
+      tr__put_be(p + 1, (uint64_t)v, 4);
+      return 5;
+    }
+    p[0] = 0xcf;
+    tr__put_be(p + 1, (uint64_t)v, 8);
+    return 9;
   }
-  int k = (int)size - 1;
-  int tag = k == 1 ? 0 : k == 2 ? 1 : k == 4 ? 2 : 3;
-  p[0] = (unsigned char)((v < 0 ? 0xd0 : 0xcc) + tag);
-  tr__put_be(p + 1, u, k);
+  if (v >= -(1 << 7)) {
+    p[0] = 0xd0;
+    p[1] = (unsigned char)v;
+    return 2;
+  }
+  if (v >= -(1 << 15)) {
+    p[0] = 0xd1;
+    tr__put_be(p + 1, (uint64_t)v, 2);
+    return 3;
+  }
+  if (v >= -(1LL << 31)) {
+    p[0] = 0xd2;
+    tr__put_be(p + 1, (uint64_t)v, 4);
+    return 5;
+  }
+  p[0] = 0xd3;
+  tr__put_be(p + 1, (uint64_t)v, 8);
+  return 9;
 }
 static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
                                   msgpack_object *o) {
@@ -221,7 +293,6 @@ raw:
   return 1;
 }
 
-void tr__msg_done(tr_msg *m);
 int tr__msg_parse(tr_msg *m);
 
 /* ---- actors ------------------------------------------------------------------- */
@@ -342,7 +413,7 @@ typedef struct tr_tentry {
 /* ---- pending calls (caller side) ---------------------------------------------- */
 enum { TR_P_LUA = 0, TR_P_CB, TR_P_BLOCK };
 #define TR_P_TRY 0x80 /* tr__call_start: never wait for room (try_only) */
-struct tr_pending {
+struct tr_pending { /* tr__pending_new sets every field (no memset): add new ones there */
   uint64_t req;
   uint8_t kind;
   tr_addr caller;   /* the waiting actor, or TR_NOADDR */
@@ -410,6 +481,7 @@ struct tr_sched {
   tr_env *inbox_head, *inbox_tail;
   int handles_open;
   int in_callback;
+  int idle_on;          /* the idle handle is started */
   tr_actor *runq_head, *runq_tail;
   tr_actor *current;
   tr_map actors;    /* serial -> tr_actor* */
@@ -524,7 +596,8 @@ static inline tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
 /* An actor of scheduler s (the calling thread's own). An actor of another
  * scheduler is never returned: its memory belongs to that thread. */
 static inline tr_actor *tr__lookup(tr_sched *s, tr_addr a) {
-  if (TR_ADDR_SCHED(a) != s->index || TR_ADDR_NODE(a) != 0 || a == TR_NOADDR) return NULL;
+  /* node 0 and scheduler s: the top 16 bits are s->index */
+  if ((a >> 48) != s->index || a == TR_NOADDR) return NULL;
   tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
   if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
   return act;
