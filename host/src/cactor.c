@@ -140,7 +140,7 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     tr__log(s->h, "%s: message '%s' failed: %s: %s", who, method, tr_errname(rc),
             c.err_set ? c.err : tr_strerror(rc));
   }
-  tr__env_free(s, e);
+  if (e) tr__env_free(s, e);
   tr__msg_done(&m);
   ctx_done(&c);
 }

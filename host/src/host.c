@@ -169,7 +169,7 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
   return env_new(s, method, mlen, payload, len);
 }
 
-void tr__env_free(tr_sched *s, tr_env *e) {
+static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
   if (e->cap) free(e->buf);
   if (s && s->pool_n < TR_ENV_POOL_MAX) {
@@ -180,6 +180,8 @@ void tr__env_free(tr_sched *s, tr_env *e) {
     free(e);
   }
 }
+
+void tr__env_free(tr_sched *s, tr_env *e) { env_free(s, e); }
 
 static void q_push(tr_queue *q, tr_env *e) {
   e->next = NULL;
@@ -365,14 +367,17 @@ static int ready(const tr_actor *a) {
   return a->priv.n || a->pub.n;
 }
 
-static inline __attribute__((always_inline)) void schedule(tr_sched *s, tr_actor *a) {
-  if (a->in_runq || !ready(a)) return;
+static inline __attribute__((always_inline)) void runq_push(tr_sched *s, tr_actor *a) {
   a->in_runq = 1;
   a->runq_next = NULL;
   if (s->runq_tail) s->runq_tail->runq_next = a;
   else s->runq_head = a;
   s->runq_tail = a;
   kick(s);
+}
+
+static inline __attribute__((always_inline)) void schedule(tr_sched *s, tr_actor *a) {
+  if (!a->in_runq && ready(a)) runq_push(s, a);
 }
 
 void tr__schedule(tr_sched *s, tr_actor *a) { schedule(s, a); }
@@ -448,7 +453,9 @@ static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e,
     if (fa && fa->traced)
       s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
   }
-  if (a->wait == TR_W_NONE) schedule(s, a);
+  /* ready() with a message just queued: alive (looked up), not waiting,
+   * so runnable unless it runs now (a send to itself) */
+  if (a->wait == TR_W_NONE && !a->in_runq && !a->running) runq_push(s, a);
   return 0;
 }
 
@@ -697,18 +704,22 @@ static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_p
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
   p->cb(s->h, p->result->status, &m, p->ud);
   tr__msg_done(&m);
-  tr__env_free(s, p->result);
+  env_free(s, p->result);
   p->result = NULL;
   pending_release(s, p);
 }
 
-static void run_done(tr_sched *s) {
+static void run_done_all(tr_sched *s) {
   while (s->done_head) {
     tr_pending *p = s->done_head;
     s->done_head = p->done_next;
     if (!s->done_head) s->done_tail = NULL;
     done_deliver(s, p);
   }
+}
+
+static inline void run_done(tr_sched *s) {
+  if (s->done_head) run_done_all(s);
 }
 
 /* Answers already queued for `caller`'s C callbacks: take them out of the
@@ -1580,6 +1591,7 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
 }
 
 static void actor_turn(tr_sched *s, tr_actor *a) {
+  int drained = 0; /* left because both lanes were empty: not ready */
   s->current = a;
   for (int i = 0; i < TR_BATCH && a->state != TR_S_DEAD; i++) {
     if (a->wake || a->wait == TR_W_YIELD) {
@@ -1597,6 +1609,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
         e = q_pop(&a->pub);
         if (!e) {
           a->running = 0;
+          drained = 1;
           break;
         }
         if (a->room_head) room_made(s, a);
@@ -1613,7 +1626,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
   }
   s->current = NULL;
   if (a->state == TR_S_DEAD) actor_free_if_done(s, a);
-  else schedule(s, a);
+  else if (!drained) schedule(s, a);
 }
 
 static void on_idle(uv_idle_t *i) {

@@ -196,6 +196,31 @@ static inline size_t tr__put_int(unsigned char *p, int64_t v) {
   tr__put_be(p + 1, (uint64_t)v, 8);
   return 9;
 }
+static inline __attribute__((always_inline)) int tr__scalar_uint(const unsigned char *p,
+                                                                 size_t rem, size_t *off,
+                                                                 msgpack_object *o, int k) {
+  if (rem < (size_t)k + 1) return 0;
+  o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  o->via.u64 = tr__be(p + 1, k);
+  *off += (size_t)k + 1;
+  return 1;
+}
+static inline __attribute__((always_inline)) int tr__scalar_int(const unsigned char *p,
+                                                                size_t rem, size_t *off,
+                                                                msgpack_object *o, int k) {
+  if (rem < (size_t)k + 1) return 0;
+  uint64_t u = tr__be(p + 1, k);
+  int64_t v = k == 1 ? (int8_t)u : k == 2 ? (int16_t)u : k == 4 ? (int32_t)u : (int64_t)u;
+  if (v >= 0) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = (uint64_t)v;
+  } else {
+    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    o->via.i64 = v;
+  }
+  *off += (size_t)k + 1;
+  return 1;
+}
 static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
                                   msgpack_object *o) {
   const unsigned char *p = (const unsigned char *)data + *off;
@@ -225,29 +250,15 @@ static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
       o->via.boolean = b == 0xc3;
       *off += 1;
       return 1;
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: {
-      int k = 1 << (b - 0xcc);
-      if (rem < (size_t)k + 1) return 0;
-      o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-      o->via.u64 = tr__be(p + 1, k);
-      *off += (size_t)k + 1;
-      return 1;
-    }
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-      int k = 1 << (b - 0xd0);
-      if (rem < (size_t)k + 1) return 0;
-      uint64_t u = tr__be(p + 1, k);
-      int64_t v = k == 1 ? (int8_t)u : k == 2 ? (int16_t)u : k == 4 ? (int32_t)u : (int64_t)u;
-      if (v >= 0) {
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = (uint64_t)v;
-      } else {
-        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-        o->via.i64 = v;
-      }
-      *off += (size_t)k + 1;
-      return 1;
-    }
+    /* one case per width: each reads with a constant size */
+    case 0xcc: return tr__scalar_uint(p, rem, off, o, 1);
+    case 0xcd: return tr__scalar_uint(p, rem, off, o, 2);
+    case 0xce: return tr__scalar_uint(p, rem, off, o, 4);
+    case 0xcf: return tr__scalar_uint(p, rem, off, o, 8);
+    case 0xd0: return tr__scalar_int(p, rem, off, o, 1);
+    case 0xd1: return tr__scalar_int(p, rem, off, o, 2);
+    case 0xd2: return tr__scalar_int(p, rem, off, o, 4);
+    case 0xd3: return tr__scalar_int(p, rem, off, o, 8);
     case 0xca: {
       if (rem < 5) return 0;
       uint32_t u = (uint32_t)tr__be(p + 1, 4);

@@ -330,8 +330,14 @@ static inline __attribute__((always_inline)) tr_type obj_type(const msgpack_obje
 
 tr_type tr_msg_type(const tr_msg *m, int i) { return obj_type(msg_at(m, i)); }
 
-static int obj_int(const msgpack_object *o, int64_t *out) {
-  if (obj_type(o) != TR_T_INT) return TR_EBADVALUE;
+static inline __attribute__((always_inline)) int obj_int(const msgpack_object *o, int64_t *out) {
+  /* obj_type(o) == TR_T_INT without its switch: the commonest reader */
+  if (!o) return TR_EBADVALUE;
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 > INT64_MAX) return TR_EBADVALUE;
+  } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    return TR_EBADVALUE;
+  }
   if (out) *out = o->via.i64;
   return 0;
 }
