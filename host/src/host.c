@@ -1633,26 +1633,27 @@ static void on_idle(uv_idle_t *i) {
   tr_sched *s = i->data;
   s->in_callback++;
   /* C reply callbacks and actor turns feed each other: keep going until both
-   * are empty (bounded), instead of paying a loop iteration per round trip */
+   * are empty (bounded), instead of paying a loop iteration per round trip.
+   * The answers a turn produced for C callbacks are delivered right after
+   * that turn (never inside a handler), so a C request/reply pair costs one
+   * pass of this loop */
   int turns = 0;
   s->break_idle = 0;
   run_done(s);
   int main = s->index == 0; /* tr_host_exit stops the first scheduler's loop */
 #define EXITING (main && __atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE))
-  while (s->runq_head && turns < TR_TURNS && !EXITING && !s->break_idle) {
-    for (; turns < TR_TURNS && s->runq_head && !s->break_idle; turns++) {
-      tr_actor *a = s->runq_head;
-      s->runq_head = a->runq_next;
-      if (!s->runq_head) s->runq_tail = NULL;
-      a->in_runq = 0;
-      a->runq_next = NULL;
-      if (a->state == TR_S_DEAD) {
-        actor_free_if_done(s, a);
-        continue;
-      }
-      actor_turn(s, a);
-      if (EXITING) break;
+  while (s->runq_head && turns < TR_TURNS && !s->break_idle && !EXITING) {
+    tr_actor *a = s->runq_head;
+    s->runq_head = a->runq_next;
+    if (!s->runq_head) s->runq_tail = NULL;
+    a->in_runq = 0;
+    a->runq_next = NULL;
+    turns++;
+    if (a->state == TR_S_DEAD) {
+      actor_free_if_done(s, a);
+      continue;
     }
+    actor_turn(s, a);
     run_done(s);
   }
   if (!s->runq_head && !s->done_head) {
