@@ -617,7 +617,11 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
       return NULL;
     }
   }
-  tr_actor *a = tr__lookup(s, caller);
+  /* a C callback calling again (the usual request/reply loop) is its own
+   * caller: no lookup */
+  tr_actor *a = s->cb_actor && s->cb_actor->addr == caller && s->cb_actor->state != TR_S_DEAD
+                    ? s->cb_actor
+                    : tr__lookup(s, caller);
   if (a) {
     p->next = a->calls;
     if (a->calls) a->calls->prev = p;
@@ -667,6 +671,7 @@ void tr__pending_free(tr_sched *s, tr_pending *p) {
 
 /* A reply (or a system error) arrived for p: hand it to whoever waits. */
 static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pending *p, tr_env *e) {
+  tr_actor *owner = p->owner;
   pending_detach(s, p);
   switch (p->kind) {
     case TR_P_LUA: {
@@ -685,6 +690,7 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
     }
     case TR_P_CB:
       p->result = e;
+      p->owner = owner; /* no longer in its list: the actor the callback runs for */
       p->done_next = NULL;
       if (s->done_tail) s->done_tail->done_next = p;
       else s->done_head = p;
@@ -702,7 +708,12 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
 static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
+  /* not restored after a nested delivery (a death inside a callback
+   * delivers the dead actor's answers): the outer one may have died there */
+  s->cb_actor = p->owner;
+  p->owner = NULL;
   p->cb(s->h, p->result->status, &m, p->ud);
+  s->cb_actor = NULL;
   tr__msg_done(&m);
   env_free(s, p->result);
   p->result = NULL;
@@ -1985,6 +1996,7 @@ static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
 void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb) {
   if (a->state == TR_S_DEAD) return;
   tr_host *h = s->h;
+  if (s->cb_actor == a) s->cb_actor = NULL; /* its callback may go on: `a` may be freed below */
   /* the words are only built when someone will read them (a quiet death,
    * e.g. of 10^6 idle actors at shutdown, formats nothing) */
   char who[96] = "", text[256] = "";

@@ -435,7 +435,9 @@ struct tr_pending { /* tr__pending_new sets every field (no memset): add new one
   int done;
   uint8_t kill_on_timeout; /* tr_shutdown: on timeout, kill the target */
   tr_pending *prev, *next;   /* in the caller actor's list; next: the pool */
-  tr_actor *owner;           /* the caller actor while p is in its list */
+  tr_actor *owner;           /* the caller actor while p is in its list; for an
+                              * answered C callback waiting in the completion
+                              * queue, the actor it runs for */
   tr_pending *done_next;     /* in the scheduler's completion queue */
   tr_tentry te;              /* the timeout, when te.idx != UINT32_MAX */
 };
@@ -495,6 +497,8 @@ struct tr_sched {
   int idle_on;          /* the idle handle is started */
   tr_actor *runq_head, *runq_tail;
   tr_actor *current;
+  tr_actor *cb_actor;   /* the actor whose C reply callback runs now (NULL once
+                         * it dies): its calls from there need no lookup */
   tr_map actors;    /* serial -> tr_actor* */
   tr_pslot *pslots; /* pending calls by the index in their request id */
   uint32_t pslots_n, pslots_cap, pfree; /* slots used so far; first free + 1 */

@@ -464,6 +464,68 @@ static void method_lookup_edges(void **state) {
   tr_host_free(h);
 }
 
+/* A C reply callback runs for its actor; what it does to actors (its own
+ * or others, whose queued answers are then delivered inside it) must not
+ * leave the host pointing at a freed actor: a callback that kills its own
+ * actor and calls again, and A's callback killing B whose answer (delivered
+ * at B's death) kills A before A's callback calls again. */
+typedef struct {
+  tr_host *h;
+  tr_addr a, b, server;
+  int ran_a, ran_b, again_rc;
+  reply_rec again;
+} killers;
+
+static void cb_kill_self(tr_host *h, int status, const tr_msg *m, void *ud) {
+  killers *k = ud;
+  k->ran_a++;
+  assert_int_equal(tr_kill(h, k->a), TR_OK);
+  k->again_rc = tr_call_fmt(h, k->a, k->server, "add", rec_reply, &k->again, "i", 1);
+}
+
+static void cb_b_kills_a(tr_host *h, int status, const tr_msg *m, void *ud) {
+  killers *k = ud;
+  k->ran_b++;
+  tr_kill(h, k->a);
+}
+
+static void cb_a_kills_b(tr_host *h, int status, const tr_msg *m, void *ud) {
+  killers *k = ud;
+  k->ran_a++;
+  tr_kill(h, k->b); /* delivers b's queued answer now: cb_b_kills_a */
+  k->again_rc = tr_call_fmt(h, k->a, k->server, "add", rec_reply, &k->again, "i", 1);
+}
+
+static void callbacks_that_kill_callers(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  killers k = {.h = h};
+  k.server = spawn_counter(h, 0);
+  k.a = spawn_counter(h, 0);
+  assert_int_equal(tr_call_fmt(h, k.a, k.server, "add", cb_kill_self, &k, "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(k.ran_a, 1);
+  assert_int_equal(tr_alive(h, k.a), 0);
+  assert_int_equal(k.again_rc, TR_OK); /* a call from a dead address: its answer still comes */
+  assert_int_equal(k.again.n, 1);
+  memset(&k, 0, sizeof k);
+  k.h = h;
+  k.server = spawn_counter(h, 0);
+  k.a = spawn_counter(h, 0);
+  k.b = spawn_counter(h, 0);
+  /* both answered in the server's one turn: a's callback first */
+  assert_int_equal(tr_call_fmt(h, k.a, k.server, "add", cb_a_kills_b, &k, "i", 1), TR_OK);
+  assert_int_equal(tr_call_fmt(h, k.b, k.server, "add", cb_b_kills_a, &k, "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(k.ran_a, 1);
+  assert_int_equal(k.ran_b, 1);
+  assert_int_equal(tr_alive(h, k.a), 0);
+  assert_int_equal(tr_alive(h, k.b), 0);
+  assert_int_equal(k.again_rc, TR_OK);
+  assert_int_equal(k.again.n, 1);
+  tr_host_free(h);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(ids_reuse_one_slot),
@@ -475,6 +537,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_across_schedulers),
       cmocka_unit_test(run_returns_with_no_deadline_left),
       cmocka_unit_test(method_lookup_edges),
+      cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
 }
