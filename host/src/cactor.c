@@ -66,13 +66,19 @@ static tr_handler_fn find_method(const tr_behaviour *b, const char *name) {
   return NULL;
 }
 
-static void ctx_init(tr_ctx *c, tr_sched *s, tr_actor *a, tr_env *e) {
+static inline void ctx_init(tr_ctx *c, tr_sched *s, tr_actor *a, tr_env *e) {
   c->s = s;
   c->a = a;
   c->e = e;
-  tr_buf_init(&c->out);
+  c->out.data = c->out.inline_; /* tr_buf_init, inline: once per message */
+  c->out.len = 0;
+  c->out.cap = sizeof c->out.inline_;
   c->fail = c->deferred = c->err_set = 0;
   c->err[0] = 0;
+}
+
+static inline void ctx_done(tr_ctx *c) {
+  if (c->out.data != c->out.inline_) tr_buf_free(&c->out);
 }
 
 void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
@@ -122,10 +128,11 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   }
   a->cur = NULL;
   if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD) {
-    if (rc == TR_OK || rc == TR_FAILED)
-      tr__reply(s, a->addr, e->from, e->req, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED,
-                c.out.data, c.out.len);
-    else
+    if (rc == TR_OK || rc == TR_FAILED) {
+      tr__reply_in(s, e, a->addr, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED, c.out.data,
+                   c.out.len);
+      e = NULL; /* it became the reply */
+    } else
       tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc),
                       NULL);
   } else if (e->kind == TR_K_SEND && rc < 0) {
@@ -133,9 +140,9 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     tr__log(s->h, "%s: message '%s' failed: %s: %s", who, method, tr_errname(rc),
             c.err_set ? c.err : tr_strerror(rc));
   }
-  tr__env_free(s, e);
+  if (e) tr__env_free(s, e);
   tr__msg_done(&m);
-  tr_buf_free(&c.out);
+  ctx_done(&c);
 }
 
 int tr__c_hooks(tr_sched *s, tr_actor *a, int which) {

@@ -127,8 +127,8 @@ uint64_t tr__now(tr_sched *s) { return uv_now(s->loop); }
 uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(tr__here(h)->loop) : 0; }
 
 /* ---- envelopes --------------------------------------------------------------------- */
-tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
-                    size_t len) {
+static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const char *method, size_t mlen,
+                                                        const char *payload, size_t len) {
   if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
   tr_env *e = s ? s->pool : NULL;
   if (e) {
@@ -150,9 +150,9 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
     }
     e->cap = (uint32_t)need;
   }
-  if (mlen) memcpy(e->buf, method, mlen);
+  tr__copy(e->buf, method, mlen);
   e->buf[mlen] = 0;
-  if (len) memcpy(e->buf + mlen + 1, payload, len);
+  if (len) tr__copy(e->buf + mlen + 1, payload, len);
   e->next = NULL;
   e->from = e->to = TR_NOADDR;
   e->req = 0;
@@ -164,7 +164,12 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
   return e;
 }
 
-void tr__env_free(tr_sched *s, tr_env *e) {
+tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                    size_t len) {
+  return env_new(s, method, mlen, payload, len);
+}
+
+static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
   if (e->cap) free(e->buf);
   if (s && s->pool_n < TR_ENV_POOL_MAX) {
@@ -175,6 +180,8 @@ void tr__env_free(tr_sched *s, tr_env *e) {
     free(e);
   }
 }
+
+void tr__env_free(tr_sched *s, tr_env *e) { env_free(s, e); }
 
 static void q_push(tr_queue *q, tr_env *e) {
   e->next = NULL;
@@ -242,6 +249,7 @@ static tr_tentry *timer_first(tr_sched *s) {
 }
 
 static void timer_arm(tr_sched *s) {
+  s->timer_idle = 0;
   tr_tentry *first = timer_first(s);
   if (!first) {
     if (s->timer_ref) {
@@ -279,7 +287,7 @@ static int heap_add(tr_sched *s, tr_tentry *t, uint64_t due) {
 }
 
 /* Appends when due is not before the FIFO's last deadline, else uses the heap. */
-static int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
+static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   if (s->fifo_tail && due < s->fifo_tail->due) return heap_add(s, t, due);
   t->due = due;
   t->seq = ++s->tseq;
@@ -289,11 +297,15 @@ static int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   if (s->fifo_tail) s->fifo_tail->fnext = t;
   else s->fifo_head = t;
   s->fifo_tail = t;
-  if (s->fifo_head == t) timer_arm(s);
+  /* the first deadline: unless the timer is ref'd and fires no later (the
+   * usual case: it stayed ref'd since the previous call, see tr__timer_del) */
+  if (s->fifo_head == t && !(s->timer_ref && s->armed_due && s->armed_due <= due))
+    timer_arm(s);
   return 0;
 }
 
-void tr__timer_del(tr_sched *s, tr_tentry *t) {
+static void heap_del(tr_sched *s, tr_tentry *t);
+static inline __attribute__((always_inline)) void timer_del(tr_sched *s, tr_tentry *t) {
   if (!t || t->idx == UINT32_MAX) return;
   if (t->idx == TR_IN_FIFO) {
     if (t->fprev) t->fprev->fnext = t->fnext;
@@ -302,9 +314,15 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     else s->fifo_tail = t->fprev;
     t->idx = UINT32_MAX;
     t->fprev = t->fnext = NULL;
-    if (!s->fifo_head && s->heap_n == 0) timer_arm(s);
+    if (!s->fifo_head && s->heap_n == 0) s->timer_idle = 1;
     return;
   }
+  heap_del(s, t);
+}
+
+void tr__timer_del(tr_sched *s, tr_tentry *t) { timer_del(s, t); }
+
+static void heap_del(tr_sched *s, tr_tentry *t) {
   uint32_t i = t->idx;
   t->idx = UINT32_MAX;
   s->heap_n--;
@@ -314,7 +332,7 @@ void tr__timer_del(tr_sched *s, tr_tentry *t) {
     heap_up(s, i);
     heap_down(s, s->heap[i]->idx);
   }
-  if (s->heap_n == 0 && !s->fifo_head) timer_arm(s);
+  if (s->heap_n == 0 && !s->fifo_head) s->timer_idle = 1;
 }
 
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
@@ -334,7 +352,13 @@ tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
 /* ---- scheduling -------------------------------------------------------------------- */
 static void on_idle(uv_idle_t *i);
 
-static void kick(tr_sched *s) { uv_idle_start(&s->idle, on_idle); }
+/* idle_on: the idle handle is started (kick runs once or twice per message) */
+static inline void kick(tr_sched *s) {
+  if (!s->idle_on) {
+    s->idle_on = 1;
+    uv_idle_start(&s->idle, on_idle);
+  }
+}
 
 static int ready(const tr_actor *a) {
   if (a->state == TR_S_DEAD || a->running) return 0;
@@ -343,8 +367,7 @@ static int ready(const tr_actor *a) {
   return a->priv.n || a->pub.n;
 }
 
-void tr__schedule(tr_sched *s, tr_actor *a) {
-  if (a->in_runq || !ready(a)) return;
+static inline __attribute__((always_inline)) void runq_push(tr_sched *s, tr_actor *a) {
   a->in_runq = 1;
   a->runq_next = NULL;
   if (s->runq_tail) s->runq_tail->runq_next = a;
@@ -352,6 +375,12 @@ void tr__schedule(tr_sched *s, tr_actor *a) {
   s->runq_tail = a;
   kick(s);
 }
+
+static inline __attribute__((always_inline)) void schedule(tr_sched *s, tr_actor *a) {
+  if (!a->in_runq && ready(a)) runq_push(s, a);
+}
+
+void tr__schedule(tr_sched *s, tr_actor *a) { schedule(s, a); }
 
 static void actor_free_if_done(tr_sched *s, tr_actor *a) {
   (void)s;
@@ -407,7 +436,7 @@ int tr__try_deliver(tr_sched *s, tr_env *e) {
   return tr__deliver(s, e, 0, NULL);
 }
 
-int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
+static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
   tr_actor *a = tr__lookup(s, e->to);
   if (!a) {
     if (!tr__foreign(s, e->to)) return TR_EDEAD;
@@ -424,8 +453,14 @@ int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
     if (fa && fa->traced)
       s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
   }
-  if (a->wait == TR_W_NONE) tr__schedule(s, a);
+  /* ready() with a message just queued: alive (looked up), not waiting,
+   * so runnable unless it runs now (a send to itself) */
+  if (a->wait == TR_W_NONE && !a->in_runq && !a->running) runq_push(s, a);
   return 0;
+}
+
+int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
+  return deliver(s, e, private_lane, full);
 }
 
 int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e) {
@@ -459,7 +494,7 @@ static void room_made(tr_sched *s, tr_actor *a) {
       /* ...and a sender interrupted meanwhile may now wait for room elsewhere */
       if (sender && sender->wait == TR_W_ROOM && sender->wait_target == a->addr &&
           (!is_call || (sender->wait_req == w->env->req &&
-                        tr_map_get(&s->pending, w->env->req)))) {
+                        tr__pending_get(s, w->env->req)))) {
         q_push(&a->pub, w->env);
         s->n_msgs++;
         if (is_call) {
@@ -500,66 +535,123 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
 }
 
 /* ---- pending calls ------------------------------------------------------------------- */
-tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
-                            int64_t timeout_ms) {
+/* A free slot for a new pending call (its index), or -1 (no memory, or
+ * 2^TR_REQ_IDX_BITS calls pending at once on this scheduler). */
+static int64_t pslot_grow(tr_sched *s);
+static inline __attribute__((always_inline)) int64_t pslot_take(tr_sched *s) {
+  if (s->pfree) {
+    uint32_t i = s->pfree - 1;
+    s->pfree = s->pslots[i].next;
+    return i;
+  }
+  return pslot_grow(s);
+}
+
+static int64_t pslot_grow(tr_sched *s) {
+  if (s->pslots_n == s->pslots_cap) {
+    uint64_t cap = s->pslots_cap ? (uint64_t)s->pslots_cap * 2 : 64;
+    if (cap > TR_REQ_IDX_MASK + 1) cap = TR_REQ_IDX_MASK + 1;
+    if (cap == s->pslots_n) return -1;
+    tr_pslot *ns = realloc(s->pslots, cap * sizeof *ns);
+    if (!ns) return -1;
+    s->pslots = ns;
+    s->pslots_cap = (uint32_t)cap;
+  }
+  s->pslots[s->pslots_n].gen = 0;
+  return s->pslots_n++;
+}
+
+static inline __attribute__((always_inline)) void pslot_put(tr_sched *s, uint32_t i) {
+  s->pslots[i].p = NULL;
+  s->pslots[i].next = s->pfree;
+  s->pfree = i + 1;
+}
+
+static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s, uint8_t kind, tr_addr caller,
+                                                                tr_addr target, int64_t timeout_ms) {
+  int64_t slot = pslot_take(s);
+  if (slot < 0) return NULL;
   tr_pending *p = s->ppool;
   if (p) {
     s->ppool = p->next;
     s->ppool_n--;
-    memset(p, 0, sizeof *p);
   } else {
-    p = calloc(1, sizeof *p);
-    if (!p) return NULL;
+    p = malloc(sizeof *p);
+    if (!p) {
+      pslot_put(s, (uint32_t)slot);
+      return NULL;
+    }
   }
+  /* every field (a memset of the whole entry costs more) */
+  p->cb = NULL;
+  p->ud = NULL;
+  p->result = NULL;
+  p->done = 0;
+  p->kill_on_timeout = 0;
+  p->prev = p->next = p->done_next = NULL;
+  p->owner = NULL;
+  p->te.fprev = p->te.fnext = NULL;
+  p->te.actor = TR_NOADDR;
+  p->te.due = p->te.seq = 0;
+  p->te.kind = TR_T_TIMEOUT;
+  p->te.p = p;
+  tr_pslot *sl = &s->pslots[slot];
+  if (++sl->gen == 0) sl->gen = 1; /* (wrapped: ids are never 0) */
+  sl->p = p;
   p->te.idx = UINT32_MAX;
-  p->req = ((uint64_t)s->index << 56) | ++s->next_req;
+  p->req = ((uint64_t)s->index << 56) | ((uint64_t)sl->gen << TR_REQ_IDX_BITS) | (uint64_t)slot;
   p->kind = kind;
   p->caller = caller;
   p->target = target;
-  if (tr_map_put(&s->pending, p->req, p)) {
-    free(p);
-    return NULL;
-  }
   int dflt = timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0;
   if (dflt) timeout_ms = s->h->call_timeout;
   if (timeout_ms != TR_TIMEOUT_INFINITE) {
     /* inside a callback the loop clock is fresh; from main code it may be as
      * old as the last loop run (a long computation would eat the timeout) */
     if (!s->in_callback) uv_update_time(s->loop);
-    p->te.kind = TR_T_TIMEOUT;
-    p->te.p = p;
     if (timeout_ms < 0) timeout_ms = 0;
     uint64_t due = uv_now(s->loop) + (uint64_t)timeout_ms;
     if (dflt ? fifo_add(s, &p->te, due) : heap_add(s, &p->te, due)) {
-      tr_map_del(&s->pending, p->req);
+      pslot_put(s, (uint32_t)slot);
       free(p);
       return NULL;
     }
   }
-  tr_actor *a = tr__lookup(s, caller);
+  /* a C callback calling again (the usual request/reply loop) is its own
+   * caller: no lookup */
+  tr_actor *a = s->cb_actor && s->cb_actor->addr == caller && s->cb_actor->state != TR_S_DEAD
+                    ? s->cb_actor
+                    : tr__lookup(s, caller);
   if (a) {
     p->next = a->calls;
     if (a->calls) a->calls->prev = p;
     a->calls = p;
+    p->owner = a;
   }
   s->n_calls++;
   return p;
 }
 
-/* Detach p from every index (map, timer heap, caller list). */
-static void pending_detach(tr_sched *s, tr_pending *p) {
-  tr_map_del(&s->pending, p->req);
-  tr__timer_del(s, &p->te);
-  tr_actor *a = tr_map_get(&s->actors, TR_ADDR_SERIAL(p->caller));
-  if (a && a->addr == p->caller) {
+tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
+                            int64_t timeout_ms) {
+  return pending_new(s, kind, caller, target, timeout_ms);
+}
+
+/* Detach p from every index (its slot, the timeouts, the caller's list). */
+static inline __attribute__((always_inline)) void pending_detach(tr_sched *s, tr_pending *p) {
+  pslot_put(s, (uint32_t)(p->req & TR_REQ_IDX_MASK));
+  timer_del(s, &p->te);
+  tr_actor *a = p->owner;
+  if (a) {
     if (p->prev) p->prev->next = p->next;
     else if (a->calls == p) a->calls = p->next;
     if (p->next) p->next->prev = p->prev;
+    p->owner = NULL;
   }
   p->prev = p->next = NULL;
 }
 
-static void pending_release(tr_sched *s, tr_pending *p) {
+static inline __attribute__((always_inline)) void pending_release(tr_sched *s, tr_pending *p) {
   if (s->ppool_n < TR_ENV_POOL_MAX) {
     p->next = s->ppool;
     s->ppool = p;
@@ -571,14 +663,15 @@ static void pending_release(tr_sched *s, tr_pending *p) {
 
 void tr__pending_free(tr_sched *s, tr_pending *p) {
   if (!p) return;
-  if (tr_map_get(&s->pending, p->req) == p) pending_detach(s, p);
+  if (tr__pending_get(s, p->req) == p) pending_detach(s, p);
   tr__env_free(s, p->result);
   p->result = NULL;
   pending_release(s, p);
 }
 
 /* A reply (or a system error) arrived for p: hand it to whoever waits. */
-static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
+static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pending *p, tr_env *e) {
+  tr_actor *owner = p->owner;
   pending_detach(s, p);
   switch (p->kind) {
     case TR_P_LUA: {
@@ -597,6 +690,7 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
     }
     case TR_P_CB:
       p->result = e;
+      p->owner = owner; /* no longer in its list: the actor the callback runs for */
       p->done_next = NULL;
       if (s->done_tail) s->done_tail->done_next = p;
       else s->done_head = p;
@@ -611,23 +705,32 @@ static void complete(tr_sched *s, tr_pending *p, tr_env *e) {
   }
 }
 
-static void done_deliver(tr_sched *s, tr_pending *p) {
+static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
+  /* not restored after a nested delivery (a death inside a callback
+   * delivers the dead actor's answers): the outer one may have died there */
+  s->cb_actor = p->owner;
+  p->owner = NULL;
   p->cb(s->h, p->result->status, &m, p->ud);
+  s->cb_actor = NULL;
   tr__msg_done(&m);
-  tr__env_free(s, p->result);
+  env_free(s, p->result);
   p->result = NULL;
   pending_release(s, p);
 }
 
-static void run_done(tr_sched *s) {
+static void run_done_all(tr_sched *s) {
   while (s->done_head) {
     tr_pending *p = s->done_head;
     s->done_head = p->done_next;
     if (!s->done_head) s->done_tail = NULL;
     done_deliver(s, p);
   }
+}
+
+static inline void run_done(tr_sched *s) {
+  if (s->done_head) run_done_all(s);
 }
 
 /* Answers already queued for `caller`'s C callbacks: take them out of the
@@ -655,20 +758,36 @@ static void done_flush_caller(tr_sched *s, tr_addr caller) {
   }
 }
 
+/* Where the answer to `req` goes: 1 with *p its pending call here, or with
+ * *p NULL for a caller on another scheduler; 0 for nowhere (a late reply:
+ * the caller gave up or died; or a bad id). */
+static inline __attribute__((always_inline)) int reply_dest(tr_sched *s, tr_addr from, uint64_t req, int status,
+                                                     const char *payload, size_t len,
+                                                     tr_pending **p) {
+  unsigned ci = (unsigned)(req >> 56);
+  *p = NULL;
+  if (ci >= s->h->nsched) return 0;
+  if (ci != s->index) return 1;
+  if (s->h->trace_fn) {
+    tr_actor *fa = tr__lookup(s, from);
+    if (fa && fa->traced)
+      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
+  }
+  *p = tr__pending_get(s, req);
+  return *p != NULL;
+}
+
+/* Hand the reply envelope e to its caller's pending call p, or to the
+ * caller's scheduler. */
+static inline __attribute__((always_inline)) void reply_send(tr_sched *s, tr_pending *p, tr_env *e) {
+  if (p) complete(s, p, e);
+  else tr__post(s, &s->h->sched[e->req >> 56], e); /* the caller waits on another scheduler */
+}
+
 void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
                const char *payload, size_t len) {
-  unsigned ci = (unsigned)(req >> 56);
-  if (ci >= s->h->nsched) return;
-  tr_pending *p = NULL;
-  if (ci == s->index) {
-    if (s->h->trace_fn) {
-      tr_actor *fa = tr__lookup(s, from);
-      if (fa && fa->traced)
-        s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
-    }
-    p = tr_map_get(&s->pending, req);
-    if (!p) return; /* a late reply: the caller gave up (timeout) or died */
-  }
+  tr_pending *p;
+  if (!reply_dest(s, from, req, status, payload, len, &p)) return;
   tr_env *e = tr__env_new(s, NULL, 0, payload, len);
   if (!e) { /* no memory for the answer: the caller still hears once */
     e = tr__env_new(s, NULL, 0, NULL, 0);
@@ -680,8 +799,32 @@ void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int stat
   e->to = caller;
   e->req = req;
   e->status = (int8_t)status;
-  if (p) complete(s, p, e);
-  else tr__post(s, &s->h->sched[ci], e); /* the caller waits on another scheduler */
+  reply_send(s, p, e);
+}
+
+void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
+                  size_t len) {
+  if (len + 1 > (e->cap ? e->cap : TR_ENV_INLINE)) { /* too big for it: a new one */
+    tr__reply(s, from, e->from, e->req, status, payload, len);
+    tr__env_free(s, e);
+    return;
+  }
+  tr_pending *p;
+  if (!reply_dest(s, from, e->req, status, payload, len, &p)) {
+    tr__env_free(s, e);
+    return;
+  }
+  e->buf[0] = 0; /* no method */
+  if (len) tr__copy(e->buf + 1, payload, len);
+  e->mlen = 0;
+  e->len = (uint32_t)len;
+  e->to = e->from; /* the caller */
+  e->from = from;
+  e->next = NULL;
+  e->kind = TR_K_REPLY;
+  e->status = (int8_t)status;
+  e->lane = 0;
+  reply_send(s, p, e);
 }
 
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
@@ -890,7 +1033,7 @@ static void on_timer(uv_timer_t *ut) {
         if (p->kill_on_timeout && tr__alive_any(s, p->target)) {
           uint64_t req = p->req; /* the death may answer p and free it */
           tr_kill(s->h, p->target); /* its death answers p with "killed" */
-          if (tr_map_get(&s->pending, req) != p) break;
+          if (tr__pending_get(s, req) != p) break;
           if (tr__foreign(s, p->target)) {
             /* the kill and its answer cross schedulers: wait for the
              * answer, with a last timeout should it never come */
@@ -960,23 +1103,26 @@ static void on_timer(uv_timer_t *ut) {
 }
 
 /* ---- calls --------------------------------------------------------------------------------- */
-int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
-                   const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
-                   tr_pending **out) {
+static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+                                                     const char *payload, size_t len,
+                                                     int64_t timeout_ms, uint8_t kind,
+                                                     tr_reply_cb cb, void *ud, tr_pending **out) {
   int try = (kind & TR_P_TRY) != 0;
   kind &= (uint8_t)~TR_P_TRY;
-  tr_env *e = tr__env_new(s, method, strlen(method), payload, len);
+  tr_env *e = env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
-  tr_pending *p = tr__pending_new(s, kind, from, to, timeout_ms);
+  tr_pending *p = pending_new(s, kind, from, to, timeout_ms);
   if (!p) {
     tr__env_free(s, e);
     return TR_ENOMEM;
   }
+  p->cb = cb;
+  p->ud = ud;
   e->kind = TR_K_CALL;
   e->from = from;
   e->to = to;
   e->req = p->req;
-  int rc = try ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, NULL);
+  int rc = try ? tr__try_deliver(s, e) : deliver(s, e, 0, NULL);
   if (rc) {
     tr__env_free(s, e);
     tr__pending_free(s, p);
@@ -986,6 +1132,12 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
   return 0;
 }
 
+int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+                   const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
+                   tr_pending **out) {
+  return call_start(s, from, to, method, payload, len, timeout_ms, kind, NULL, NULL, out);
+}
+
 int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
             int64_t timeout_ms, tr_reply_cb cb, void *ud) {
   if (!h || !method || !*method || !cb) return TR_EINVAL;
@@ -993,12 +1145,8 @@ int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_b
     return TR_EINVAL;
   tr_sched *s = tr__here(h);
   tr_pending *p;
-  int rc = tr__call_start(s, from, to, method, args ? args->data : NULL,
-                          args ? args->len : 0, timeout_ms, TR_P_CB, &p);
-  if (rc) return rc;
-  p->cb = cb;
-  p->ud = ud;
-  return 0;
+  return call_start(s, from, to, method, args ? args->data : NULL, args ? args->len : 0,
+                    timeout_ms, TR_P_CB, cb, ud, &p);
 }
 
 int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, tr_reply_cb cb,
@@ -1239,7 +1387,7 @@ static void inbox_one(tr_sched *s, tr_env *e) {
     return;
   }
   if (e->kind == TR_K_REPLY) {
-    tr_pending *p = tr_map_get(&s->pending, e->req);
+    tr_pending *p = tr__pending_get(s, e->req);
     if (p) complete(s, p, e);
     else tr__env_free(s, e); /* late: the caller gave up or died */
     return;
@@ -1320,6 +1468,11 @@ static void before_poll(tr_sched *s) {
 
 static void on_prepare(uv_prepare_t *p) {
   tr_sched *s = p->data;
+  /* no deadline left: the timer must not keep the loop alive. Done here,
+   * before every poll (libuv computes the poll timeout after the prepare
+   * handles), rather than whenever the last deadline leaves: a round trip
+   * would otherwise unref and ref the timer each time */
+  if (s->timer_idle) timer_arm(s);
   if (s->runq_head || s->done_head || !s->spin_until) { /* it will not block, or not spin */
     before_poll(s);
     return;
@@ -1482,6 +1635,7 @@ static inline int runner_takes(tr_actor *a) {
 }
 
 static void actor_turn(tr_sched *s, tr_actor *a) {
+  int drained = 0; /* left because both lanes were empty: not ready */
   s->current = a;
   for (int i = 0; i < TR_BATCH && a->state != TR_S_DEAD; i++) {
     if (a->wake || a->wait == TR_W_YIELD) {
@@ -1510,6 +1664,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
         e = q_pop(&a->pub);
         if (!e) {
           a->running = 0;
+          drained = 1;
           break;
         }
         if (a->room_head) room_made(s, a);
@@ -1527,7 +1682,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
   }
   s->current = NULL;
   if (a->state == TR_S_DEAD) actor_free_if_done(s, a);
-  else tr__schedule(s, a);
+  else if (!drained) schedule(s, a);
 }
 
 static void on_idle(uv_idle_t *i) {
@@ -1535,29 +1690,33 @@ static void on_idle(uv_idle_t *i) {
   s->in_callback++;
   tr__preempt_thread(s); /* handlers run on this thread now */
   /* C reply callbacks and actor turns feed each other: keep going until both
-   * are empty (bounded), instead of paying a loop iteration per round trip */
+   * are empty (bounded), instead of paying a loop iteration per round trip.
+   * The answers a turn produced for C callbacks are delivered right after
+   * that turn (never inside a handler), so a C request/reply pair costs one
+   * pass of this loop */
   int turns = 0;
   s->break_idle = 0;
   run_done(s);
   int main = s->index == 0; /* tr_host_exit stops the first scheduler's loop */
 #define EXITING (main && __atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE))
-  while (s->runq_head && turns < TR_TURNS && !EXITING && !s->break_idle) {
-    for (; turns < TR_TURNS && s->runq_head && !s->break_idle; turns++) {
-      tr_actor *a = s->runq_head;
-      s->runq_head = a->runq_next;
-      if (!s->runq_head) s->runq_tail = NULL;
-      a->in_runq = 0;
-      a->runq_next = NULL;
-      if (a->state == TR_S_DEAD) {
-        actor_free_if_done(s, a);
-        continue;
-      }
-      actor_turn(s, a);
-      if (EXITING) break;
+  while (s->runq_head && turns < TR_TURNS && !s->break_idle && !EXITING) {
+    tr_actor *a = s->runq_head;
+    s->runq_head = a->runq_next;
+    if (!s->runq_head) s->runq_tail = NULL;
+    a->in_runq = 0;
+    a->runq_next = NULL;
+    turns++;
+    if (a->state == TR_S_DEAD) {
+      actor_free_if_done(s, a);
+      continue;
     }
+    actor_turn(s, a);
     run_done(s);
   }
-  if (!s->runq_head && !s->done_head) uv_idle_stop(&s->idle);
+  if (!s->runq_head && !s->done_head) {
+    uv_idle_stop(&s->idle);
+    s->idle_on = 0;
+  }
   if (EXITING) uv_stop(s->loop);
 #undef EXITING
   s->in_callback--;
@@ -1883,6 +2042,7 @@ static void fail_queue(tr_sched *s, tr_actor *a, tr_queue *q, const char *msg) {
 void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const char *tb) {
   if (a->state == TR_S_DEAD) return;
   tr_host *h = s->h;
+  if (s->cb_actor == a) s->cb_actor = NULL; /* its callback may go on: `a` may be freed below */
   /* the words are only built when someone will read them (a quiet death,
    * e.g. of 10^6 idle actors at shutdown, formats nothing) */
   char who[96] = "", text[256] = "";
@@ -1933,6 +2093,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     tr_pending *p = a->calls;
     a->calls = p->next;
     p->prev = p->next = NULL;
+    p->owner = NULL;
     p->caller = TR_NOADDR;
     tr_reply_cb cb = p->kind == TR_P_CB ? p->cb : NULL;
     void *ud = p->ud;
@@ -1971,7 +2132,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
       int is_call = w->env->kind == TR_K_CALL;
       uint64_t req = w->env->req;
       if (is_call) /* the call never reached the mailbox */
-        tr__pending_free(s, tr_map_get(&s->pending, req));
+        tr__pending_free(s, tr__pending_get(s, req));
       tr__env_free(s, w->env);
       /* only if it still waits for this wait (not for room elsewhere, after
        * this call timed out) */
@@ -2268,7 +2429,6 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
     s->loop = &s->own_loop;
   }
   tr_map_init(&s->actors);
-  tr_map_init(&s->pending);
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
   tr_map_init(&s->mons);
@@ -2526,11 +2686,12 @@ static void host_handles_close(tr_host *h) {
 
 /* After every scheduler thread has stopped: free what s holds. */
 static void sched_free(tr_host *h, tr_sched *s) {
-  for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
-    tr_pending *p = s->pending.slots[i].val;
-    if (!s->pending.slots[i].key) continue;
+  for (uint32_t i = 0; i < s->pslots_n; i++) {
+    tr_pending *p = s->pslots[i].p;
+    if (!p) continue;
     p->te.idx = UINT32_MAX;
     if (p->kind != TR_P_BLOCK) {
+      s->pslots[i].p = NULL;
       tr__env_free(s, p->result);
       free(p);
     } else {
@@ -2587,7 +2748,9 @@ static void sched_free(tr_host *h, tr_sched *s) {
   }
   tr_map_free(&s->actors);
   tr_map_free(&s->reserved);
-  tr_map_free(&s->pending);
+  free(s->pslots); /* a blocked caller's entry, freed by it, is found no more */
+  s->pslots = NULL;
+  s->pslots_n = s->pslots_cap = s->pfree = 0;
   tr_map_free(&s->owed);
   tr_map_free(&s->timers);
   for (size_t i = 0; s->mons.slots && i <= s->mons.mask; i++)

@@ -58,6 +58,39 @@ typedef struct tr_queue {
   uint32_t n;
 } tr_queue;
 
+/* memcpy for the few bytes of a method name or a scalar payload, inline:
+ * a call to memcpy costs more than the copy (two overlapping moves cover
+ * 4..16 bytes without reading or writing outside [0, n)). */
+static inline void tr__copy(void *dst, const void *src, size_t n) {
+  char *d = dst;
+  const char *p = src;
+  if (n >= 4 && n <= 16) {
+    if (n >= 8) {
+      uint64_t a, b;
+      memcpy(&a, p, 8);
+      memcpy(&b, p + n - 8, 8);
+      memcpy(d, &a, 8);
+      memcpy(d + n - 8, &b, 8);
+    } else {
+      uint32_t a, b;
+      memcpy(&a, p, 4);
+      memcpy(&b, p + n - 4, 4);
+      memcpy(d, &a, 4);
+      memcpy(d + n - 4, &b, 4);
+    }
+  } else if (n < 4) {
+    if (n) {
+      d[0] = p[0];
+      if (n > 1) {
+        d[1] = p[1];
+        if (n > 2) d[2] = p[2];
+      }
+    }
+  } else {
+    memcpy(d, p, n);
+  }
+}
+
 /* ---- message readers ---------------------------------------------------------- */
 #define TR_MSG_MAXV 32
 struct tr_msg {
@@ -70,16 +103,123 @@ struct tr_msg {
   msgpack_zone zone_storage;
   int zone_init;
 };
-void tr__msg_init(tr_msg *m, const char *data, size_t len);
+/* inline: one per message and per reply callback */
+static inline void tr__msg_init(tr_msg *m, const char *data, size_t len) {
+  m->data = data;
+  m->len = len;
+  m->parsed = 0;
+  m->n = 0;
+  m->zone_init = 0;
+  m->zone = NULL;
+}
+void tr__msg_zone_free(tr_msg *m);
+static inline void tr__msg_done(tr_msg *m) {
+  if (m->zone_init) tr__msg_zone_free(m);
+}
 /* The fast path of both decoders: read one scalar (nil, bool, int, float,
  * str, bin, fixext 8) at data[*off] into *o exactly as msgpack_unpack would
  * (strings point into data), without a zone. Returns 1 and advances *off, or
  * 0 for anything else (a container, another ext, a truncated value): the
  * caller then takes the general path, which also rejects corrupt bytes. */
 static inline uint64_t tr__be(const unsigned char *p, int n) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* one load and a byte swap instead of a loop per byte (n is 1, 2, 4 or 8) */
+  switch (n) {
+    case 1: return p[0];
+    case 2: { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
+    case 8: { uint64_t v; memcpy(&v, p, 8); return __builtin_bswap64(v); }
+    default: break;
+  }
+#endif
   uint64_t v = 0;
   for (int i = 0; i < n; i++) v = (v << 8) | p[i];
   return v;
+}
+/* Writes v big-endian in n bytes (1, 2, 4 or 8). */
+static inline void tr__put_be(unsigned char *p, uint64_t v, int n) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  switch (n) {
+    case 1: p[0] = (unsigned char)v; return;
+    case 2: { uint16_t x = __builtin_bswap16((uint16_t)v); memcpy(p, &x, 2); return; }
+    case 4: { uint32_t x = __builtin_bswap32((uint32_t)v); memcpy(p, &x, 4); return; }
+    case 8: { uint64_t x = __builtin_bswap64(v); memcpy(p, &x, 8); return; }
+    default: break;
+  }
+#endif
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+/* Writes v at p as msgpack_pack_int64 does (the smallest encoding;
+ * non-negative values unsigned) and returns its size, 1 to 9 bytes: p must
+ * have room for 9. */
+static inline size_t tr__put_int(unsigned char *p, int64_t v) {
+  if (v >= -(1LL << 5)) {
+    if (v < (1 << 7)) {
+      p[0] = (unsigned char)v; /* positive or negative fixint */
+      return 1;
+    }
+    if (v < (1 << 8)) {
+      p[0] = 0xcc;
+      p[1] = (unsigned char)v;
+      return 2;
+    }
+    if (v < (1LL << 16)) {
+      p[0] = 0xcd;
+      tr__put_be(p + 1, (uint64_t)v, 2);
+      return 3;
+    }
+    if (v < (1LL << 32)) {
+      p[0] = 0xce;
+      tr__put_be(p + 1, (uint64_t)v, 4);
+      return 5;
+    }
+    p[0] = 0xcf;
+    tr__put_be(p + 1, (uint64_t)v, 8);
+    return 9;
+  }
+  if (v >= -(1 << 7)) {
+    p[0] = 0xd0;
+    p[1] = (unsigned char)v;
+    return 2;
+  }
+  if (v >= -(1 << 15)) {
+    p[0] = 0xd1;
+    tr__put_be(p + 1, (uint64_t)v, 2);
+    return 3;
+  }
+  if (v >= -(1LL << 31)) {
+    p[0] = 0xd2;
+    tr__put_be(p + 1, (uint64_t)v, 4);
+    return 5;
+  }
+  p[0] = 0xd3;
+  tr__put_be(p + 1, (uint64_t)v, 8);
+  return 9;
+}
+static inline __attribute__((always_inline)) int tr__scalar_uint(const unsigned char *p,
+                                                                 size_t rem, size_t *off,
+                                                                 msgpack_object *o, int k) {
+  if (rem < (size_t)k + 1) return 0;
+  o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+  o->via.u64 = tr__be(p + 1, k);
+  *off += (size_t)k + 1;
+  return 1;
+}
+static inline __attribute__((always_inline)) int tr__scalar_int(const unsigned char *p,
+                                                                size_t rem, size_t *off,
+                                                                msgpack_object *o, int k) {
+  if (rem < (size_t)k + 1) return 0;
+  uint64_t u = tr__be(p + 1, k);
+  int64_t v = k == 1 ? (int8_t)u : k == 2 ? (int16_t)u : k == 4 ? (int32_t)u : (int64_t)u;
+  if (v >= 0) {
+    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    o->via.u64 = (uint64_t)v;
+  } else {
+    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    o->via.i64 = v;
+  }
+  *off += (size_t)k + 1;
+  return 1;
 }
 static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
                                   msgpack_object *o) {
@@ -110,29 +250,15 @@ static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
       o->via.boolean = b == 0xc3;
       *off += 1;
       return 1;
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: {
-      int k = 1 << (b - 0xcc);
-      if (rem < (size_t)k + 1) return 0;
-      o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-      o->via.u64 = tr__be(p + 1, k);
-      *off += (size_t)k + 1;
-      return 1;
-    }
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
-      int k = 1 << (b - 0xd0);
-      if (rem < (size_t)k + 1) return 0;
-      uint64_t u = tr__be(p + 1, k);
-      int64_t v = k == 1 ? (int8_t)u : k == 2 ? (int16_t)u : k == 4 ? (int32_t)u : (int64_t)u;
-      if (v >= 0) {
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = (uint64_t)v;
-      } else {
-        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-        o->via.i64 = v;
-      }
-      *off += (size_t)k + 1;
-      return 1;
-    }
+    /* one case per width: each reads with a constant size */
+    case 0xcc: return tr__scalar_uint(p, rem, off, o, 1);
+    case 0xcd: return tr__scalar_uint(p, rem, off, o, 2);
+    case 0xce: return tr__scalar_uint(p, rem, off, o, 4);
+    case 0xcf: return tr__scalar_uint(p, rem, off, o, 8);
+    case 0xd0: return tr__scalar_int(p, rem, off, o, 1);
+    case 0xd1: return tr__scalar_int(p, rem, off, o, 2);
+    case 0xd2: return tr__scalar_int(p, rem, off, o, 4);
+    case 0xd3: return tr__scalar_int(p, rem, off, o, 8);
     case 0xca: {
       if (rem < 5) return 0;
       uint32_t u = (uint32_t)tr__be(p + 1, 4);
@@ -178,7 +304,6 @@ raw:
   return 1;
 }
 
-void tr__msg_done(tr_msg *m);
 int tr__msg_parse(tr_msg *m);
 
 /* ---- actors ------------------------------------------------------------------- */
@@ -299,7 +424,7 @@ typedef struct tr_tentry {
 /* ---- pending calls (caller side) ---------------------------------------------- */
 enum { TR_P_LUA = 0, TR_P_CB, TR_P_BLOCK };
 #define TR_P_TRY 0x80 /* tr__call_start: never wait for room (try_only) */
-struct tr_pending {
+struct tr_pending { /* tr__pending_new sets every field (no memset): add new ones there */
   uint64_t req;
   uint8_t kind;
   tr_addr caller;   /* the waiting actor, or TR_NOADDR */
@@ -310,9 +435,26 @@ struct tr_pending {
   int done;
   uint8_t kill_on_timeout; /* tr_shutdown: on timeout, kill the target */
   tr_pending *prev, *next;   /* in the caller actor's list; next: the pool */
+  tr_actor *owner;           /* the caller actor while p is in its list; for an
+                              * answered C callback waiting in the completion
+                              * queue, the actor it runs for */
   tr_pending *done_next;     /* in the scheduler's completion queue */
   tr_tentry te;              /* the timeout, when te.idx != UINT32_MAX */
 };
+
+/* A scheduler's pending calls are found by request id without a hash map:
+ * the low TR_REQ_IDX_BITS of an id index a table of slots, the next 32 bits
+ * count the reuses of that slot (its generation) and the top byte names the
+ * caller's scheduler (replies are routed by it). An id is looked up by one
+ * index and one compare; a late reply for a slot used again since carries
+ * an older generation and finds nothing, as a late reply always did. */
+#define TR_REQ_IDX_BITS 24
+#define TR_REQ_IDX_MASK ((UINT64_C(1) << TR_REQ_IDX_BITS) - 1)
+typedef struct tr_pslot {
+  tr_pending *p;   /* the pending call using the slot; NULL: free */
+  uint32_t gen;    /* generation of the last id made with it (ids start at 1) */
+  uint32_t next;   /* while free: the next free slot + 1 (0: none) */
+} tr_pslot;
 
 struct tr_timer {   /* an actor's send-to-self timer */
   tr_timer_id id;
@@ -352,13 +494,17 @@ struct tr_sched {
   tr_env *inbox_head, *inbox_tail;
   int handles_open;
   int in_callback;
+  int idle_on;          /* the idle handle is started */
   tr_actor *runq_head, *runq_tail;
   tr_actor *current;
+  tr_actor *cb_actor;   /* the actor whose C reply callback runs now (NULL once
+                         * it dies): its calls from there need no lookup */
   tr_map actors;    /* serial -> tr_actor* */
-  tr_map pending;   /* req -> tr_pending* */
+  tr_pslot *pslots; /* pending calls by the index in their request id */
+  uint32_t pslots_n, pslots_cap, pfree; /* slots used so far; first free + 1 */
   tr_map owed;      /* req -> tr_owed* */
   tr_map timers;    /* id -> tr_timer* */
-  uint64_t next_serial, next_req, next_timer, tseq;
+  uint64_t next_serial, next_timer, tseq;
   tr_tentry **heap;
   uint32_t heap_n, heap_cap;
   /* deadlines that only ever come in order (calls with the default timeout:
@@ -367,6 +513,8 @@ struct tr_sched {
   tr_tentry *fifo_head, *fifo_tail;
   uint64_t armed_due; /* when the uv timer fires (0: not armed) */
   int timer_ref;      /* the uv timer is ref'd (the heap is non-empty) */
+  int timer_idle;     /* the last deadline left: unref the timer before the
+                       * loop polls (not per call: the next call would ref it) */
   tr_pending *done_head, *done_tail;
   tr_env *pool;
   uint32_t pool_n;
@@ -464,10 +612,20 @@ static inline tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
 /* An actor of scheduler s (the calling thread's own). An actor of another
  * scheduler is never returned: its memory belongs to that thread. */
 static inline tr_actor *tr__lookup(tr_sched *s, tr_addr a) {
-  if (TR_ADDR_SCHED(a) != s->index || TR_ADDR_NODE(a) != 0 || a == TR_NOADDR) return NULL;
+  /* node 0 and scheduler s: the top 16 bits are s->index */
+  if ((a >> 48) != s->index || a == TR_NOADDR) return NULL;
   tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
   if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
   return act;
+}
+
+/* The pending call of this scheduler with request id `req`, or NULL (done,
+ * given up, or never made here). */
+static inline tr_pending *tr__pending_get(const tr_sched *s, uint64_t req) {
+  uint64_t i = req & TR_REQ_IDX_MASK;
+  if (i >= s->pslots_n) return NULL;
+  tr_pending *p = s->pslots[i].p;
+  return p && p->req == req ? p : NULL;
 }
 
 /* The scheduler the calling thread runs (the first one for threads that are
@@ -548,6 +706,11 @@ void tr__pending_free(tr_sched *s, tr_pending *p);
 /* Answer request `req` from `caller`: status and payload bytes (copied). */
 void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int status,
                const char *payload, size_t len);
+/* The same for the call envelope e, which becomes the reply (consumed):
+ * no new envelope when the payload fits in e's buffer. `from` answers (the
+ * actor e was delivered to); payload must not point into e. */
+void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
+                  size_t len);
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
                      const char *msg, const char *traceback);
 /* Owed replies (deferred tokens). */

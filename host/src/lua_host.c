@@ -1500,7 +1500,7 @@ void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why) {
   a->interrupt = strdup(why ? why : "interrupted");
   if (a->running) return; /* the running handler sees it at its next hook */
   switch (a->wait) { /* stop waiting: the hook raises as soon as it resumes */
-    case TR_W_CALL: tr__pending_free(s, tr_map_get(&s->pending, a->wait_req)); break;
+    case TR_W_CALL: tr__pending_free(s, tr__pending_get(s, a->wait_req)); break;
     case TR_W_SLEEP: {
       tr_tentry *t = (tr_tentry *)(uintptr_t)a->wait_req;
       if (t) {

@@ -1287,9 +1287,9 @@ static void waits_rows(tr_sched *s, void *ud) {
   }
   free(list);
   /* calls from outside any actor (C callbacks, the main script) */
-  for (size_t i = 0; s->pending.slots && i <= s->pending.mask; i++) {
-    if (!s->pending.slots[i].key) continue;
-    tr_pending *p = s->pending.slots[i].val;
+  for (uint32_t i = 0; i < s->pslots_n; i++) {
+    tr_pending *p = s->pslots[i].p;
+    if (!p) continue;
     if (p->caller != TR_NOADDR) continue;
     if (p->kind == TR_P_CB && p->cb == on_eval) continue; /* a prompt line, shown above */
     sb_printf(&j->b, "(%s) -> %s  call\n", p->kind == TR_P_BLOCK ? "main script" : "C code",

@@ -77,7 +77,24 @@ int tr_pack_nil(tr_buf *b) { PACK(b, msgpack_pack_nil(&pk)); }
 int tr_pack_bool(tr_buf *b, int v) {
   PACK(b, (v ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)));
 }
-int tr_pack_int(tr_buf *b, int64_t v) { PACK(b, msgpack_pack_int64(&pk, v)); }
+/* The most common value: written straight into the buffer, byte for byte
+ * what msgpack_pack_int64 writes (tests/c/test_values.c compares them), with
+ * no packer and no write callback. A failure is TR_ENOMEM, as through the
+ * packer. */
+int tr_pack_int(tr_buf *b, int64_t v) {
+  if (!b) return TR_EINVAL;
+  unsigned char t[9];
+  size_t n;
+  if (b->data && b->len + 9 <= b->cap && b->len + 9 <= TR_MAX_PAYLOAD) { /* room: in place */
+    b->len += tr__put_int((unsigned char *)b->data + b->len, v);
+    return 0;
+  }
+  n = tr__put_int(t, v);
+  if (tr__buf_reserve(b, n)) return TR_ENOMEM;
+  memcpy(b->data + b->len, t, n);
+  b->len += n;
+  return 0;
+}
 int tr_pack_double(tr_buf *b, double v) { PACK(b, msgpack_pack_double(&pk, v)); }
 int tr_pack_lstr(tr_buf *b, const char *s, size_t len) {
   if (!s && len) return TR_EINVAL;
@@ -229,16 +246,7 @@ int tr__payload_check(const char *data, size_t len) {
   return 0;
 }
 
-void tr__msg_init(tr_msg *m, const char *data, size_t len) {
-  m->data = data;
-  m->len = len;
-  m->parsed = 0;
-  m->n = 0;
-  m->zone_init = 0;
-  m->zone = NULL;
-}
-
-void tr__msg_done(tr_msg *m) {
+void tr__msg_zone_free(tr_msg *m) {
   if (m->zone_init) msgpack_zone_destroy(&m->zone_storage);
   m->zone_init = 0;
 }
@@ -247,10 +255,13 @@ int tr__msg_parse(tr_msg *m) {
   if (m->parsed) return m->parsed;
   m->parsed = 1;
   if (m->len == 0) return 1;
-  /* scalars only (the common case): no check pass, no zone */
-  size_t off = 0;
-  while (off < m->len && m->n < TR_MSG_MAXV && tr__scalar_next(m->data, m->len, &off, &m->v[m->n]))
-    m->n++;
+  /* scalars only (the common case): no check pass, no zone (locals: the
+   * objects written must not make the compiler reload m's fields) */
+  size_t off = 0, len = m->len;
+  const char *data = m->data;
+  int n = 0;
+  while (off < len && n < TR_MSG_MAXV && tr__scalar_next(data, len, &off, &m->v[n])) n++;
+  m->n = n;
   if (off == m->len || m->n == TR_MSG_MAXV) {
     /* the general path would also have checked the bytes after the last
      * value read; keep refusing a corrupt tail the same way */
@@ -280,9 +291,11 @@ int tr__msg_parse(tr_msg *m) {
   return 1;
 }
 
-static const msgpack_object *msg_at(const tr_msg *cm, int i) {
+/* inline, like obj_type: each reader is a handful of tests once parsed */
+static inline __attribute__((always_inline)) const msgpack_object *msg_at(const tr_msg *cm,
+                                                                          int i) {
   tr_msg *m = (tr_msg *)cm;
-  if (!m || tr__msg_parse(m) < 0 || i < 0 || i >= m->n) return NULL;
+  if (!m || (m->parsed <= 0 && tr__msg_parse(m) < 0) || i < 0 || i >= m->n) return NULL;
   return &m->v[i];
 }
 
@@ -292,7 +305,7 @@ int tr_msg_count(const tr_msg *cm) {
   return m->n;
 }
 
-static tr_type obj_type(const msgpack_object *o) {
+static inline __attribute__((always_inline)) tr_type obj_type(const msgpack_object *o) {
   if (!o) return TR_T_NONE;
   switch (o->type) {
     case MSGPACK_OBJECT_NIL: return TR_T_NIL;
@@ -317,8 +330,14 @@ static tr_type obj_type(const msgpack_object *o) {
 
 tr_type tr_msg_type(const tr_msg *m, int i) { return obj_type(msg_at(m, i)); }
 
-static int obj_int(const msgpack_object *o, int64_t *out) {
-  if (obj_type(o) != TR_T_INT) return TR_EBADVALUE;
+static inline __attribute__((always_inline)) int obj_int(const msgpack_object *o, int64_t *out) {
+  /* obj_type(o) == TR_T_INT without its switch: the commonest reader */
+  if (!o) return TR_EBADVALUE;
+  if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->via.u64 > INT64_MAX) return TR_EBADVALUE;
+  } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    return TR_EBADVALUE;
+  }
   if (out) *out = o->via.i64;
   return 0;
 }

@@ -61,6 +61,159 @@ static void buf_init_grow_free(void **state) {
   assert_int_equal(b.len, 0);
 }
 
+/* tr_pack_int writes integers itself (no msgpack-c packer): byte for byte
+ * what msgpack_pack_int64 writes, at every encoding boundary and around it,
+ * and each reads back as the same integer. */
+static int msgpack_write_buf(void *data, const char *buf, size_t len) {
+  tr_buf *b = data;
+  memcpy(b->data + b->len, buf, len);
+  b->len += len;
+  return 0;
+}
+
+static void pack_int_matches_msgpack(void **state) {
+  static const int64_t edges[] = {0, 31, 32, 127, 128, 255, 256, 32767, 32768, 65535, 65536,
+                                  INT32_MAX, (int64_t)INT32_MAX + 1, UINT32_MAX,
+                                  (int64_t)UINT32_MAX + 1, INT64_MAX, -1, -31, -32, -33,
+                                  -127, -128, -129, -32767, -32768, -32769, INT32_MIN,
+                                  (int64_t)INT32_MIN - 1, INT64_MIN + 1, INT64_MIN};
+  int checked = 0;
+  for (size_t k = 0; k < sizeof edges / sizeof edges[0]; k++) {
+    for (int64_t d = -2; d <= 2; d++) {
+      int64_t v;
+      if (__builtin_add_overflow(edges[k], d, &v)) continue;
+      tr_buf mine, ref;
+      tr_buf_init(&mine);
+      tr_buf_init(&ref);
+      assert_int_equal(tr_pack_int(&mine, v), 0);
+      msgpack_packer pk;
+      msgpack_packer_init(&pk, &ref, msgpack_write_buf);
+      assert_int_equal(msgpack_pack_int64(&pk, v), 0);
+      assert_int_equal(mine.len, ref.len);
+      assert_memory_equal(mine.data, ref.data, ref.len);
+      reader r;
+      int64_t back;
+      assert_int_equal(tr_msg_int(rd(&r, &mine), 0, &back), 0);
+      assert_true(back == v);
+      rd_done(&r);
+      checked++;
+    }
+  }
+  assert_true(checked > 100);
+  /* appended after other values, and growing a buffer out of its inline part */
+  tr_buf b;
+  tr_buf_init(&b);
+  for (int i = 0; i < 100; i++) assert_int_equal(tr_pack_int(&b, INT64_MIN + i), 0);
+  assert_int_equal(b.len, 900);
+  assert_true(b.data != b.inline_);
+  reader r;
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 32); /* a reader sees the first 32 */
+  int64_t v;
+  assert_int_equal(tr_msg_int(m, 31, &v), 0);
+  assert_true(v == INT64_MIN + 31);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
+/* The scalar fast path of the reader (tr__scalar_next: one case per integer
+ * width) against msgpack_unpack, on random payloads of scalar encodings
+ * (every integer and float width, str, bin, fixext 8; sometimes a container
+ * or a cut-off value, which must make both give up the same way). */
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+static size_t rand_payload(unsigned char *p) {
+  static const unsigned char tags[] = {0x05, 0x7f, 0xe0, 0xff, 0xc0, 0xc2, 0xc3, 0xcc, 0xcd,
+                                       0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xca, 0xcb, 0xa3,
+                                       0xd9, 0xc4, 0xd7, 0x91, 0x81};
+  size_t n = 0, values = 1 + rnd() % 4;
+  for (size_t v = 0; v < values; v++) {
+    unsigned char t = tags[rnd() % sizeof tags];
+    p[n++] = t;
+    size_t body = 0;
+    switch (t) {
+      case 0xcc: case 0xd0: body = 1; break;
+      case 0xcd: case 0xd1: body = 2; break;
+      case 0xce: case 0xd2: case 0xca: body = 4; break;
+      case 0xcf: case 0xd3: case 0xcb: body = 8; break;
+      case 0xa3: body = 3; break;
+      case 0xd9: case 0xc4: p[n++] = 2; body = 2; break;
+      case 0xd7: p[n++] = (unsigned char)(rnd() % 3); body = 8; break;
+      case 0x91: case 0x81: p[n++] = 0x01; if (t == 0x81) p[n++] = 0x02; break;
+      default: break;
+    }
+    for (size_t k = 0; k < body; k++) p[n++] = (unsigned char)rnd();
+  }
+  if (rnd() % 8 == 0 && n > 1) n -= 1 + rnd() % (n - 1); /* cut off */
+  return n;
+}
+
+static void scalar_parse_matches_msgpack(void **state) {
+  unsigned char buf[64];
+  int compared = 0;
+  for (int iter = 0; iter < 200000; iter++) {
+    size_t len = rand_payload(buf);
+    tr_msg m;
+    tr__msg_init(&m, (const char *)buf, len);
+    int rc = tr__msg_parse(&m);
+    /* reference: the check pass, then msgpack_unpack value by value */
+    msgpack_zone z;
+    msgpack_zone_init(&z, 256);
+    msgpack_object ref[TR_MSG_MAXV];
+    int nref = 0, refrc = 1;
+    if (len && tr__payload_check((const char *)buf, len)) {
+      refrc = -1;
+    } else {
+      size_t off = 0;
+      while (off < len && nref < TR_MSG_MAXV) {
+        msgpack_unpack_return r = msgpack_unpack((const char *)buf, len, &off, &z, &ref[nref]);
+        if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) {
+          refrc = -1;
+          break;
+        }
+        nref++;
+      }
+    }
+    assert_int_equal(rc, refrc);
+    if (rc > 0) {
+      assert_int_equal(m.n, nref);
+      for (int k = 0; k < nref; k++) {
+        assert_int_equal(m.v[k].type, ref[k].type);
+        switch (ref[k].type) {
+          case MSGPACK_OBJECT_STR: case MSGPACK_OBJECT_BIN:
+            assert_int_equal(m.v[k].via.str.size, ref[k].via.str.size);
+            assert_memory_equal(m.v[k].via.str.ptr, ref[k].via.str.ptr, ref[k].via.str.size);
+            break;
+          case MSGPACK_OBJECT_EXT:
+            assert_int_equal(m.v[k].via.ext.type, ref[k].via.ext.type);
+            assert_int_equal(m.v[k].via.ext.size, ref[k].via.ext.size);
+            assert_memory_equal(m.v[k].via.ext.ptr, ref[k].via.ext.ptr, ref[k].via.ext.size);
+            break;
+          case MSGPACK_OBJECT_ARRAY: case MSGPACK_OBJECT_MAP:
+            assert_int_equal(m.v[k].via.array.size, ref[k].via.array.size);
+            break;
+          case MSGPACK_OBJECT_BOOLEAN:
+            assert_int_equal(m.v[k].via.boolean, ref[k].via.boolean);
+            break;
+          case MSGPACK_OBJECT_NIL: break;
+          default: /* integers and floats: the same 8 bytes */
+            assert_memory_equal(&m.v[k].via, &ref[k].via, 8);
+        }
+      }
+      compared++;
+    }
+    tr__msg_done(&m);
+    msgpack_zone_destroy(&z);
+  }
+  assert_true(compared > 100000);
+}
+
 static void pack_scalars_roundtrip(void **state) {
   tr_buf b;
   tr_buf_init(&b);
@@ -407,6 +560,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(buf_null_is_harmless),
       cmocka_unit_test(buf_init_grow_free),
       cmocka_unit_test(pack_scalars_roundtrip),
+      cmocka_unit_test(pack_int_matches_msgpack),
+      cmocka_unit_test(scalar_parse_matches_msgpack),
       cmocka_unit_test(msg_type_errors),
       cmocka_unit_test(pack_fmt_every_code),
       cmocka_unit_test(pack_fmt_nested),

@@ -1,0 +1,543 @@
+/* The C call path's fast paths and their edges: request ids made from a
+ * reused slot (index | generation), a late reply for a recycled slot, the
+ * call envelope turned into the reply (in place, or a new envelope when the
+ * reply does not fit; on one scheduler and across two), the timer that must
+ * not keep the loop alive once no deadline is left, and the method cache of
+ * a C behaviour (unknown methods, behaviours sharing method names). */
+#include "helpers.h"
+
+#include "internal.h"
+
+/* ---- a pingpong pair: a client actor calling "add" on a Counter n times ---------- */
+typedef struct {
+  tr_host *h;
+  tr_addr self, server;
+  int64_t n, i, want; /* calls to make; the call in flight; its expected answer */
+  int done, bad, replies;
+  int status;
+  uint64_t first_req, last_req; /* ids of the first and last pending call */
+} pp_state;
+
+static void pp_next(pp_state *st);
+
+static void pp_reply(tr_host *h, int status, const tr_msg *m, void *ud) {
+  pp_state *st = ud;
+  int64_t v = -1;
+  st->replies++;
+  if (status != TR_OK || tr_msg_int(m, 0, &v) || v != st->want) {
+    st->bad++;
+    st->status = status;
+    __atomic_store_n(&st->done, 1, __ATOMIC_SEQ_CST);
+    return;
+  }
+  if (st->i == st->n) {
+    __atomic_store_n(&st->done, 1, __ATOMIC_SEQ_CST);
+    return;
+  }
+  pp_next(st);
+}
+
+static uint64_t pending_req_of(tr_host *h, tr_addr caller) {
+  tr_sched *s = &h->sched[TR_ADDR_SCHED(caller)];
+  for (uint32_t k = 0; k < s->pslots_n; k++)
+    if (s->pslots[k].p && s->pslots[k].p->caller == caller) return s->pslots[k].p->req;
+  return 0;
+}
+
+static void pp_next(pp_state *st) {
+  st->i++;
+  st->want += st->i;
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, st->i);
+  int rc = tr_call(st->h, st->self, st->server, "add", &b, TR_TIMEOUT_DEFAULT, pp_reply, st);
+  tr_buf_free(&b);
+  if (rc) {
+    st->bad++;
+    __atomic_store_n(&st->done, 1, __ATOMIC_SEQ_CST);
+    return;
+  }
+  uint64_t req = TR_ADDR_SCHED(st->server) == TR_ADDR_SCHED(st->self)
+                     ? pending_req_of(st->h, st->self)
+                     : 0;
+  if (st->i == 1) st->first_req = req;
+  st->last_req = req;
+}
+
+static int pp_start(tr_ctx *ctx, const tr_msg *args) {
+  pp_state *st = *(pp_state **)tr_ctx_state(ctx);
+  st->self = tr_ctx_self(ctx);
+  pp_next(st);
+  return 0;
+}
+static int pp_init(tr_ctx *ctx, const tr_msg *args) {
+  int64_t p;
+  if (tr_msg_int(args, 0, &p)) return TR_EBADVALUE;
+  *(pp_state **)tr_ctx_state(ctx) = (pp_state *)(uintptr_t)p;
+  return 0;
+}
+static const tr_method pp_methods[] = {{"start", pp_start}, {NULL, NULL}};
+static const tr_behaviour pp_client = {
+    .name = "PingClient", .state_size = sizeof(pp_state *), .init = pp_init,
+    .methods = pp_methods};
+
+static tr_addr spawn_client(tr_host *h, pp_state *st, unsigned sched) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, (int64_t)(uintptr_t)st);
+  tr_spawn_options o;
+  memset(&o, 0, sizeof o);
+  o.scheduler = sched;
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &pp_client, &b, &o, &a), TR_OK);
+  tr_buf_free(&b);
+  return a;
+}
+
+static tr_addr spawn_counter_on(tr_host *h, unsigned sched) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 0);
+  tr_spawn_options o;
+  memset(&o, 0, sizeof o);
+  o.scheduler = sched;
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &counter, &b, &o, &a), TR_OK);
+  tr_buf_free(&b);
+  return a;
+}
+
+/* Many calls one after the other: every answer is right and comes once, and
+ * they all use the same slot, each with a new generation. */
+static void ids_reuse_one_slot(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  pp_state st = {.h = h, .n = 20000};
+  st.server = spawn_counter(h, 0);
+  tr_addr client = spawn_client(h, &st, 0);
+  assert_int_equal(tr_send(h, TR_NOADDR, client, "start", NULL), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(st.done, 1);
+  assert_int_equal(st.bad, 0);
+  assert_int_equal(st.replies, 20000);
+  assert_true(st.first_req != 0 && st.last_req != 0);
+  assert_true((st.first_req & TR_REQ_IDX_MASK) == (st.last_req & TR_REQ_IDX_MASK));
+  assert_true(st.last_req - st.first_req == (uint64_t)19999 << TR_REQ_IDX_BITS);
+  assert_true(h->sched[0].pslots_n <= 2); /* the slot table did not grow */
+  tr_host_free(h);
+}
+
+/* A slot whose generation wraps still never makes the id 0 and keeps working. */
+static void ids_generation_wraps(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr c = spawn_counter(h, 0);
+  reply_rec r = {0};
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &r, "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  tr_sched *s = &h->sched[0];
+  assert_true(s->pslots_n >= 1);
+  for (uint32_t k = 0; k < s->pslots_n; k++) s->pslots[k].gen = UINT32_MAX - 1;
+  for (int k = 0; k < 4; k++) {
+    reply_rec rk = {0};
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &rk, "i", 1), TR_OK);
+    uint64_t req = pending_req_of(h, TR_NOADDR);
+    assert_true(req != 0);
+    tr_host_run(h);
+    assert_int_equal(rk.n, 1);
+    assert_int_equal(rk.status, TR_OK);
+    assert_int_equal(rk.i, 2 + k);
+  }
+  tr_host_free(h);
+}
+
+/* A call times out while its callee holds it (deferred); the next call gets
+ * the same slot; the first call's late answer must not reach the second. */
+static void late_reply_for_recycled_slot(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr c = spawn_counter(h, 0);
+  reply_rec r1 = {0}, r2 = {0};
+  tr_buf none;
+  tr_buf_init(&none);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "defer", &none, 20, rec_reply, &r1), TR_OK);
+  tr_host_run(h); /* deferred, then the timeout */
+  assert_int_equal(r1.n, 1);
+  assert_int_equal(r1.status, TR_ETIMEOUT);
+  assert_int_equal(g_ntok, 1);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "defer", &none, TR_TIMEOUT_INFINITE, rec_reply, &r2),
+                   TR_OK);
+  run_ready(h);
+  assert_int_equal(g_ntok, 2);
+  /* the same slot, another generation */
+  assert_true((g_tok[0].req & TR_REQ_IDX_MASK) == (g_tok[1].req & TR_REQ_IDX_MASK));
+  assert_true(g_tok[0].req != g_tok[1].req);
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 111);
+  assert_int_equal(tr_token_reply(h, &g_tok[0], &b), TR_OK); /* late: dropped */
+  run_ready(h);
+  assert_int_equal(r1.n, 1);
+  assert_int_equal(r2.n, 0);
+  tr_buf_reset(&b);
+  tr_pack_int(&b, 222);
+  assert_int_equal(tr_token_reply(h, &g_tok[1], &b), TR_OK);
+  run_ready(h);
+  assert_int_equal(r1.n, 1);
+  assert_int_equal(r2.n, 1);
+  assert_int_equal(r2.status, TR_OK);
+  assert_int_equal(r2.i, 222);
+  tr_buf_free(&b);
+  tr_buf_free(&none);
+  tr_host_free(h);
+}
+
+/* The same after the calling actor died (its C callback heard "dead"): its
+ * slot goes to the next call, and the old answer is dropped. */
+static void late_reply_after_caller_died(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr c = spawn_counter(h, 0);
+  tr_addr caller = spawn_counter(h, 0);
+  reply_rec r1 = {0}, r2 = {0};
+  tr_buf none;
+  tr_buf_init(&none);
+  assert_int_equal(tr_call(h, caller, c, "defer", &none, TR_TIMEOUT_INFINITE, rec_reply, &r1),
+                   TR_OK);
+  run_ready(h);
+  assert_int_equal(g_ntok, 1);
+  assert_int_equal(tr_kill(h, caller), TR_OK);
+  assert_int_equal(r1.n, 1);
+  assert_int_equal(r1.status, TR_EDEAD);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "defer", &none, TR_TIMEOUT_INFINITE, rec_reply, &r2),
+                   TR_OK);
+  run_ready(h);
+  assert_int_equal(g_ntok, 2);
+  assert_true((g_tok[0].req & TR_REQ_IDX_MASK) == (g_tok[1].req & TR_REQ_IDX_MASK));
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 1);
+  assert_int_equal(tr_token_reply(h, &g_tok[0], &b), TR_OK);
+  run_ready(h);
+  assert_int_equal(r1.n, 1);
+  assert_int_equal(r2.n, 0);
+  tr_buf_reset(&b);
+  tr_pack_int(&b, 2);
+  assert_int_equal(tr_token_reply(h, &g_tok[1], &b), TR_OK);
+  run_ready(h);
+  assert_int_equal(r2.n, 1);
+  assert_int_equal(r2.i, 2);
+  tr_buf_free(&b);
+  tr_buf_free(&none);
+  tr_host_free(h);
+}
+
+/* Many calls in flight at once: the slot table grows and every id finds its
+ * own call; then the slots are reused. */
+static void many_calls_in_flight(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 100000, 0);
+  tr_addr c = spawn_counter(h, 0);
+  enum { N = 3000 };
+  static reply_rec r[N];
+  memset(r, 0, sizeof r);
+  for (int round = 0; round < 2; round++) {
+    for (int k = 0; k < N; k++) {
+      r[k].n = 0;
+      assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "echo", rec_reply, &r[k], "i", k), TR_OK);
+    }
+    assert_true(h->sched[0].pslots_n >= N);
+    tr_host_run(h);
+    for (int k = 0; k < N; k++) {
+      char want[32];
+      snprintf(want, sizeof want, "%d", k);
+      assert_int_equal(r[k].n, 1);
+      assert_int_equal(r[k].status, TR_OK);
+      assert_string_equal(r[k].s, want);
+    }
+  }
+  assert_true(h->sched[0].pslots_n <= N + 1); /* the second round reused them */
+  tr_host_free(h);
+}
+
+/* The call envelope becomes the reply: a reply too big for it gets a new
+ * envelope (all the bytes arrive), a failure value and a system error too. */
+static int m_big(tr_ctx *ctx, const tr_msg *args) {
+  int64_t n;
+  if (tr_msg_int(args, 0, &n)) return TR_EBADVALUE;
+  char s[5000];
+  memset(s, 'z', sizeof s);
+  return tr_pack_lstr(tr_ctx_reply(ctx), s, (size_t)n);
+}
+static int m_nope(tr_ctx *ctx, const tr_msg *args) {
+  tr_pack_str(tr_ctx_fail(ctx), "nope");
+  return TR_FAILED;
+}
+static int m_err(tr_ctx *ctx, const tr_msg *args) {
+  return tr_ctx_error(ctx, TR_EBADVALUE, "custom");
+}
+static const tr_method sizer_methods[] = {
+    {"big", m_big}, {"nope", m_nope}, {"err", m_err}, {NULL, NULL}};
+static const tr_behaviour sizer = {.name = "Sizer", .methods = sizer_methods};
+
+typedef struct {
+  int n, status;
+  int64_t len; /* the string's length, -1 if not all 'z' */
+} len_rec;
+
+static void len_reply(tr_host *h, int status, const tr_msg *m, void *ud) {
+  len_rec *r = ud;
+  const char *p;
+  size_t len;
+  r->status = status;
+  r->len = -2;
+  if (tr_msg_count(m) == 1 && tr_msg_str(m, 0, &p, &len) == 0) {
+    r->len = (int64_t)len;
+    for (size_t k = 0; k < len; k++)
+      if (p[k] != 'z') r->len = -1;
+  }
+  __atomic_store_n(&r->n, r->n + 1, __ATOMIC_SEQ_CST);
+}
+
+static void reply_sizes(tr_host *h, tr_addr a) {
+  /* around what fits in the call envelope (TR_ENV_INLINE with "big" and the
+   * argument in it) and far past it */
+  static const int64_t sizes[] = {0, 1, 60, 74, 75, 76, 77, 78, 79, 80, 200, 4999};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    len_rec r = {0};
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, a, "big", len_reply, &r, "I", sizes[k]), TR_OK);
+    assert_true(run_until(h, &r.n, 5000));
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.status, TR_OK);
+    assert_int_equal(r.len, sizes[k]);
+  }
+  reply_rec f = {0}, e = {0};
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, a, "nope", rec_reply, &f, NULL), TR_OK);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, a, "err", rec_reply, &e, NULL), TR_OK);
+  assert_true(run_until(h, &e.n, 5000));
+  assert_true(run_until(h, &f.n, 5000));
+  assert_int_equal(f.status, TR_FAILED);
+  assert_string_equal(f.s, "nope");
+  assert_int_equal(e.status, TR_EBADVALUE);
+  assert_string_equal(e.s, "custom");
+}
+
+static void reply_in_place_and_not(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &sizer, NULL, NULL, &a), TR_OK);
+  reply_sizes(h, a);
+  tr_host_free(h);
+}
+
+/* The same with the callee on another scheduler: the reply envelope crosses
+ * to the caller's scheduler (routed by the id's top byte). */
+static void reply_across_schedulers(void **state) {
+  reset_globals();
+  tr_host_options o;
+  tr_host_options_init(&o);
+  o.schedulers = 2;
+  tr_host *h = NULL;
+  assert_int_equal(tr_host_new(&h, &o), TR_OK);
+  tr_spawn_options so;
+  memset(&so, 0, sizeof so);
+  so.scheduler = 2;
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &sizer, NULL, &so, &a), TR_OK);
+  assert_int_equal(TR_ADDR_SCHED(a), 1);
+  reply_sizes(h, a);
+  /* a C client on scheduler 1 calling a Counter on scheduler 2, and one on
+   * scheduler 2 calling a Counter on scheduler 1 */
+  pp_state s1 = {.h = h, .n = 3000}, s2 = {.h = h, .n = 3000};
+  s1.server = spawn_counter_on(h, 2);
+  s2.server = spawn_counter_on(h, 1);
+  tr_addr c1 = spawn_client(h, &s1, 1), c2 = spawn_client(h, &s2, 2);
+  assert_int_equal(tr_send(h, TR_NOADDR, c1, "start", NULL), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c2, "start", NULL), TR_OK);
+  int both = 0;
+  for (int k = 0; k < 20000 && !both; k++) {
+    uv_run(tr_host_loop(h), UV_RUN_NOWAIT);
+    both = __atomic_load_n(&s1.done, __ATOMIC_SEQ_CST) && __atomic_load_n(&s2.done, __ATOMIC_SEQ_CST);
+    if (!both) uv_sleep(1);
+  }
+  assert_true(both);
+  assert_int_equal(s1.bad, 0);
+  assert_int_equal(s2.bad, 0);
+  assert_int_equal(s1.replies, 3000);
+  assert_int_equal(s2.replies, 3000);
+  tr_host_free(h);
+}
+
+/* With no deadline left the timer must not keep the loop alive: tr_host_run
+ * returns as soon as the calls are answered, not when their (long) default
+ * timeout would have passed. */
+static void run_returns_with_no_deadline_left(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 60000);
+  tr_addr c = spawn_counter(h, 0);
+  reply_rec r = {0};
+  for (int k = 0; k < 3; k++) {
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &r, "i", 1), TR_OK);
+    tr_host_run(h);
+    assert_int_equal(r.n, k + 1);
+    assert_true(uv_hrtime() - t0 < UINT64_C(5000000000));
+  }
+  /* an explicit timeout (the heap) too */
+  tr_buf none;
+  tr_buf_init(&none);
+  uint64_t t0 = uv_hrtime();
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "get", &none, 60000, rec_reply, &r), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(r.n, 4);
+  assert_true(uv_hrtime() - t0 < UINT64_C(5000000000));
+  tr_buf_free(&none);
+  tr_host_free(h);
+}
+
+/* Method lookup: an unknown method is "no_handler" (also after known ones
+ * were found), two behaviours with the same method names each run their
+ * own, and optional notices without a handler are dropped quietly. */
+static int m_one(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 1); }
+static int m_two(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 2); }
+static int m_long(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 3); }
+static int m_longer(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 4); }
+static const tr_method one_methods[] = {{"which", m_one},
+                                        {"a_rather_long_method_name", m_long},
+                                        {"a_rather_long_method_name_2", m_longer},
+                                        {"", m_two},
+                                        {NULL, NULL}};
+static const tr_method two_methods[] = {{"which", m_two}, {NULL, NULL}};
+static const tr_behaviour beh_one = {.name = "One", .methods = one_methods};
+static const tr_behaviour beh_two = {.name = "Two", .methods = two_methods};
+static const tr_behaviour beh_none = {.name = "None"};
+
+static int call_int(tr_host *h, tr_addr a, const char *method, int64_t *out) {
+  reply_rec r = {0};
+  tr_buf none;
+  tr_buf_init(&none);
+  int rc = tr_call(h, TR_NOADDR, a, method, &none, TR_TIMEOUT_DEFAULT, rec_reply, &r);
+  tr_buf_free(&none);
+  if (rc) return rc;
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  *out = r.i;
+  return r.status;
+}
+
+static void method_lookup_edges(void **state) {
+  reset_globals();
+  logcap lc;
+  tr_host *h = new_host(&lc, 0, 0);
+  tr_addr one, two, none;
+  assert_int_equal(tr_spawn(h, &beh_one, NULL, NULL, &one), TR_OK);
+  assert_int_equal(tr_spawn(h, &beh_two, NULL, NULL, &two), TR_OK);
+  assert_int_equal(tr_spawn(h, &beh_none, NULL, NULL, &none), TR_OK);
+  int64_t v;
+  for (int round = 0; round < 3; round++) {
+    assert_int_equal(call_int(h, one, "which", &v), TR_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(call_int(h, two, "which", &v), TR_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(call_int(h, one, "a_rather_long_method_name", &v), TR_OK);
+    assert_int_equal(v, 3);
+    assert_int_equal(call_int(h, one, "a_rather_long_method_name_2", &v), TR_OK);
+    assert_int_equal(v, 4);
+    assert_int_equal(call_int(h, one, "a_rather_long_method_nam", &v), TR_ENOHANDLER);
+    assert_int_equal(call_int(h, one, "which2", &v), TR_ENOHANDLER);
+    assert_int_equal(call_int(h, one, "whic", &v), TR_ENOHANDLER);
+    assert_int_equal(call_int(h, two, "a_rather_long_method_name", &v), TR_ENOHANDLER);
+    assert_int_equal(call_int(h, none, "which", &v), TR_ENOHANDLER);
+  }
+  /* a one-way message without a handler is logged; optional notices are not */
+  int lines = lc.lines;
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, one, "on_down", "i", 1), TR_OK);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, one, "on_exit", "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(lc.lines, lines);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, one, "missing", "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(lc.lines, lines + 1);
+  assert_non_null(strstr(lc.buf, "missing"));
+  tr_host_free(h);
+}
+
+/* A C reply callback runs for its actor; what it does to actors (its own
+ * or others, whose queued answers are then delivered inside it) must not
+ * leave the host pointing at a freed actor: a callback that kills its own
+ * actor and calls again, and A's callback killing B whose answer (delivered
+ * at B's death) kills A before A's callback calls again. */
+typedef struct {
+  tr_host *h;
+  tr_addr a, b, server;
+  int ran_a, ran_b, again_rc;
+  reply_rec again;
+} killers;
+
+static void cb_kill_self(tr_host *h, int status, const tr_msg *m, void *ud) {
+  killers *k = ud;
+  k->ran_a++;
+  assert_int_equal(tr_kill(h, k->a), TR_OK);
+  k->again_rc = tr_call_fmt(h, k->a, k->server, "add", rec_reply, &k->again, "i", 1);
+}
+
+static void cb_b_kills_a(tr_host *h, int status, const tr_msg *m, void *ud) {
+  killers *k = ud;
+  k->ran_b++;
+  tr_kill(h, k->a);
+}
+
+static void cb_a_kills_b(tr_host *h, int status, const tr_msg *m, void *ud) {
+  killers *k = ud;
+  k->ran_a++;
+  tr_kill(h, k->b); /* delivers b's queued answer now: cb_b_kills_a */
+  k->again_rc = tr_call_fmt(h, k->a, k->server, "add", rec_reply, &k->again, "i", 1);
+}
+
+static void callbacks_that_kill_callers(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  killers k = {.h = h};
+  k.server = spawn_counter(h, 0);
+  k.a = spawn_counter(h, 0);
+  assert_int_equal(tr_call_fmt(h, k.a, k.server, "add", cb_kill_self, &k, "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(k.ran_a, 1);
+  assert_int_equal(tr_alive(h, k.a), 0);
+  assert_int_equal(k.again_rc, TR_OK); /* a call from a dead address: its answer still comes */
+  assert_int_equal(k.again.n, 1);
+  memset(&k, 0, sizeof k);
+  k.h = h;
+  k.server = spawn_counter(h, 0);
+  k.a = spawn_counter(h, 0);
+  k.b = spawn_counter(h, 0);
+  /* both answered in the server's one turn: a's callback first */
+  assert_int_equal(tr_call_fmt(h, k.a, k.server, "add", cb_a_kills_b, &k, "i", 1), TR_OK);
+  assert_int_equal(tr_call_fmt(h, k.b, k.server, "add", cb_b_kills_a, &k, "i", 1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(k.ran_a, 1);
+  assert_int_equal(k.ran_b, 1);
+  assert_int_equal(tr_alive(h, k.a), 0);
+  assert_int_equal(tr_alive(h, k.b), 0);
+  assert_int_equal(k.again_rc, TR_OK);
+  assert_int_equal(k.again.n, 1);
+  tr_host_free(h);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(ids_reuse_one_slot),
+      cmocka_unit_test(ids_generation_wraps),
+      cmocka_unit_test(late_reply_for_recycled_slot),
+      cmocka_unit_test(late_reply_after_caller_died),
+      cmocka_unit_test(many_calls_in_flight),
+      cmocka_unit_test(reply_in_place_and_not),
+      cmocka_unit_test(reply_across_schedulers),
+      cmocka_unit_test(run_returns_with_no_deadline_left),
+      cmocka_unit_test(method_lookup_edges),
+      cmocka_unit_test(callbacks_that_kill_callers),
+  };
+  RUN_TESTS(tests, argc, argv);
+}
