@@ -606,23 +606,31 @@ static int dec_object(tr_lstate *ls, lua_State *L, const msgpack_object *o, int 
 
 /* Push every value of a payload onto L. Returns the count, or -1 if corrupt
  * (the stack is restored). */
-static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t len) {
-  int top = lua_gettop(L), n = 0;
+/* room: stack slots the caller knows are free (it checks for the rest). */
+static int push_payload_r(tr_lstate *ls, lua_State *L, const char *data, size_t len, int room) {
+  int n = 0;
   size_t off = 0;
   /* fast path: scalars read straight from the bytes (no check pass, no
    * zone); anything else starts over on the general path below */
   int fast = 1;
   while (off < len) {
     msgpack_object o;
-    if (((n & 15) == 0 && !lua_checkstack(L, 20)) || !tr__scalar_next(data, len, &off, &o) ||
-        push_scalar(ls, L, &o)) {
+    if (n >= room) {
+      if (!lua_checkstack(L, 20)) {
+        fast = 0;
+        break;
+      }
+      room = n + 20;
+    }
+    if (!tr__scalar_next(data, len, &off, &o) || push_scalar(ls, L, &o)) {
       fast = 0;
       break;
     }
     n++;
   }
   if (fast) return n;
-  lua_settop(L, top);
+  lua_pop(L, n);
+  int top = lua_gettop(L);
   n = 0;
   off = 0;
   msgpack_zone_clear(&ls->zone);
@@ -638,6 +646,10 @@ static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t le
     n++;
   }
   return n;
+}
+
+static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t len) {
+  return push_payload_r(ls, L, data, len, 0);
 }
 
 /* ---- coroutine pool --------------------------------------------------------------------- */
@@ -923,6 +935,7 @@ static void bad_payload(tr_sched *s, tr_actor *a, tr_env *e) {
  * 3 self, 4 the last method's name (interned once for a run of equal
  * names), then the handler's call. */
 #define RUNNER_BASE 4
+#define RUNNER_ROOM 16
 
 static int runner_k(lua_State *co, int status, lua_KContext ctx);
 
@@ -949,16 +962,21 @@ static int runner_loop(lua_State *co) {
       continue;
     }
     lua_pushvalue(co, 3);
-    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+    int n = push_payload_r(ls, co, TR_ENV_PAYLOAD(e), e->len, RUNNER_ROOM);
     if (n < 0) {
       lua_settop(co, RUNNER_BASE);
       a->cur = NULL;
       bad_payload(s, a, e);
       continue;
     }
-    lua_callk(co, 1 + n, LUA_MULTRET, 0, runner_k);
-    finish_message(s, a, co, lua_gettop(co) - RUNNER_BASE);
-    lua_settop(co, RUNNER_BASE);
+    if (e->kind == TR_K_CALL) {
+      lua_callk(co, 1 + n, LUA_MULTRET, 1, runner_k);
+      finish_message(s, a, co, lua_gettop(co) - RUNNER_BASE);
+      lua_settop(co, RUNNER_BASE);
+    } else { /* a send: its handler's results are not wanted */
+      lua_callk(co, 1 + n, 0, 0, runner_k);
+      finish_message(s, a, co, 0);
+    }
   }
   return 0;
 }
@@ -966,7 +984,7 @@ static int runner_loop(lua_State *co) {
 /* A handler that waited has returned. */
 static int runner_k(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
-  (void)ctx;
+  (void)ctx; /* 1: a call (results kept), 0: a send (none) */
   tr_sched *s = lua_touserdata(co, 1);
   finish_message(s, s->current, co, lua_gettop(co) - RUNNER_BASE);
   lua_settop(co, RUNNER_BASE);
@@ -977,6 +995,9 @@ static int runner(lua_State *co) {
   tr_sched *s = lua_touserdata(co, 1);
   tr_actor *a = s->current;
   lua_settop(co, 1);
+  /* slots for the base, a handler, self and RUNNER_ROOM arguments: each
+   * message's payload is pushed without a check of its own */
+  if (!lua_checkstack(co, RUNNER_BASE + 2 + RUNNER_ROOM)) luaL_error(co, "stack overflow");
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
   lua_pushnil(co);

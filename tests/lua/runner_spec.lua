@@ -272,4 +272,30 @@ describe("a batch of messages in one turn", function()
     local e = helpers.syserr(r.call, r, "abcdeX")
     assert.equals("no_handler", e.code)
   end)
+
+  it("many arguments, tables and returned values inside a batch", function()
+    local got = {}
+    local r = troupe.spawn({
+      many = function(self, ...) got[#got + 1] = select("#", ...); return ... end,
+      tab = function(self, t, x) got[#got + 1] = t.k .. x; return t end,
+      echo = function(self, ...) return ... end,
+    })
+    local args = {}
+    for i = 1, 40 do args[i] = i end
+    r:send("many", table.unpack(args)) -- a send's returned values go nowhere
+    r:send("tab", { k = "v" }, 1)
+    r:send("many", 1, 2, 3)
+    local back = { r:call("echo", table.unpack(args)) }
+    assert.same(args, back)
+    assert.same({ 40, "v1", 3 }, got)
+    -- a batch made only of calls with many values, from an actor
+    local res = {}
+    local c = troupe.spawn({
+      go = function(self, t)
+        for i = 1, 5 do res[i] = select("#", t:call("echo", table.unpack(args, 1, 10 * i))) end
+      end,
+    })
+    c:call("go", r)
+    assert.same({ 10, 20, 30, 40, 50 }, res)
+  end)
 end)
