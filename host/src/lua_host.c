@@ -939,6 +939,13 @@ static void bad_payload(tr_sched *s, tr_actor *a, tr_env *e) {
 
 static int runner_k(lua_State *co, int status, lua_KContext ctx);
 
+/* Method names are short: a loop beats a call to memcmp. */
+static inline int same_bytes(const char *x, const char *y, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (x[i] != y[i]) return 0;
+  return 1;
+}
+
 static int runner_loop(lua_State *co) {
   tr_sched *s = lua_touserdata(co, 1);
   tr_lstate *ls = s->ls;
@@ -950,7 +957,7 @@ static int runner_loop(lua_State *co) {
     a->cur = e;
     /* the watchdog times each handler, not the whole run */
     __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
-    if (!last || last_len != e->mlen || memcmp(last, TR_ENV_METHOD(e), last_len) != 0) {
+    if (!last || last_len != e->mlen || !same_bytes(last, TR_ENV_METHOD(e), last_len)) {
       push_method(ls, co, e);
       last = lua_tolstring(co, -1, &last_len);
       lua_replace(co, 4);
@@ -975,7 +982,8 @@ static int runner_loop(lua_State *co) {
       lua_settop(co, RUNNER_BASE);
     } else { /* a send: its handler's results are not wanted */
       lua_callk(co, 1 + n, 0, 0, runner_k);
-      finish_message(s, a, co, 0);
+      a->cur = NULL;
+      tr__env_free(s, e);
     }
   }
   return 0;
