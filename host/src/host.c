@@ -353,12 +353,27 @@ void tr__schedule(tr_sched *s, tr_actor *a) {
   kick(s);
 }
 
+/* Actor records come from their scheduler's arena (a page fault per 4 KiB of
+ * them with malloc is most of a spawn's time in a VM), else from malloc. */
+static tr_actor *actor_alloc(tr_sched *s) {
+  tr_actor *a = tr_arena_alloc(&s->arena, sizeof *a);
+  if (!a) return calloc(1, sizeof *a);
+  memset(a, 0, sizeof *a);
+  return a;
+}
+
+static void actor_mem_free(tr_actor *a) {
+  tr_arena *ar = &a->s->arena;
+  if (tr_arena_owns(ar, a)) tr_arena_free(ar, a);
+  else free(a);
+}
+
 static void actor_free_if_done(tr_sched *s, tr_actor *a) {
   (void)s;
   if (a->state == TR_S_DEAD && !a->in_runq && !a->running) {
     free(a->kill_msg);
     free(a->interrupt);
-    free(a);
+    actor_mem_free(a);
   }
 }
 
@@ -1556,11 +1571,11 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
                     const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out) {
   tr_host *h = s->h;
   if (tr__quiet(s)) return TR_ESTOPPED;
-  tr_actor *a = calloc(1, sizeof *a);
+  tr_actor *a = actor_alloc(s);
   if (!a) return TR_ENOMEM;
+  a->s = s; /* first: actor_mem_free reads it */
   if (!serial) serial = tr__new_serial(s);
   a->addr = ((tr_addr)s->index << 48) | serial;
-  a->s = s;
   a->lang = lang;
   /* before actors_put: other schedulers read it (tr_addr_format) once it is listed */
   if (lang == TR_LANG_C) a->cb = beh;
@@ -1573,7 +1588,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
   int rc;
   actors_put(s, serial, a, &rc);
   if (rc) {
-    free(a);
+    actor_mem_free(a);
     return TR_ENOMEM;
   }
   s->n_spawned++;
@@ -1590,7 +1605,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
       actors_del(s, serial);
       q_pop(&a->priv);
       tr__name_remove_all(h, a);
-      free(a);
+      actor_mem_free(a);
       return rc;
     }
   }
@@ -1600,7 +1615,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
       tr__name_remove_all(h, a);
       actors_del(s, serial);
       q_pop(&a->priv);
-      free(a);
+      actor_mem_free(a);
       return rc;
     }
   }
@@ -2221,6 +2236,8 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
     if (uv_loop_init(&s->own_loop)) return TR_ENOMEM;
     s->loop = &s->own_loop;
   }
+  /* address space only: memory is taken as it is used */
+  tr_arena_init(&s->arena, sizeof(void *) >= 8 ? (size_t)16 << 30 : (size_t)256 << 20);
   tr_map_init(&s->actors);
   tr_map_init(&s->pending);
   tr_map_init(&s->owed);
@@ -2550,6 +2567,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
   free(s->exitq);
   free(s->heap);
+  tr_arena_destroy(&s->arena); /* its actors and Lua state are gone */
 }
 
 void tr_host_free(tr_host *h) {
@@ -2579,6 +2597,9 @@ void tr_host_free(tr_host *h) {
   /* only now: a runaway handler on another scheduler leaves its turn (and
    * the thread sees op_exit) only when it is preempted */
   tr__preempt_stop(h);
+  /* everything is freed from here on: no page goes back to the system
+   * (a madvise per page) just before the arenas are unmapped */
+  for (unsigned i = 0; i < made; i++) h->sched[i].arena.keep = 1;
   if (made == h->nsched) {
     for (unsigned i = made; i-- > 0;) {
       tr__tls_sched = &h->sched[i]; /* tr_* calls made by dying actors' hooks */

@@ -4,6 +4,7 @@
 
 #include "troupe.h"
 #include "map.h"
+#include "arena.h"
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -390,6 +391,8 @@ struct tr_sched {
   int wd_ticks;
   uint64_t n_msgs, n_calls, n_spawned;
   int start_rc;         /* its thread's start-up (its Lua state) */
+  tr_arena arena;       /* small blocks of this scheduler: its actors, and its
+                         * Lua state's when the host made that state */
   uv_sem_t started;
 } __attribute__((aligned(TR_CACHELINE)));
 

@@ -86,6 +86,7 @@ typedef struct tr_lmem {
                      * its scheduler's thread only, read by the others */
   size_t hostcap;
   tr_host *h;       /* the host cap is shared by the schedulers' states */
+  tr_arena *arena;  /* the scheduler's, for a state the host made (and closes) */
 } tr_lmem;
 
 /* Lua bytes held by all of the host's states (others' figures are recent). */
@@ -1322,6 +1323,36 @@ int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
  * handler, and the actor dies with reason out_of_memory. The per-actor
  * figure is approximate: it is the net bytes allocated while the actor ran
  * (the collector may free other actors' garbage during its turn). */
+/* The state's blocks come from its scheduler's arena when the host made the
+ * state (so it is closed through here): most are small and, for a million
+ * actors, page faults were most of a spawn's time. A block the arena does not
+ * own (made before the arena was set, bigger than TR_ARENA_MAX, or made when
+ * the arena was full) stays with the state's own allocator. */
+static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
+  tr_arena *ar = m->arena;
+  int mine = ar && ptr && tr_arena_owns(ar, ptr);
+  if (!ar || (!mine && nsize > TR_ARENA_MAX)) return m->orig_alloc(m->orig_ud, ptr, osize, nsize);
+  if (nsize == 0) {
+    if (mine) tr_arena_free(ar, ptr);
+    else m->orig_alloc(m->orig_ud, ptr, osize, 0);
+    return NULL;
+  }
+  size_t have = mine ? tr_arena_block_size(ptr) : 0;
+  if (mine && tr_arena_round(nsize) == have) return ptr; /* the same class */
+  void *np = tr_arena_alloc(ar, nsize);
+  if (!np) {
+    if (mine && nsize <= have) return ptr; /* a shrink must not fail: it stays */
+    np = m->orig_alloc(m->orig_ud, NULL, 0, nsize);
+    if (!np) return NULL;
+  }
+  if (ptr) {
+    memcpy(np, ptr, osize < nsize ? osize : nsize);
+    if (mine) tr_arena_free(ar, ptr);
+    else m->orig_alloc(m->orig_ud, ptr, osize, 0);
+  }
+  return np;
+}
+
 static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   tr_lmem *ls = ud;
   size_t old = ptr ? osize : 0;
@@ -1341,7 +1372,7 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  void *p = ls->orig_alloc(ls->orig_ud, ptr, osize, nsize);
+  void *p = lua_block(ls, ptr, osize, nsize);
   if (p || nsize == 0) {
     int64_t d = (int64_t)nsize - (int64_t)old;
     __atomic_store_n(&ls->total, ls->total + d, __ATOMIC_RELAXED);
@@ -2366,6 +2397,9 @@ int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like) {
   ls->mem->h = h;
   s->lmem = ls->mem;
   ls->mem->orig_alloc = lua_getallocf(L, &ls->mem->orig_ud);
+  /* a state from elsewhere gets its allocator back at detach, with blocks
+   * made meanwhile: those must be that allocator's */
+  if (owns && s->arena.base) ls->mem->arena = &s->arena;
   lua_setallocf(L, tr_lalloc, ls->mem);
   luaL_newmetatable(L, MT_STATE);
   lua_pushcfunction(L, state_gc);
