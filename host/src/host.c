@@ -127,6 +127,9 @@ uint64_t tr__now(tr_sched *s) { return uv_now(s->loop); }
 uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(tr__here(h)->loop) : 0; }
 
 /* ---- envelopes --------------------------------------------------------------------- */
+static tr_env *env_fill(tr_env *e, const char *method, size_t mlen, const char *payload,
+                        size_t len);
+
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
                     size_t len) {
   if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
@@ -150,6 +153,27 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
     }
     e->cap = (uint32_t)need;
   }
+  return env_fill(e, method, mlen, payload, len);
+}
+
+/* An envelope that never leaves s and is freed by s (the INIT message of a
+ * spawn on s), from s's arena and only as big as its bytes: a million
+ * actors spawned in a row hold a million of them until their inits run.
+ * Never pooled (tr__env_free returns it to the arena); a larger one, or
+ * with the arena off, is an ordinary envelope. */
+tr_env *tr__env_new_local(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                          size_t len) {
+  size_t need = mlen + 1 + len;
+  tr_env *e = need <= TR_ENV_INLINE ? tr_arena_alloc(&s->arena, offsetof(tr_env, inl) + need)
+                                    : NULL;
+  if (!e) return tr__env_new(s, method, mlen, payload, len);
+  e->buf = e->inl;
+  e->cap = 0;
+  return env_fill(e, method, mlen, payload, len);
+}
+
+static tr_env *env_fill(tr_env *e, const char *method, size_t mlen, const char *payload,
+                        size_t len) {
   if (mlen) memcpy(e->buf, method, mlen);
   e->buf[mlen] = 0;
   if (len) memcpy(e->buf + mlen + 1, payload, len);
@@ -167,6 +191,10 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
 void tr__env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
   if (e->cap) free(e->buf);
+  if (s && tr_arena_owns(&s->arena, e)) { /* tr__env_new_local's */
+    tr_arena_free(&s->arena, e);
+    return;
+  }
   if (s && s->pool_n < TR_ENV_POOL_MAX) {
     e->next = s->pool;
     s->pool = e;

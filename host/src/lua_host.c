@@ -1180,7 +1180,7 @@ static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *
 static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
                      const tr_spawn_options *o, tr_addr *out) {
   tr_sched *s = SCH(ls);
-  tr_env *init = tr__env_new(s, NULL, 0, payload, len);
+  tr_env *init = tr__env_new_local(s, NULL, 0, payload, len); /* run and freed here */
   if (!init) return TR_ENOMEM;
   int rc;
   tr_actor *a = spawn_lua_env(ls, L, b, init, 0, o, &rc);
