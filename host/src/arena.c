@@ -73,6 +73,7 @@ int tr_arena_init(tr_arena *a, size_t reserve) {
 void tr_arena_destroy(tr_arena *a) {
   if (a->base) munmap(a->base, (size_t)(a->end - a->base));
   free(a->spare);
+  free(a->rfree);
   memset(a, 0, sizeof *a);
 }
 
@@ -88,9 +89,20 @@ static int commit_more(tr_arena *a) {
     a->spare = ns;
     a->spare_cap = cap;
   }
+  size_t regions = (size_t)(a->committed + HUGE_SZ - a->base) / HUGE_SZ;
+  uint8_t *rf = realloc(a->rfree, regions); /* (rarely: once per 2 MiB) */
+  if (!rf) return -1;
+  a->rfree = rf;
+  rf[regions - 1] = 0;
   if (mprotect(a->committed, HUGE_SZ, PROT_READ | PROT_WRITE)) return -1;
   a->committed += HUGE_SZ;
   return 0;
+}
+
+#define REGION_PAGES (HUGE_SZ / TR_ARENA_PAGE)
+
+static size_t region_of(const tr_arena *a, const void *pg) {
+  return (size_t)((const char *)pg - a->base) / HUGE_SZ;
 }
 
 static void list_push(tr_arena *a, tr_apage *pg) {
@@ -115,6 +127,7 @@ static tr_apage *page_new(tr_arena *a, unsigned c) {
   tr_apage *pg;
   if (a->spare_n) {
     pg = a->spare[--a->spare_n];
+    a->rfree[region_of(a, pg)]--;
   } else {
     if (a->fresh == a->committed && commit_more(a)) return NULL;
     pg = (tr_apage *)a->fresh;
@@ -162,9 +175,11 @@ void tr_arena_free(tr_arena *a, void *p) {
   if (pg->used || (!pg->prev && !pg->next)) return;
   list_remove(a, pg);
   a->spare[a->spare_n++] = pg; /* room for every page was made when committed */
-  if (a->spare_n > TR_ARENA_KEEP && !a->keep) {
-    /* its memory back to the system; reading it again gives zeros */
-    madvise(pg, TR_ARENA_PAGE, MADV_DONTNEED);
+  size_t r = region_of(a, pg);
+  if (++a->rfree[r] == REGION_PAGES && a->spare_n > TR_ARENA_KEEP && !a->keep) {
+    /* the whole region back to the system (a huge page, not split); a page
+     * of it used again reads zeros */
+    madvise(a->base + r * HUGE_SZ, HUGE_SZ, MADV_DONTNEED);
     a->released++;
   }
 }

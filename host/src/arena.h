@@ -10,8 +10,11 @@
  * pointer is the arena's is one range check (tr_arena_owns), so callers may
  * mix arena blocks with malloc'd ones (blocks bigger than TR_ARENA_MAX, or
  * made before the arena, or after it ran out). An empty page goes back to a
- * pool shared by all classes; past TR_ARENA_KEEP pooled pages its memory is
- * returned to the system (MADV_DONTNEED). Single-threaded: its scheduler's
+ * pool shared by all classes. Memory goes back to the system only by whole
+ * 2 MiB regions (every page of one empty, and more than TR_ARENA_KEEP pages
+ * pooled): returning single pages split the huge pages, and a million dead
+ * INIT envelopes' pages made every later access to the actors' memory slow
+ * (their teardown took 10 s instead of 1). Single-threaded: its scheduler's
  * thread, or the thread that tears the host down once the others stopped.
  *
  * Off (tr_arena_alloc always NULL, callers use malloc) under AddressSanitizer
@@ -38,7 +41,8 @@ typedef struct tr_arena {
   tr_apage *avail[TR_ARENA_NCLS]; /* per class: its pages with a free block */
   tr_apage **spare; /* empty pages, for any class (a stack) */
   size_t spare_n, spare_cap;
-  size_t released;  /* pages returned to the system so far (MADV_DONTNEED) */
+  uint8_t *rfree;   /* per 2 MiB region: how many of its pages are spare */
+  size_t released;  /* regions returned to the system so far (MADV_DONTNEED) */
   size_t bytes;     /* in blocks handed out (their class sizes) */
   int keep;         /* tearing down: return nothing to the system any more */
 } tr_arena;
