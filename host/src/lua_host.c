@@ -101,11 +101,11 @@ static int64_t host_lua_bytes(tr_host *h) {
 
 /* Address userdata. The tag lets to_addr recognise ours without fetching the
  * metatable (which cost ~150 instructions per check on the send path). */
-#define TR_LADDR_MAGIC 0x7472616464723031ull /* "traddr01" */
+#define TR_LADDR_MAGIC 0x7472616464723030ull /* "traddr00"; weak: "traddr01" */
 typedef struct {
-  uint64_t magic;
+  uint64_t magic; /* TR_LADDR_MAGIC | weak: 16 bytes in all (a Lua block of 48
+                   * where a separate flag made it 64; one per actor) */
   tr_addr a;
-  uint8_t weak;
 } tr_laddr;
 typedef struct {
   tr_lstate *ls;
@@ -181,7 +181,6 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = TR_LADDR_MAGIC;
   u->a = a;
-  u->weak = 0;
   tr_actor *act = ls->h ? tr__lookup(ls->s, a) : NULL;
   if (act && act->owned) {
     act->refs++;
@@ -196,9 +195,8 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
 
 static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->magic = TR_LADDR_MAGIC;
+  u->magic = TR_LADDR_MAGIC | 1;
   u->a = a;
-  u->weak = 1;
   set_mt(ls, L, MTI_WEAK);
 }
 
@@ -207,9 +205,9 @@ static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
   (void)ls;
   tr_laddr *p = lua_touserdata(L, idx);
   if (!p || lua_islightuserdata(L, idx) || lua_rawlen(L, idx) != sizeof *p ||
-      p->magic != TR_LADDR_MAGIC)
+      (p->magic | 1) != (TR_LADDR_MAGIC | 1))
     return TR_NOADDR;
-  if (weak) *weak = p->weak;
+  if (weak) *weak = (int)(p->magic & 1);
   return p->a;
 }
 
