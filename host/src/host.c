@@ -127,6 +127,23 @@ uint64_t tr__now(tr_sched *s) { return uv_now(s->loop); }
 uint64_t tr_now_ms(tr_host *h) { return h ? uv_now(tr__here(h)->loop) : 0; }
 
 /* ---- envelopes --------------------------------------------------------------------- */
+static inline __attribute__((always_inline)) tr_env *env_fill(tr_env *e, const char *method,
+                                                         size_t mlen, const char *payload,
+                                                         size_t len) {
+  tr__copy(e->buf, method, mlen);
+  e->buf[mlen] = 0;
+  if (len) tr__copy(e->buf + mlen + 1, payload, len);
+  e->next = NULL;
+  e->from = e->to = TR_NOADDR;
+  e->req = 0;
+  e->kind = TR_K_SEND;
+  e->status = 0;
+  e->lane = 0;
+  e->mlen = (uint16_t)mlen;
+  e->len = (uint32_t)len;
+  return e;
+}
+
 static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const char *method, size_t mlen,
                                                         const char *payload, size_t len) {
   if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
@@ -150,18 +167,24 @@ static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const 
     }
     e->cap = (uint32_t)need;
   }
-  tr__copy(e->buf, method, mlen);
-  e->buf[mlen] = 0;
-  if (len) tr__copy(e->buf + mlen + 1, payload, len);
-  e->next = NULL;
-  e->from = e->to = TR_NOADDR;
-  e->req = 0;
-  e->kind = TR_K_SEND;
-  e->status = 0;
-  e->lane = 0;
-  e->mlen = (uint16_t)mlen;
-  e->len = (uint32_t)len;
-  return e;
+  return env_fill(e, method, mlen, payload, len);
+}
+
+/* An envelope that never leaves s and is freed by s (the INIT message of a
+ * spawn on s), from s's arena and only as big as its bytes: a million
+ * actors spawned in a row hold a million of them until their inits run.
+ * Never pooled (tr__env_free returns it to the arena); a larger one, or
+ * with the arena off, is an ordinary envelope. */
+tr_env *tr__env_new_local(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                          size_t len) {
+  size_t need = mlen + 1 + len;
+  if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
+  tr_env *e = need <= TR_ENV_INLINE ? tr_arena_alloc(&s->arena, offsetof(tr_env, inl) + need)
+                                    : NULL;
+  if (!e) return env_new(s, method, mlen, payload, len);
+  e->buf = e->inl;
+  e->cap = 0;
+  return env_fill(e, method, mlen, payload, len);
 }
 
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
@@ -172,6 +195,10 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
 static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
   if (e->cap) free(e->buf);
+  if (s && tr_arena_owns(&s->arena, e)) { /* tr__env_new_local's */
+    tr_arena_free(&s->arena, e);
+    return;
+  }
   if (s && s->pool_n < TR_ENV_POOL_MAX) {
     e->next = s->pool;
     s->pool = e;
@@ -382,12 +409,27 @@ static inline __attribute__((always_inline)) void schedule(tr_sched *s, tr_actor
 
 void tr__schedule(tr_sched *s, tr_actor *a) { schedule(s, a); }
 
+/* Actor records come from their scheduler's arena (a page fault per 4 KiB of
+ * them with malloc is most of a spawn's time in a VM), else from malloc. */
+static tr_actor *actor_alloc(tr_sched *s) {
+  tr_actor *a = tr_arena_alloc(&s->arena, sizeof *a);
+  if (!a) return calloc(1, sizeof *a);
+  memset(a, 0, sizeof *a);
+  return a;
+}
+
+static void actor_mem_free(tr_actor *a) {
+  tr_arena *ar = &a->s->arena;
+  if (tr_arena_owns(ar, a)) tr_arena_free(ar, a);
+  else free(a);
+}
+
 static void actor_free_if_done(tr_sched *s, tr_actor *a) {
   (void)s;
   if (a->state == TR_S_DEAD && !a->in_runq && !a->running) {
     free(a->kill_msg);
     free(a->interrupt);
-    free(a);
+    actor_mem_free(a);
   }
 }
 
@@ -1761,11 +1803,11 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
                     const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out) {
   tr_host *h = s->h;
   if (tr__quiet(s)) return TR_ESTOPPED;
-  tr_actor *a = calloc(1, sizeof *a);
+  tr_actor *a = actor_alloc(s);
   if (!a) return TR_ENOMEM;
+  a->s = s; /* first: actor_mem_free reads it */
   if (!serial) serial = tr__new_serial(s);
   a->addr = ((tr_addr)s->index << 48) | serial;
-  a->s = s;
   a->lang = lang;
   /* before actors_put: other schedulers read it (tr_addr_format) once it is listed */
   if (lang == TR_LANG_C) a->cb = beh;
@@ -1778,7 +1820,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
   int rc;
   actors_put(s, serial, a, &rc);
   if (rc) {
-    free(a);
+    actor_mem_free(a);
     return TR_ENOMEM;
   }
   s->n_spawned++;
@@ -1795,7 +1837,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
       actors_del(s, serial);
       q_pop(&a->priv);
       tr__name_remove_all(h, a);
-      free(a);
+      actor_mem_free(a);
       return rc;
     }
   }
@@ -1805,7 +1847,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
       tr__name_remove_all(h, a);
       actors_del(s, serial);
       q_pop(&a->priv);
-      free(a);
+      actor_mem_free(a);
       return rc;
     }
   }
@@ -2428,6 +2470,8 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
     if (uv_loop_init(&s->own_loop)) return TR_ENOMEM;
     s->loop = &s->own_loop;
   }
+  /* address space only: memory is taken as it is used */
+  tr_arena_init(&s->arena, sizeof(void *) >= 8 ? (size_t)16 << 30 : (size_t)256 << 20);
   tr_map_init(&s->actors);
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
@@ -2759,6 +2803,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
   free(s->exitq);
   free(s->heap);
+  tr_arena_destroy(&s->arena); /* its actors and Lua state are gone */
 }
 
 void tr_host_free(tr_host *h) {
@@ -2788,6 +2833,9 @@ void tr_host_free(tr_host *h) {
   /* only now: a runaway handler on another scheduler leaves its turn (and
    * the thread sees op_exit) only when it is preempted */
   tr__preempt_stop(h);
+  /* everything is freed from here on: no page goes back to the system
+   * (a madvise per page) just before the arenas are unmapped */
+  for (unsigned i = 0; i < made; i++) h->sched[i].arena.keep = 1;
   if (made == h->nsched) {
     for (unsigned i = made; i-- > 0;) {
       tr__tls_sched = &h->sched[i]; /* tr_* calls made by dying actors' hooks */

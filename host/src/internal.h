@@ -4,6 +4,7 @@
 
 #include "troupe.h"
 #include "map.h"
+#include "arena.h"
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -539,6 +540,8 @@ struct tr_sched {
   int wd_ticks;
   uint64_t n_msgs, n_calls, n_spawned;
   int start_rc;         /* its thread's start-up (its Lua state) */
+  tr_arena arena;       /* small blocks of this scheduler: its actors, and its
+                         * Lua state's when the host made that state */
   uv_sem_t started;
 } __attribute__((aligned(TR_CACHELINE)));
 
@@ -672,6 +675,9 @@ void tr__log(tr_host *h, const char *fmt, ...);
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
                     size_t len);
 void tr__env_free(tr_sched *s, tr_env *e);
+/* An envelope freed only by s, never posted to another scheduler. */
+tr_env *tr__env_new_local(tr_sched *s, const char *method, size_t mlen, const char *payload,
+                          size_t len);
 int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
                     const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out);
 /* Where a spawn from s goes (NULL: o->scheduler is out of range). A behaviour

@@ -95,6 +95,7 @@ typedef struct tr_lmem {
                      * its scheduler's thread only, read by the others */
   size_t hostcap;
   tr_host *h;       /* the host cap is shared by the schedulers' states */
+  tr_arena *arena;  /* the scheduler's, for a state the host made (and closes) */
 } tr_lmem;
 
 /* Lua bytes held by all of the host's states (others' figures are recent). */
@@ -109,11 +110,11 @@ static int64_t host_lua_bytes(tr_host *h) {
 
 /* Address userdata. The tag lets to_addr recognise ours without fetching the
  * metatable (which cost ~150 instructions per check on the send path). */
-#define TR_LADDR_MAGIC 0x7472616464723031ull /* "traddr01" */
+#define TR_LADDR_MAGIC 0x7472616464723030ull /* "traddr00"; weak: "traddr01" */
 typedef struct {
-  uint64_t magic;
+  uint64_t magic; /* TR_LADDR_MAGIC | weak: 16 bytes in all (a Lua block of 48
+                   * where a separate flag made it 64; one per actor) */
   tr_addr a;
-  uint8_t weak;
 } tr_laddr;
 typedef struct {
   tr_lstate *ls;
@@ -189,7 +190,6 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = TR_LADDR_MAGIC;
   u->a = a;
-  u->weak = 0;
   tr_actor *act = ls->h ? tr__lookup(ls->s, a) : NULL;
   if (act && act->owned) {
     act->refs++;
@@ -204,9 +204,8 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
 
 static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->magic = TR_LADDR_MAGIC;
+  u->magic = TR_LADDR_MAGIC | 1;
   u->a = a;
-  u->weak = 1;
   set_mt(ls, L, MTI_WEAK);
 }
 
@@ -215,9 +214,9 @@ static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
   (void)ls;
   tr_laddr *p = lua_touserdata(L, idx);
   if (!p || lua_islightuserdata(L, idx) || lua_rawlen(L, idx) != sizeof *p ||
-      p->magic != TR_LADDR_MAGIC)
+      (p->magic | 1) != (TR_LADDR_MAGIC | 1))
     return TR_NOADDR;
-  if (weak) *weak = p->weak;
+  if (weak) *weak = (int)(p->magic & 1);
   return p->a;
 }
 
@@ -1355,7 +1354,7 @@ static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *
 static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
                      const tr_spawn_options *o, tr_addr *out) {
   tr_sched *s = SCH(ls);
-  tr_env *init = tr__env_new(s, NULL, 0, payload, len);
+  tr_env *init = tr__env_new_local(s, NULL, 0, payload, len); /* run and freed here */
   if (!init) return TR_ENOMEM;
   int rc;
   tr_actor *a = spawn_lua_env(ls, L, b, init, 0, o, &rc);
@@ -1498,6 +1497,36 @@ int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
  * handler, and the actor dies with reason out_of_memory. The per-actor
  * figure is approximate: it is the net bytes allocated while the actor ran
  * (the collector may free other actors' garbage during its turn). */
+/* The state's blocks come from its scheduler's arena when the host made the
+ * state (so it is closed through here): most are small and, for a million
+ * actors, page faults were most of a spawn's time. A block the arena does not
+ * own (made before the arena was set, bigger than TR_ARENA_MAX, or made when
+ * the arena was full) stays with the state's own allocator. */
+static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
+  tr_arena *ar = m->arena;
+  int mine = ar && ptr && tr_arena_owns(ar, ptr);
+  if (!ar || (!mine && nsize > TR_ARENA_MAX)) return m->orig_alloc(m->orig_ud, ptr, osize, nsize);
+  if (nsize == 0) {
+    if (mine) tr_arena_free(ar, ptr);
+    else m->orig_alloc(m->orig_ud, ptr, osize, 0);
+    return NULL;
+  }
+  size_t have = mine ? tr_arena_block_size(ptr) : 0;
+  if (mine && tr_arena_round(nsize) == have) return ptr; /* the same class */
+  void *np = tr_arena_alloc(ar, nsize);
+  if (!np) {
+    if (mine && nsize <= have) return ptr; /* a shrink must not fail: it stays */
+    np = m->orig_alloc(m->orig_ud, NULL, 0, nsize);
+    if (!np) return NULL;
+  }
+  if (ptr) {
+    memcpy(np, ptr, osize < nsize ? osize : nsize);
+    if (mine) tr_arena_free(ar, ptr);
+    else m->orig_alloc(m->orig_ud, ptr, osize, 0);
+  }
+  return np;
+}
+
 static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   tr_lmem *ls = ud;
   size_t old = ptr ? osize : 0;
@@ -1517,7 +1546,7 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  void *p = ls->orig_alloc(ls->orig_ud, ptr, osize, nsize);
+  void *p = lua_block(ls, ptr, osize, nsize);
   if (p || nsize == 0) {
     int64_t d = (int64_t)nsize - (int64_t)old;
     __atomic_store_n(&ls->total, ls->total + d, __ATOMIC_RELAXED);
@@ -2542,6 +2571,9 @@ int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like) {
   ls->mem->h = h;
   s->lmem = ls->mem;
   ls->mem->orig_alloc = lua_getallocf(L, &ls->mem->orig_ud);
+  /* a state from elsewhere gets its allocator back at detach, with blocks
+   * made meanwhile: those must be that allocator's */
+  if (owns && s->arena.base) ls->mem->arena = &s->arena;
   lua_setallocf(L, tr_lalloc, ls->mem);
   luaL_newmetatable(L, MT_STATE);
   lua_pushcfunction(L, state_gc);

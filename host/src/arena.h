@@ -1,0 +1,69 @@
+/* A small-block allocator for one thread (one per scheduler): size classes
+ * served from 64 KiB pages (one class per page, a free list per page, as in
+ * mimalloc or jemalloc's slabs), the pages cut from one range of address
+ * space reserved up front and made usable 2 MiB at a time with transparent
+ * huge pages requested. Why: a million actors are ~700 MB of small blocks,
+ * and with glibc's malloc every new 4 KiB page of them is a page fault, which
+ * costs microseconds in a paravirtualised VM; here most are 2 MiB faults.
+ *
+ * The caller knows each block's size, so blocks carry no header; whether a
+ * pointer is the arena's is one range check (tr_arena_owns), so callers may
+ * mix arena blocks with malloc'd ones (blocks bigger than TR_ARENA_MAX, or
+ * made before the arena, or after it ran out). An empty page goes back to a
+ * pool shared by all classes. Memory goes back to the system only by whole
+ * 2 MiB regions (every page of one empty, and more than TR_ARENA_KEEP pages
+ * pooled): returning single pages split the huge pages, and a million dead
+ * INIT envelopes' pages made every later access to the actors' memory slow
+ * (their teardown took 10 s instead of 1). Single-threaded: its scheduler's
+ * thread, or the thread that tears the host down once the others stopped.
+ *
+ * Off (tr_arena_alloc always NULL, callers use malloc) under AddressSanitizer
+ * (whose checks need malloc), when TROUPE_ARENA=0 is in the environment, or
+ * when the address space cannot be reserved. */
+#ifndef TROUPE_ARENA_H
+#define TROUPE_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TR_ARENA_PAGE ((size_t)64 << 10)
+#define TR_ARENA_MAX 1024  /* larger blocks are not the arena's */
+#define TR_ARENA_NCLS 36
+#define TR_ARENA_KEEP 256  /* empty pages kept ready (16 MiB) before any is returned */
+
+typedef struct tr_apage tr_apage;
+
+typedef struct tr_arena {
+  char *base;       /* the reserved range [base, end); NULL: the arena is off */
+  char *end;
+  char *committed;  /* [base, committed) is readable and writable */
+  char *fresh;      /* [fresh, committed): pages never used yet */
+  tr_apage *avail[TR_ARENA_NCLS]; /* per class: its pages with a free block */
+  tr_apage **spare; /* empty pages, for any class (a stack) */
+  size_t spare_n, spare_cap;
+  uint8_t *rfree;   /* per 2 MiB region: how many of its pages are spare */
+  size_t released;  /* regions returned to the system so far (MADV_DONTNEED) */
+  size_t bytes;     /* in blocks handed out (their class sizes) */
+  int keep;         /* tearing down: return nothing to the system any more */
+} tr_arena;
+
+/* Reserve `reserve` bytes of address space (rounded up to 2 MiB). Returns 0,
+ * or -1 with the arena off (then every tr_arena_alloc is NULL). */
+int tr_arena_init(tr_arena *a, size_t reserve);
+/* Unmap everything: every block is gone. */
+void tr_arena_destroy(tr_arena *a);
+/* A block of at least n bytes (1 <= n <= TR_ARENA_MAX), 16-byte aligned, or
+ * NULL (too big, the arena is off or full): the caller then uses malloc. */
+void *tr_arena_alloc(tr_arena *a, size_t n);
+/* p from tr_arena_alloc of this arena. */
+void tr_arena_free(tr_arena *a, void *p);
+/* The usable size of arena block p (its class size). */
+size_t tr_arena_block_size(const void *p);
+/* The size of the block tr_arena_alloc(n) gives (n itself past TR_ARENA_MAX). */
+size_t tr_arena_round(size_t n);
+
+static inline int tr_arena_owns(const tr_arena *a, const void *p) {
+  return (uintptr_t)p - (uintptr_t)a->base < (uintptr_t)(a->committed - a->base);
+}
+
+#endif
