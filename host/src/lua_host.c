@@ -212,8 +212,8 @@ static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
 /* An address (strong or weak) at idx, or 0 with *ok = 0. */
 static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
   (void)ls;
-  tr_laddr *p = lua_touserdata(L, idx);
-  if (!p || lua_islightuserdata(L, idx) || lua_rawlen(L, idx) != sizeof *p ||
+  tr_laddr *p = lua_touserdata(L, idx); /* (a light userdata's raw length is 0) */
+  if (!p || lua_rawlen(L, idx) != sizeof *p ||
       (p->magic | 1) != (TR_LADDR_MAGIC | 1))
     return TR_NOADDR;
   if (weak) *weak = (int)(p->magic & 1);
@@ -460,11 +460,12 @@ static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *o
   for (int i = first; i <= last; i++) {
     if (cap - pos < 10) return -1;
     char *p = out + pos;
-    switch (lua_type(L, i)) {
+    int isint = lua_isinteger(L, i); /* the commonest argument: one API call less */
+    switch (isint ? LUA_TNUMBER : lua_type(L, i)) {
       case LUA_TNIL: p[0] = (char)0xc0; pos += 1; break;
       case LUA_TBOOLEAN: p[0] = (char)(lua_toboolean(L, i) ? 0xc3 : 0xc2); pos += 1; break;
       case LUA_TNUMBER:
-        if (lua_isinteger(L, i)) {
+        if (isint) {
           int64_t d = (int64_t)lua_tointeger(L, i);
           if (d >= -32 && d < 128) { /* fixint */
             p[0] = (char)(d & 0xFF);
@@ -2034,7 +2035,8 @@ static int do_send(lua_State *L, int nowait) {
   tr_sched *s = SCH(ls);
   tr_addr to = check_addr(L, 1);
   size_t mlen;
-  const char *method = luaL_checklstring(L, 2, &mlen);
+  const char *method = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &mlen) : NULL;
+  if (!method) method = luaL_checklstring(L, 2, &mlen); /* a number, or the error */
   luaL_argcheck(L, mlen > 0, 2, "method name must not be empty");
   tr_env *e = env_scalars(s, ls, L, method, mlen, 3, lua_gettop(L));
   if (!e) {
