@@ -816,7 +816,15 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
     msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
   }
   luaL_traceback(ls->L, co, NULL, 0);
-  const char *tb = lua_tostring(ls->L, -1);
+  size_t tblen;
+  const char *tb = lua_tolstring(ls->L, -1, &tblen);
+  static const char runner_frame[] = "\n\t[C]: in ?"; /* the runner's own frame */
+  if (tb && tblen >= sizeof runner_frame - 1 &&
+      memcmp(tb + tblen - (sizeof runner_frame - 1), runner_frame, sizeof runner_frame - 1) == 0) {
+    lua_pushlstring(ls->L, tb, tblen - (sizeof runner_frame - 1));
+    lua_replace(ls->L, -2);
+    tb = lua_tostring(ls->L, -1);
+  }
   char *m = strdup(msg ? msg : "?");
   if (a->lb->errors_reply && cur && cur->kind != TR_K_INIT && cur->kind != TR_K_STOP) {
     /* the behaviour asked for handler errors to go back to the caller: the
