@@ -1721,6 +1721,14 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       a->running = 0;
     }
     if (a->wait == TR_W_YIELD) break; /* the handler yielded: go behind the others */
+    /* both lanes empty and nothing to resume: drained now, rather than one
+     * more pass of the checks above to find that out (the usual end of a
+     * turn in a request/reply exchange) */
+    if (!a->priv.head && !a->pub.head && !a->wake && a->wait == TR_W_NONE &&
+        a->state != TR_S_DEAD) {
+      drained = 1;
+      break;
+    }
   }
   s->current = NULL;
   if (a->state == TR_S_DEAD) actor_free_if_done(s, a);
