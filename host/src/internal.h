@@ -404,6 +404,12 @@ struct tr_actor {
   /* C behaviour */
   const tr_behaviour *cb;
   void *cstate;
+  /* the method its last message went to (tr__c_deliver): the name's bytes
+   * as a key, the table and the handler found there */
+  const tr_method *mc_tab;
+  tr_handler_fn mc_fn;
+  uint64_t mc_key[2];
+  uint16_t mc_len; /* 0: nothing kept */
   /* Lua behaviour */
   struct tr_lbeh *lb;
   lua_State *co;     /* the handler coroutine while one is active */

@@ -4,6 +4,8 @@
  * reply does not fit; on one scheduler and across two), the timer that must
  * not keep the loop alive once no deadline is left, and the method cache of
  * a C behaviour (unknown methods, behaviours sharing method names). */
+#include <inttypes.h>
+
 #include "helpers.h"
 
 #include "internal.h"
@@ -464,6 +466,145 @@ static void method_lookup_edges(void **state) {
   tr_host_free(h);
 }
 
+/* The method an actor got last is kept on it (tr__c_deliver), keyed by the
+ * name's bytes: names of every length class of the key (1..3, 4..7, 8..16
+ * bytes, and longer ones, which are not kept) that differ only in their last
+ * byte, a middle byte, or their length must each reach their own handler,
+ * also right after one another and after unknown names; two behaviours with
+ * the same names keep their own; an actor of a behaviour made at the address
+ * of a freed one runs the new table. */
+static int m_ret(tr_ctx *ctx, const tr_msg *args) {
+  /* the handler answers with the index of its name in names[] below */
+  static const char *const names[] = {
+      "a", "b", "ab", "abc", "abd", "ping", "pinh", "pingx", "ping_pon", "ping_poo",
+      "ping_pong", "ping_pong_ping_p", "ping_pong_ping_q", "ping_pong_ping_pq",
+      "abcXefghijkl", "abcYefghijkl", "xbcdefg", "abcdefgh_ping_pong_long"};
+  const char *m = tr_ctx_method(ctx);
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strcmp(names[i], m) == 0) return tr_pack_int(tr_ctx_reply(ctx), (int64_t)i);
+  return TR_EINVAL;
+}
+/* each its own function, so that a wrong entry shows as a wrong handler too */
+#define RET_FN(k) \
+  static int m_ret##k(tr_ctx *c, const tr_msg *a) { \
+    int rc = m_ret(c, a);                             \
+    tr_pack_int(tr_ctx_reply(c), k);                  \
+    return rc;                                        \
+  }
+RET_FN(0) RET_FN(1) RET_FN(2) RET_FN(3) RET_FN(4) RET_FN(5) RET_FN(6) RET_FN(7) RET_FN(8)
+RET_FN(9) RET_FN(10) RET_FN(11) RET_FN(12) RET_FN(13) RET_FN(14) RET_FN(15) RET_FN(16)
+RET_FN(17)
+static const tr_method names_methods[] = {
+    {"a", m_ret0}, {"b", m_ret1}, {"ab", m_ret2}, {"abc", m_ret3}, {"abd", m_ret4},
+    {"ping", m_ret5}, {"pinh", m_ret6}, {"pingx", m_ret7}, {"ping_pon", m_ret8},
+    {"ping_poo", m_ret9}, {"ping_pong", m_ret10}, {"ping_pong_ping_p", m_ret11},
+    {"ping_pong_ping_q", m_ret12}, {"ping_pong_ping_pq", m_ret13}, {"abcXefghijkl", m_ret14},
+    {"abcYefghijkl", m_ret15}, {"xbcdefg", m_ret16}, {"abcdefgh_ping_pong_long", m_ret17},
+    {NULL, NULL}};
+static const tr_behaviour beh_names = {.name = "Names", .methods = names_methods};
+
+/* the reply of a call: two integers, the index the handler found for its
+ * name and the handler's own number; both must be `want` */
+static void call_names(tr_host *h, tr_addr a, const char *method, int want) {
+  reply_rec r = {0};
+  int64_t first = -1, second = -1;
+  tr_buf none;
+  tr_buf_init(&none);
+  assert_int_equal(tr_call(h, TR_NOADDR, a, method, &none, TR_TIMEOUT_DEFAULT, rec_reply, &r),
+                   TR_OK);
+  tr_buf_free(&none);
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  if (want < 0) {
+    assert_int_equal(r.status, TR_ENOHANDLER);
+    return;
+  }
+  assert_int_equal(r.status, TR_OK);
+  assert_int_equal(sscanf(r.text, "%" SCNd64 ", %" SCNd64, &first, &second), 2);
+  assert_int_equal(first, want);
+  assert_int_equal(second, want);
+}
+
+static int m_x(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 100); }
+static int m_y(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 200); }
+static int m_z(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 300); }
+
+static void method_cache_edges(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_names, NULL, NULL, &a), TR_OK);
+  const int n = (int)(sizeof names_methods / sizeof *names_methods) - 1;
+  static const char *const unknown[] = {"c", "aa", "abe", "pin", "pinhx", "pinG", "pingy",
+                                        "ping_po", "ping_poo_", "ping_pong_ping_r",
+                                        "ping_pong_ping_", "ping_pong_ping_pr",
+                                        "abcZefghijkl", "xbcdefh", "abcdefgh_ping_pong_lonG"};
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < n; i++) {
+      call_names(h, a, names_methods[i].name, i); /* keeps it */
+      call_names(h, a, names_methods[i].name, i); /* finds it kept */
+      /* a neighbour (differs in the last byte, a middle byte, or length) */
+      int j = (i * 7 + round + 1) % n;
+      call_names(h, a, names_methods[j].name, j);
+      call_names(h, a, names_methods[i].name, i);
+      call_names(h, a, unknown[i % (int)(sizeof unknown / sizeof *unknown)], -1);
+      call_names(h, a, names_methods[i].name, i);
+    }
+  for (size_t u = 0; u < sizeof unknown / sizeof *unknown; u++) {
+    call_names(h, a, "ping", 5);
+    call_names(h, a, unknown[u], -1);
+  }
+
+  /* two behaviours, the same name: each actor its own handler */
+  tr_method *tx = calloc(2, sizeof *tx), *ty = calloc(2, sizeof *ty);
+  tx[0] = (tr_method){"ping", m_x};
+  ty[0] = (tr_method){"ping", m_y};
+  tr_behaviour *bx = calloc(1, sizeof *bx), *by = calloc(1, sizeof *by);
+  bx->name = "X";
+  bx->methods = tx;
+  by->name = "Y";
+  by->methods = ty;
+  tr_addr x, y;
+  assert_int_equal(tr_spawn(h, bx, NULL, NULL, &x), TR_OK);
+  assert_int_equal(tr_spawn(h, by, NULL, NULL, &y), TR_OK);
+  int64_t v;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(call_int(h, x, "ping", &v), TR_OK);
+    assert_int_equal(v, 100);
+    assert_int_equal(call_int(h, y, "ping", &v), TR_OK);
+    assert_int_equal(v, 200);
+  }
+  /* X's actor gone, its behaviour and table freed; a new behaviour, likely
+   * at the same addresses, with "ping" elsewhere in another table */
+  assert_int_equal(tr_kill(h, x), TR_OK);
+  tr_host_run(h);
+  assert_false(tr_alive(h, x));
+  free(bx);
+  free(tx);
+  tr_method *tz = calloc(3, sizeof *tz);
+  tz[0] = (tr_method){"pong", m_y};
+  tz[1] = (tr_method){"ping", m_z};
+  tr_behaviour *bz = calloc(1, sizeof *bz);
+  bz->name = "Z";
+  bz->methods = tz;
+  tr_addr z;
+  assert_int_equal(tr_spawn(h, bz, NULL, NULL, &z), TR_OK);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(call_int(h, z, "ping", &v), TR_OK);
+    assert_int_equal(v, 300);
+    assert_int_equal(call_int(h, z, "pong", &v), TR_OK);
+    assert_int_equal(v, 200);
+    assert_int_equal(call_int(h, y, "ping", &v), TR_OK);
+    assert_int_equal(v, 200);
+    assert_int_equal(call_int(h, y, "pong", &v), TR_ENOHANDLER);
+  }
+  tr_host_free(h);
+  free(by);
+  free(ty);
+  free(bz);
+  free(tz);
+}
+
 /* A C reply callback runs for its actor; what it does to actors (its own
  * or others, whose queued answers are then delivered inside it) must not
  * leave the host pointing at a freed actor: a callback that kills its own
@@ -537,6 +678,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_across_schedulers),
       cmocka_unit_test(run_returns_with_no_deadline_left),
       cmocka_unit_test(method_lookup_edges),
+      cmocka_unit_test(method_cache_edges),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
