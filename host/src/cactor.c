@@ -185,7 +185,7 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   if (!fn) {
     tr_addr_format(s->h, a->addr, who, sizeof who);
     rc = tr_ctx_error(&c, TR_ENOHANDLER, "%s has no handler '%s'", who, method);
-  } else if (tr__msg_parse(&m) < 0) {
+  } else if (tr__msg_parse_one(&m) < 0) {
     rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", method);
   } else {
     rc = fn(&c, &m);

@@ -222,8 +222,9 @@ static inline __attribute__((always_inline)) int tr__scalar_int(const unsigned c
   *off += (size_t)k + 1;
   return 1;
 }
-static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
-                                  msgpack_object *o) {
+static inline __attribute__((always_inline)) int tr__scalar_next_inl(const char *data,
+                                                                     size_t len, size_t *off,
+                                                                     msgpack_object *o) {
   const unsigned char *p = (const unsigned char *)data + *off;
   size_t rem = len - *off, n = 0, hdr = 1;
   unsigned b = p[0];
@@ -305,7 +306,25 @@ raw:
   return 1;
 }
 
+/* the same, inlined or not as the compiler sees fit */
+static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
+                                  msgpack_object *o) {
+  return tr__scalar_next_inl(data, len, off, o);
+}
+
 int tr__msg_parse(tr_msg *m);
+/* tr__msg_parse with its commonest case inline: a payload of exactly one
+ * scalar (a call's argument, a reply's value) is read without a call; any
+ * other goes the whole way from the start. */
+static inline __attribute__((always_inline)) int tr__msg_parse_one(tr_msg *m) {
+  if (m->parsed) return m->parsed;
+  size_t off = 0;
+  if (m->len && tr__scalar_next_inl(m->data, m->len, &off, &m->v[0]) && off == m->len) {
+    m->n = 1;
+    return m->parsed = 1;
+  }
+  return tr__msg_parse(m);
+}
 
 /* ---- actors ------------------------------------------------------------------- */
 enum { TR_LANG_C = 0, TR_LANG_LUA = 1 };

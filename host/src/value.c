@@ -295,7 +295,7 @@ int tr__msg_parse(tr_msg *m) {
 static inline __attribute__((always_inline)) const msgpack_object *msg_at(const tr_msg *cm,
                                                                           int i) {
   tr_msg *m = (tr_msg *)cm;
-  if (!m || (m->parsed <= 0 && tr__msg_parse(m) < 0) || i < 0 || i >= m->n) return NULL;
+  if (!m || (m->parsed <= 0 && tr__msg_parse_one(m) < 0) || i < 0 || i >= m->n) return NULL;
   return &m->v[i];
 }
 
