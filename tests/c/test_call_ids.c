@@ -605,6 +605,51 @@ static void method_cache_edges(void **state) {
   free(tz);
 }
 
+/* A C handler never sees corrupt arguments: one integer cut short, or
+ * followed by a corrupt byte, is refused before it runs (the inline reading
+ * of a lone scalar must not let them through); the same integer whole is
+ * read. */
+static int handler_runs;
+static int m_count(tr_ctx *ctx, const tr_msg *args) {
+  int64_t v;
+  handler_runs++;
+  if (tr_msg_int(args, 0, &v)) return TR_EBADVALUE;
+  return tr_pack_int(tr_ctx_reply(ctx), v + 1);
+}
+static const tr_method count_methods[] = {{"count", m_count}, {NULL, NULL}};
+static const tr_behaviour beh_count = {.name = "Count", .methods = count_methods};
+
+static void corrupt_arguments_refused(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a), TR_OK);
+  handler_runs = 0;
+  for (int k = 0; k < 3; k++) {
+    tr_buf b;
+    tr_buf_init(&b);
+    tr_pack_int(&b, 100000);
+    if (k == 0) b.len--;                       /* cut short */
+    if (k == 1) b.data[b.len++] = (char)0xc1;  /* a byte never used */
+    reply_rec r = {0};
+    assert_int_equal(tr_call(h, TR_NOADDR, a, "count", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r),
+                     TR_OK);
+    tr_buf_free(&b);
+    tr_host_run(h);
+    assert_int_equal(r.n, 1);
+    if (k < 2) {
+      assert_int_equal(r.status, TR_EBADVALUE);
+      assert_non_null(strstr(r.s, "corrupt payload for 'count'"));
+      assert_int_equal(handler_runs, 0);
+    } else {
+      assert_int_equal(r.status, TR_OK);
+      assert_int_equal(r.i, 100001);
+      assert_int_equal(handler_runs, 1);
+    }
+  }
+  tr_host_free(h);
+}
+
 /* A C reply callback runs for its actor; what it does to actors (its own
  * or others, whose queued answers are then delivered inside it) must not
  * leave the host pointing at a freed actor: a callback that kills its own
@@ -679,6 +724,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(run_returns_with_no_deadline_left),
       cmocka_unit_test(method_lookup_edges),
       cmocka_unit_test(method_cache_edges),
+      cmocka_unit_test(corrupt_arguments_refused),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
