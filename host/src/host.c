@@ -420,6 +420,7 @@ static tr_actor *actor_alloc(tr_sched *s) {
 
 static void actor_mem_free(tr_actor *a) {
   tr_arena *ar = &a->s->arena;
+  if (a->s->dc_actor == a) a->s->dc_actor = NULL;
   if (tr_arena_owns(ar, a)) tr_arena_free(ar, a);
   else free(a);
 }
@@ -478,8 +479,21 @@ int tr__try_deliver(tr_sched *s, tr_env *e) {
   return tr__deliver(s, e, 0, NULL);
 }
 
+/* tr__lookup for a delivery: a client sends to or calls the same actor again
+ * and again, so the last one found is kept (until its record is freed). */
+static inline __attribute__((always_inline)) tr_actor *deliver_lookup(tr_sched *s, tr_addr to) {
+  tr_actor *a = s->dc_actor;
+  if (a && to == s->dc_addr) return a->state == TR_S_DEAD ? NULL : a;
+  a = tr__lookup(s, to);
+  if (a) {
+    s->dc_addr = to;
+    s->dc_actor = a;
+  }
+  return a;
+}
+
 static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
-  tr_actor *a = tr__lookup(s, e->to);
+  tr_actor *a = deliver_lookup(s, e->to);
   if (!a) {
     if (!tr__foreign(s, e->to)) return TR_EDEAD;
     return deliver_foreign(s, e, private_lane, 0);

@@ -525,6 +525,9 @@ struct tr_sched {
   tr_actor *current;
   tr_actor *cb_actor;   /* the actor whose C reply callback runs now (NULL once
                          * it dies): its calls from there need no lookup */
+  tr_addr dc_addr;      /* the last actor a message was delivered to here, */
+  tr_actor *dc_actor;   /* (NULL once its record is freed): no hash lookup
+                         * for the next one to it (deliver) */
   tr_map actors;    /* serial -> tr_actor* */
   tr_pslot *pslots; /* pending calls by the index in their request id */
   uint32_t pslots_n, pslots_cap, pfree; /* slots used so far; first free + 1 */

@@ -650,6 +650,68 @@ static void corrupt_arguments_refused(void **state) {
   tr_host_free(h);
 }
 
+/* The last actor a message was delivered to is kept by its scheduler: a
+ * dead one is never delivered to, whether its record is still there (it
+ * waits in the run queue) or freed and another actor made in its memory. */
+static int count_call(tr_host *h, tr_addr a, int64_t v, int64_t *out) {
+  reply_rec r = {0};
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, v);
+  int rc = tr_call(h, TR_NOADDR, a, "count", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r);
+  tr_buf_free(&b);
+  if (rc) return rc;
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  *out = r.i;
+  return r.status;
+}
+
+static void delivery_cache_edges(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a1, a2, a3;
+  int64_t v;
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(count_call(h, a1, 1, &v), TR_OK);
+  assert_int_equal(v, 2);
+  assert_int_equal(count_call(h, a1, 2, &v), TR_OK); /* kept */
+  assert_int_equal(v, 3);
+  /* dead, its record freed, another made (in its memory, likely) */
+  assert_int_equal(tr_kill(h, a1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a2), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(count_call(h, a1, 3, &v), TR_EDEAD);
+  assert_int_equal(count_call(h, a2, 4, &v), TR_OK);
+  assert_int_equal(v, 5);
+  assert_int_equal(count_call(h, a1, 5, &v), TR_EDEAD);
+  /* dead while its record waits in the run queue (a message queued) */
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a3), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(count_call(h, a3, 6, &v), TR_OK);
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 7);
+  assert_int_equal(tr_send(h, TR_NOADDR, a3, "count", &b), TR_OK); /* a3 kept, queued */
+  assert_int_equal(tr_kill(h, a3), TR_OK);
+  assert_false(tr_alive(h, a3));
+  assert_int_equal(tr_send(h, TR_NOADDR, a3, "count", &b), TR_EDEAD);
+  reply_rec r = {0};
+  int rc = tr_call(h, TR_NOADDR, a3, "count", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r);
+  tr_host_run(h);
+  assert_true(rc == TR_EDEAD || (rc == TR_OK && r.n == 1 && r.status == TR_EDEAD));
+  tr_buf_free(&b);
+  /* the others still answer, in turns */
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(count_call(h, a2, i, &v), TR_OK);
+    assert_int_equal(v, i + 1);
+    assert_int_equal(count_call(h, a3, i, &v), TR_EDEAD);
+  }
+  tr_host_free(h);
+}
+
 /* A C reply callback runs for its actor; what it does to actors (its own
  * or others, whose queued answers are then delivered inside it) must not
  * leave the host pointing at a freed actor: a callback that kills its own
@@ -725,6 +787,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(method_lookup_edges),
       cmocka_unit_test(method_cache_edges),
       cmocka_unit_test(corrupt_arguments_refused),
+      cmocka_unit_test(delivery_cache_edges),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
