@@ -764,6 +764,9 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
 static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
+  /* a reply of one scalar (the usual) is read here, inline: the callback's
+   * reader then finds it parsed; any other stays for the first reader */
+  tr__msg_try_one(&m);
   /* not restored after a nested delivery (a death inside a callback
    * delivers the dead actor's answers): the outer one may have died there */
   s->cb_actor = p->owner;

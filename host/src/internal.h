@@ -316,13 +316,17 @@ int tr__msg_parse(tr_msg *m);
 /* tr__msg_parse with its commonest case inline: a payload of exactly one
  * scalar (a call's argument, a reply's value) is read without a call; any
  * other goes the whole way from the start. */
-static inline __attribute__((always_inline)) int tr__msg_parse_one(tr_msg *m) {
-  if (m->parsed) return m->parsed;
+static inline __attribute__((always_inline)) int tr__msg_try_one(tr_msg *m) {
   size_t off = 0;
   if (m->len && tr__scalar_next_inl(m->data, m->len, &off, &m->v[0]) && off == m->len) {
     m->n = 1;
     return m->parsed = 1;
   }
+  return 0; /* not parsed (m->v[0] may hold anything) */
+}
+static inline __attribute__((always_inline)) int tr__msg_parse_one(tr_msg *m) {
+  if (m->parsed) return m->parsed;
+  if (tr__msg_try_one(m)) return 1;
   return tr__msg_parse(m);
 }
 

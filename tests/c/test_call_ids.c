@@ -650,6 +650,54 @@ static void corrupt_arguments_refused(void **state) {
   tr_host_free(h);
 }
 
+/* A reply is read before its callback runs only when it is exactly one
+ * scalar: one integer cut short or followed by a corrupt byte, two values,
+ * a container or nothing read as they always did. */
+static int m_raw(tr_ctx *ctx, const tr_msg *args) {
+  int64_t k;
+  if (tr_msg_int(args, 0, &k)) return TR_EBADVALUE;
+  tr_buf *b = tr_ctx_reply(ctx);
+  switch (k) {
+    case 0: tr_pack_int(b, 100000); break;
+    case 1: tr_pack_int(b, 100000); b->len--; break;             /* cut short */
+    case 2: tr_pack_int(b, 100000); b->data[b->len++] = (char)0xc1; break;
+    case 3: tr_pack_int(b, 100000); tr_pack_int(b, 7); break;
+    case 4: tr_pack_fmt(b, "[ii]", 1, 2); break;
+    case 5: break;                                                /* nothing */
+    case 6: tr_pack_str(b, "text"); break;
+  }
+  return 0;
+}
+static const tr_method raw_methods[] = {{"raw", m_raw}, {NULL, NULL}};
+static const tr_behaviour beh_raw = {.name = "Raw", .methods = raw_methods};
+
+static void replies_read_before_callbacks(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_raw, NULL, NULL, &a), TR_OK);
+  static const struct { int count, has_i; int64_t i; const char *text; } want[] = {
+      {1, 1, 100000, "100000"}, {0, 0, 0, "<corrupt payload>"}, {0, 0, 0, "<corrupt payload>"},
+      {2, 1, 100000, "100000, 7"}, {1, 0, 0, "{1, 2}"}, {0, 0, 0, ""}, {1, 0, 0, "\"text\""}};
+  for (int k = 0; k < 7; k++) {
+    tr_buf b;
+    tr_buf_init(&b);
+    tr_pack_int(&b, k);
+    reply_rec r = {0};
+    assert_int_equal(tr_call(h, TR_NOADDR, a, "raw", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r),
+                     TR_OK);
+    tr_buf_free(&b);
+    tr_host_run(h);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.status, TR_OK);
+    assert_int_equal(r.count, want[k].count);
+    assert_int_equal(r.has_i, want[k].has_i);
+    if (want[k].has_i) assert_int_equal(r.i, want[k].i);
+    assert_string_equal(r.text, want[k].text);
+  }
+  tr_host_free(h);
+}
+
 /* The last actor a message was delivered to is kept by its scheduler: a
  * dead one is never delivered to, whether its record is still there (it
  * waits in the run queue) or freed and another actor made in its memory. */
@@ -788,6 +836,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(method_cache_edges),
       cmocka_unit_test(corrupt_arguments_refused),
       cmocka_unit_test(delivery_cache_edges),
+      cmocka_unit_test(replies_read_before_callbacks),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
