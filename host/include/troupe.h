@@ -230,6 +230,9 @@ typedef struct tr_behaviour {
   const tr_method *methods; /* terminated by {NULL, NULL} */
   void *reserved[4];
 } tr_behaviour;
+/* The host reads a behaviour, its method table and the names in it while
+ * actors of it live (an actor keeps the method it found last): keep them
+ * valid and unchanged until those actors are gone. */
 
 /* A handler returns 0 to answer with what it wrote into tr_ctx_reply() (or
  * with nothing), TR_FAILED to answer with what it wrote into tr_ctx_fail()

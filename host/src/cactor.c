@@ -26,7 +26,7 @@ int tr_ctx_is_call(tr_ctx *c) { return c && c->e && c->e->kind == TR_K_CALL; }
 
 tr_buf *tr_ctx_reply(tr_ctx *c) {
   if (!c) return NULL;
-  if (c->fail) tr_buf_reset(&c->out);
+  if (c->fail) c->out.len = 0; /* tr_buf_reset, inline: no stack frame */
   c->fail = 0;
   return &c->out;
 }
@@ -60,9 +60,73 @@ int tr_ctx_defer(tr_ctx *c, tr_token *out) {
   return 0;
 }
 
-static tr_handler_fn find_method(const tr_behaviour *b, const char *name) {
-  for (const tr_method *m = b->methods; m && m->name; m++)
-    if (strcmp(m->name, name) == 0) return m->fn;
+/* A method name of n bytes, 1 to 16, as two words: overlapping loads, as in
+ * tr__copy, so nothing outside [0, n) is read and every byte is in a word.
+ * Equal keys of equal lengths are equal bytes. 0: no key (another length). */
+static inline int name_key(const char *p, size_t n, uint64_t k[2]) {
+  if (n - 1 >= 16) return 0;
+  if (n >= 8) {
+    memcpy(&k[0], p, 8);
+    memcpy(&k[1], p + n - 8, 8);
+  } else if (n >= 4) {
+    uint32_t x, y;
+    memcpy(&x, p, 4);
+    memcpy(&y, p + n - 4, 4);
+    k[0] = x | (uint64_t)y << 32;
+    k[1] = 0;
+  } else {
+    k[0] = (unsigned char)p[0] | (uint64_t)(unsigned char)p[n >> 1] << 8 |
+           (uint64_t)(unsigned char)p[n - 1] << 16;
+    k[1] = 0;
+  }
+  return 1;
+}
+
+/* The same test against a key made by name_key (n its length, 1 to 16),
+ * without going through memory. */
+static inline int name_is(const char *p, size_t n, const uint64_t k[2]) {
+  if (n >= 8) {
+    uint64_t x, y;
+    memcpy(&x, p, 8);
+    memcpy(&y, p + n - 8, 8);
+    return x == k[0] && y == k[1];
+  }
+  if (n >= 4) {
+    uint32_t x, y;
+    memcpy(&x, p, 4);
+    memcpy(&y, p + n - 4, 4);
+    return (x | (uint64_t)y << 32) == k[0];
+  }
+  return ((unsigned char)p[0] | (uint64_t)(unsigned char)p[n >> 1] << 8 |
+          (uint64_t)(unsigned char)p[n - 1] << 16) == k[0];
+}
+
+/* The handler for the message's method. An actor mostly gets the same
+ * method again (a server's one request): the entry it found last is kept on
+ * the actor, keyed by the envelope's method bytes (all mlen of them: the
+ * same bytes give the same strcmp answer), so a repeat costs a few compares
+ * instead of a strcmp per table entry up to it. On the actor, not per
+ * behaviour: a behaviour is the program's memory and may be freed and
+ * another made at its address, but not while actors of it live (troupe.h).
+ * A method table swapped for another misses. Unknown methods are not kept:
+ * they scan every time. */
+static inline tr_handler_fn find_method(tr_actor *a, const tr_env *e) {
+  const char *name = TR_ENV_METHOD(e);
+  const tr_method *tab = a->cb->methods;
+  if (a->mc_len && e->mlen == a->mc_len && tab == a->mc_tab && name_is(name, e->mlen, a->mc_key))
+    return a->mc_fn;
+  for (const tr_method *m = tab; m && m->name; m++)
+    if (strcmp(m->name, name) == 0) {
+      uint64_t k[2];
+      if (name_key(name, e->mlen, k)) {
+        a->mc_tab = tab;
+        a->mc_fn = m->fn;
+        a->mc_key[0] = k[0];
+        a->mc_key[1] = k[1];
+        a->mc_len = e->mlen;
+      }
+      return m->fn;
+    }
   return NULL;
 }
 
@@ -108,7 +172,7 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     return;
   }
   const char *method = TR_ENV_METHOD(e);
-  tr_handler_fn fn = find_method(a->cb, method);
+  tr_handler_fn fn = find_method(a, e);
   int rc;
   if (!fn && e->kind == TR_K_SEND &&
       (strcmp(method, "on_down") == 0 || strcmp(method, "on_exit") == 0)) {
@@ -121,7 +185,7 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   if (!fn) {
     tr_addr_format(s->h, a->addr, who, sizeof who);
     rc = tr_ctx_error(&c, TR_ENOHANDLER, "%s has no handler '%s'", who, method);
-  } else if (tr__msg_parse(&m) < 0) {
+  } else if (tr__msg_parse_one(&m) < 0) {
     rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", method);
   } else {
     rc = fn(&c, &m);

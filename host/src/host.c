@@ -420,6 +420,7 @@ static tr_actor *actor_alloc(tr_sched *s) {
 
 static void actor_mem_free(tr_actor *a) {
   tr_arena *ar = &a->s->arena;
+  if (a->s->dc_actor == a) a->s->dc_actor = NULL;
   if (tr_arena_owns(ar, a)) tr_arena_free(ar, a);
   else free(a);
 }
@@ -478,8 +479,21 @@ int tr__try_deliver(tr_sched *s, tr_env *e) {
   return tr__deliver(s, e, 0, NULL);
 }
 
+/* tr__lookup for a delivery: a client sends to or calls the same actor again
+ * and again, so the last one found is kept (until its record is freed). */
+static inline __attribute__((always_inline)) tr_actor *deliver_lookup(tr_sched *s, tr_addr to) {
+  tr_actor *a = s->dc_actor;
+  if (a && to == s->dc_addr) return a->state == TR_S_DEAD ? NULL : a;
+  a = tr__lookup(s, to);
+  if (a) {
+    s->dc_addr = to;
+    s->dc_actor = a;
+  }
+  return a;
+}
+
 static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
-  tr_actor *a = tr__lookup(s, e->to);
+  tr_actor *a = deliver_lookup(s, e->to);
   if (!a) {
     if (!tr__foreign(s, e->to)) return TR_EDEAD;
     return deliver_foreign(s, e, private_lane, 0);
@@ -750,6 +764,9 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
 static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
+  /* a reply of one scalar (the usual) is read here, inline: the callback's
+   * reader then finds it parsed; any other stays for the first reader */
+  tr__msg_try_one(&m);
   /* not restored after a nested delivery (a death inside a callback
    * delivers the dead actor's answers): the outer one may have died there */
   s->cb_actor = p->owner;
@@ -1721,6 +1738,14 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       a->running = 0;
     }
     if (a->wait == TR_W_YIELD) break; /* the handler yielded: go behind the others */
+    /* both lanes empty and nothing to resume: drained now, rather than one
+     * more pass of the checks above to find that out (the usual end of a
+     * turn in a request/reply exchange) */
+    if (!a->priv.head && !a->pub.head && !a->wake && a->wait == TR_W_NONE &&
+        a->state != TR_S_DEAD) {
+      drained = 1;
+      break;
+    }
   }
   s->current = NULL;
   if (a->state == TR_S_DEAD) actor_free_if_done(s, a);

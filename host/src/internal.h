@@ -222,8 +222,9 @@ static inline __attribute__((always_inline)) int tr__scalar_int(const unsigned c
   *off += (size_t)k + 1;
   return 1;
 }
-static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
-                                  msgpack_object *o) {
+static inline __attribute__((always_inline)) int tr__scalar_next_inl(const char *data,
+                                                                     size_t len, size_t *off,
+                                                                     msgpack_object *o) {
   const unsigned char *p = (const unsigned char *)data + *off;
   size_t rem = len - *off, n = 0, hdr = 1;
   unsigned b = p[0];
@@ -305,7 +306,29 @@ raw:
   return 1;
 }
 
+/* the same, inlined or not as the compiler sees fit */
+static inline int tr__scalar_next(const char *data, size_t len, size_t *off,
+                                  msgpack_object *o) {
+  return tr__scalar_next_inl(data, len, off, o);
+}
+
 int tr__msg_parse(tr_msg *m);
+/* tr__msg_parse with its commonest case inline: a payload of exactly one
+ * scalar (a call's argument, a reply's value) is read without a call; any
+ * other goes the whole way from the start. */
+static inline __attribute__((always_inline)) int tr__msg_try_one(tr_msg *m) {
+  size_t off = 0;
+  if (m->len && tr__scalar_next_inl(m->data, m->len, &off, &m->v[0]) && off == m->len) {
+    m->n = 1;
+    return m->parsed = 1;
+  }
+  return 0; /* not parsed (m->v[0] may hold anything) */
+}
+static inline __attribute__((always_inline)) int tr__msg_parse_one(tr_msg *m) {
+  if (m->parsed) return m->parsed;
+  if (tr__msg_try_one(m)) return 1;
+  return tr__msg_parse(m);
+}
 
 /* ---- actors ------------------------------------------------------------------- */
 enum { TR_LANG_C = 0, TR_LANG_LUA = 1 };
@@ -404,6 +427,12 @@ struct tr_actor {
   /* C behaviour */
   const tr_behaviour *cb;
   void *cstate;
+  /* the method its last message went to (tr__c_deliver): the name's bytes
+   * as a key, the table and the handler found there */
+  const tr_method *mc_tab;
+  tr_handler_fn mc_fn;
+  uint64_t mc_key[2];
+  uint16_t mc_len; /* 0: nothing kept */
   /* Lua behaviour */
   struct tr_lbeh *lb;
   lua_State *co;     /* the handler coroutine while one is active */
@@ -500,6 +529,9 @@ struct tr_sched {
   tr_actor *current;
   tr_actor *cb_actor;   /* the actor whose C reply callback runs now (NULL once
                          * it dies): its calls from there need no lookup */
+  tr_addr dc_addr;      /* the last actor a message was delivered to here, */
+  tr_actor *dc_actor;   /* (NULL once its record is freed): no hash lookup
+                         * for the next one to it (deliver) */
   tr_map actors;    /* serial -> tr_actor* */
   tr_pslot *pslots; /* pending calls by the index in their request id */
   uint32_t pslots_n, pslots_cap, pfree; /* slots used so far; first free + 1 */

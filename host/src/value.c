@@ -81,19 +81,23 @@ int tr_pack_bool(tr_buf *b, int v) {
  * what msgpack_pack_int64 writes (tests/c/test_values.c compares them), with
  * no packer and no write callback. A failure is TR_ENOMEM, as through the
  * packer. */
-int tr_pack_int(tr_buf *b, int64_t v) {
+static __attribute__((noinline)) int pack_int_grow(tr_buf *b, int64_t v) {
   if (!b) return TR_EINVAL;
   unsigned char t[9];
-  size_t n;
-  if (b->data && b->len + 9 <= b->cap && b->len + 9 <= TR_MAX_PAYLOAD) { /* room: in place */
-    b->len += tr__put_int((unsigned char *)b->data + b->len, v);
-    return 0;
-  }
-  n = tr__put_int(t, v);
+  size_t n = tr__put_int(t, v);
   if (tr__buf_reserve(b, n)) return TR_ENOMEM;
   memcpy(b->data + b->len, t, n);
   b->len += n;
   return 0;
+}
+/* (the buffer's growth out of line: the usual case, room in place, needs
+ * no stack frame) */
+int tr_pack_int(tr_buf *b, int64_t v) {
+  if (b && b->data && b->len + 9 <= b->cap && b->len + 9 <= TR_MAX_PAYLOAD) {
+    b->len += tr__put_int((unsigned char *)b->data + b->len, v);
+    return 0;
+  }
+  return pack_int_grow(b, v);
 }
 int tr_pack_double(tr_buf *b, double v) { PACK(b, msgpack_pack_double(&pk, v)); }
 int tr_pack_lstr(tr_buf *b, const char *s, size_t len) {
@@ -295,7 +299,7 @@ int tr__msg_parse(tr_msg *m) {
 static inline __attribute__((always_inline)) const msgpack_object *msg_at(const tr_msg *cm,
                                                                           int i) {
   tr_msg *m = (tr_msg *)cm;
-  if (!m || (m->parsed <= 0 && tr__msg_parse(m) < 0) || i < 0 || i >= m->n) return NULL;
+  if (!m || (m->parsed <= 0 && tr__msg_parse_one(m) < 0) || i < 0 || i >= m->n) return NULL;
   return &m->v[i];
 }
 
@@ -349,7 +353,14 @@ static int obj_str(const msgpack_object *o, const char **p, size_t *len) {
   return 0;
 }
 
-int tr_msg_int(const tr_msg *m, int i, int64_t *out) { return obj_int(msg_at(m, i), out); }
+static __attribute__((noinline)) int msg_int_parse(const tr_msg *m, int i, int64_t *out) {
+  return obj_int(msg_at(m, i), out);
+}
+/* (the parse out of line: a read of a parsed payload needs no stack frame) */
+int tr_msg_int(const tr_msg *m, int i, int64_t *out) {
+  if (m && m->parsed > 0 && i >= 0 && i < m->n) return obj_int(&m->v[i], out);
+  return msg_int_parse(m, i, out);
+}
 
 int tr_msg_num(const tr_msg *m, int i, double *out) {
   const msgpack_object *o = msg_at(m, i);

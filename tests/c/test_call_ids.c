@@ -4,6 +4,8 @@
  * reply does not fit; on one scheduler and across two), the timer that must
  * not keep the loop alive once no deadline is left, and the method cache of
  * a C behaviour (unknown methods, behaviours sharing method names). */
+#include <inttypes.h>
+
 #include "helpers.h"
 
 #include "internal.h"
@@ -464,6 +466,300 @@ static void method_lookup_edges(void **state) {
   tr_host_free(h);
 }
 
+/* The method an actor got last is kept on it (tr__c_deliver), keyed by the
+ * name's bytes: names of every length class of the key (1..3, 4..7, 8..16
+ * bytes, and longer ones, which are not kept) that differ only in their last
+ * byte, a middle byte, or their length must each reach their own handler,
+ * also right after one another and after unknown names; two behaviours with
+ * the same names keep their own; an actor of a behaviour made at the address
+ * of a freed one runs the new table. */
+static int m_ret(tr_ctx *ctx, const tr_msg *args) {
+  /* the handler answers with the index of its name in names[] below */
+  static const char *const names[] = {
+      "a", "b", "ab", "abc", "abd", "ping", "pinh", "pingx", "ping_pon", "ping_poo",
+      "ping_pong", "ping_pong_ping_p", "ping_pong_ping_q", "ping_pong_ping_pq",
+      "abcXefghijkl", "abcYefghijkl", "xbcdefg", "abcdefgh_ping_pong_long"};
+  const char *m = tr_ctx_method(ctx);
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strcmp(names[i], m) == 0) return tr_pack_int(tr_ctx_reply(ctx), (int64_t)i);
+  return TR_EINVAL;
+}
+/* each its own function, so that a wrong entry shows as a wrong handler too */
+#define RET_FN(k) \
+  static int m_ret##k(tr_ctx *c, const tr_msg *a) { \
+    int rc = m_ret(c, a);                             \
+    tr_pack_int(tr_ctx_reply(c), k);                  \
+    return rc;                                        \
+  }
+RET_FN(0) RET_FN(1) RET_FN(2) RET_FN(3) RET_FN(4) RET_FN(5) RET_FN(6) RET_FN(7) RET_FN(8)
+RET_FN(9) RET_FN(10) RET_FN(11) RET_FN(12) RET_FN(13) RET_FN(14) RET_FN(15) RET_FN(16)
+RET_FN(17)
+static const tr_method names_methods[] = {
+    {"a", m_ret0}, {"b", m_ret1}, {"ab", m_ret2}, {"abc", m_ret3}, {"abd", m_ret4},
+    {"ping", m_ret5}, {"pinh", m_ret6}, {"pingx", m_ret7}, {"ping_pon", m_ret8},
+    {"ping_poo", m_ret9}, {"ping_pong", m_ret10}, {"ping_pong_ping_p", m_ret11},
+    {"ping_pong_ping_q", m_ret12}, {"ping_pong_ping_pq", m_ret13}, {"abcXefghijkl", m_ret14},
+    {"abcYefghijkl", m_ret15}, {"xbcdefg", m_ret16}, {"abcdefgh_ping_pong_long", m_ret17},
+    {NULL, NULL}};
+static const tr_behaviour beh_names = {.name = "Names", .methods = names_methods};
+
+/* the reply of a call: two integers, the index the handler found for its
+ * name and the handler's own number; both must be `want` */
+static void call_names(tr_host *h, tr_addr a, const char *method, int want) {
+  reply_rec r = {0};
+  int64_t first = -1, second = -1;
+  tr_buf none;
+  tr_buf_init(&none);
+  assert_int_equal(tr_call(h, TR_NOADDR, a, method, &none, TR_TIMEOUT_DEFAULT, rec_reply, &r),
+                   TR_OK);
+  tr_buf_free(&none);
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  if (want < 0) {
+    assert_int_equal(r.status, TR_ENOHANDLER);
+    return;
+  }
+  assert_int_equal(r.status, TR_OK);
+  assert_int_equal(sscanf(r.text, "%" SCNd64 ", %" SCNd64, &first, &second), 2);
+  assert_int_equal(first, want);
+  assert_int_equal(second, want);
+}
+
+static int m_x(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 100); }
+static int m_y(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 200); }
+static int m_z(tr_ctx *ctx, const tr_msg *args) { return tr_pack_int(tr_ctx_reply(ctx), 300); }
+
+static void method_cache_edges(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_names, NULL, NULL, &a), TR_OK);
+  const int n = (int)(sizeof names_methods / sizeof *names_methods) - 1;
+  static const char *const unknown[] = {"c", "aa", "abe", "pin", "pinhx", "pinG", "pingy",
+                                        "ping_po", "ping_poo_", "ping_pong_ping_r",
+                                        "ping_pong_ping_", "ping_pong_ping_pr",
+                                        "abcZefghijkl", "xbcdefh", "abcdefgh_ping_pong_lonG"};
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < n; i++) {
+      call_names(h, a, names_methods[i].name, i); /* keeps it */
+      call_names(h, a, names_methods[i].name, i); /* finds it kept */
+      /* a neighbour (differs in the last byte, a middle byte, or length) */
+      int j = (i * 7 + round + 1) % n;
+      call_names(h, a, names_methods[j].name, j);
+      call_names(h, a, names_methods[i].name, i);
+      call_names(h, a, unknown[i % (int)(sizeof unknown / sizeof *unknown)], -1);
+      call_names(h, a, names_methods[i].name, i);
+    }
+  for (size_t u = 0; u < sizeof unknown / sizeof *unknown; u++) {
+    call_names(h, a, "ping", 5);
+    call_names(h, a, unknown[u], -1);
+  }
+
+  /* two behaviours, the same name: each actor its own handler */
+  tr_method *tx = calloc(2, sizeof *tx), *ty = calloc(2, sizeof *ty);
+  tx[0] = (tr_method){"ping", m_x};
+  ty[0] = (tr_method){"ping", m_y};
+  tr_behaviour *bx = calloc(1, sizeof *bx), *by = calloc(1, sizeof *by);
+  bx->name = "X";
+  bx->methods = tx;
+  by->name = "Y";
+  by->methods = ty;
+  tr_addr x, y;
+  assert_int_equal(tr_spawn(h, bx, NULL, NULL, &x), TR_OK);
+  assert_int_equal(tr_spawn(h, by, NULL, NULL, &y), TR_OK);
+  int64_t v;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(call_int(h, x, "ping", &v), TR_OK);
+    assert_int_equal(v, 100);
+    assert_int_equal(call_int(h, y, "ping", &v), TR_OK);
+    assert_int_equal(v, 200);
+  }
+  /* X's actor gone, its behaviour and table freed; a new behaviour, likely
+   * at the same addresses, with "ping" elsewhere in another table */
+  assert_int_equal(tr_kill(h, x), TR_OK);
+  tr_host_run(h);
+  assert_false(tr_alive(h, x));
+  free(bx);
+  free(tx);
+  tr_method *tz = calloc(3, sizeof *tz);
+  tz[0] = (tr_method){"pong", m_y};
+  tz[1] = (tr_method){"ping", m_z};
+  tr_behaviour *bz = calloc(1, sizeof *bz);
+  bz->name = "Z";
+  bz->methods = tz;
+  tr_addr z;
+  assert_int_equal(tr_spawn(h, bz, NULL, NULL, &z), TR_OK);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(call_int(h, z, "ping", &v), TR_OK);
+    assert_int_equal(v, 300);
+    assert_int_equal(call_int(h, z, "pong", &v), TR_OK);
+    assert_int_equal(v, 200);
+    assert_int_equal(call_int(h, y, "ping", &v), TR_OK);
+    assert_int_equal(v, 200);
+    assert_int_equal(call_int(h, y, "pong", &v), TR_ENOHANDLER);
+  }
+  tr_host_free(h);
+  free(by);
+  free(ty);
+  free(bz);
+  free(tz);
+}
+
+/* A C handler never sees corrupt arguments: one integer cut short, or
+ * followed by a corrupt byte, is refused before it runs (the inline reading
+ * of a lone scalar must not let them through); the same integer whole is
+ * read. */
+static int handler_runs;
+static int m_count(tr_ctx *ctx, const tr_msg *args) {
+  int64_t v;
+  handler_runs++;
+  if (tr_msg_int(args, 0, &v)) return TR_EBADVALUE;
+  return tr_pack_int(tr_ctx_reply(ctx), v + 1);
+}
+static const tr_method count_methods[] = {{"count", m_count}, {NULL, NULL}};
+static const tr_behaviour beh_count = {.name = "Count", .methods = count_methods};
+
+static void corrupt_arguments_refused(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a), TR_OK);
+  handler_runs = 0;
+  for (int k = 0; k < 3; k++) {
+    tr_buf b;
+    tr_buf_init(&b);
+    tr_pack_int(&b, 100000);
+    if (k == 0) b.len--;                       /* cut short */
+    if (k == 1) b.data[b.len++] = (char)0xc1;  /* a byte never used */
+    reply_rec r = {0};
+    assert_int_equal(tr_call(h, TR_NOADDR, a, "count", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r),
+                     TR_OK);
+    tr_buf_free(&b);
+    tr_host_run(h);
+    assert_int_equal(r.n, 1);
+    if (k < 2) {
+      assert_int_equal(r.status, TR_EBADVALUE);
+      assert_non_null(strstr(r.s, "corrupt payload for 'count'"));
+      assert_int_equal(handler_runs, 0);
+    } else {
+      assert_int_equal(r.status, TR_OK);
+      assert_int_equal(r.i, 100001);
+      assert_int_equal(handler_runs, 1);
+    }
+  }
+  tr_host_free(h);
+}
+
+/* A reply is read before its callback runs only when it is exactly one
+ * scalar: one integer cut short or followed by a corrupt byte, two values,
+ * a container or nothing read as they always did. */
+static int m_raw(tr_ctx *ctx, const tr_msg *args) {
+  int64_t k;
+  if (tr_msg_int(args, 0, &k)) return TR_EBADVALUE;
+  tr_buf *b = tr_ctx_reply(ctx);
+  switch (k) {
+    case 0: tr_pack_int(b, 100000); break;
+    case 1: tr_pack_int(b, 100000); b->len--; break;             /* cut short */
+    case 2: tr_pack_int(b, 100000); b->data[b->len++] = (char)0xc1; break;
+    case 3: tr_pack_int(b, 100000); tr_pack_int(b, 7); break;
+    case 4: tr_pack_fmt(b, "[ii]", 1, 2); break;
+    case 5: break;                                                /* nothing */
+    case 6: tr_pack_str(b, "text"); break;
+  }
+  return 0;
+}
+static const tr_method raw_methods[] = {{"raw", m_raw}, {NULL, NULL}};
+static const tr_behaviour beh_raw = {.name = "Raw", .methods = raw_methods};
+
+static void replies_read_before_callbacks(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_raw, NULL, NULL, &a), TR_OK);
+  static const struct { int count, has_i; int64_t i; const char *text; } want[] = {
+      {1, 1, 100000, "100000"}, {0, 0, 0, "<corrupt payload>"}, {0, 0, 0, "<corrupt payload>"},
+      {2, 1, 100000, "100000, 7"}, {1, 0, 0, "{1, 2}"}, {0, 0, 0, ""}, {1, 0, 0, "\"text\""}};
+  for (int k = 0; k < 7; k++) {
+    tr_buf b;
+    tr_buf_init(&b);
+    tr_pack_int(&b, k);
+    reply_rec r = {0};
+    assert_int_equal(tr_call(h, TR_NOADDR, a, "raw", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r),
+                     TR_OK);
+    tr_buf_free(&b);
+    tr_host_run(h);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.status, TR_OK);
+    assert_int_equal(r.count, want[k].count);
+    assert_int_equal(r.has_i, want[k].has_i);
+    if (want[k].has_i) assert_int_equal(r.i, want[k].i);
+    assert_string_equal(r.text, want[k].text);
+  }
+  tr_host_free(h);
+}
+
+/* The last actor a message was delivered to is kept by its scheduler: a
+ * dead one is never delivered to, whether its record is still there (it
+ * waits in the run queue) or freed and another actor made in its memory. */
+static int count_call(tr_host *h, tr_addr a, int64_t v, int64_t *out) {
+  reply_rec r = {0};
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, v);
+  int rc = tr_call(h, TR_NOADDR, a, "count", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r);
+  tr_buf_free(&b);
+  if (rc) return rc;
+  tr_host_run(h);
+  assert_int_equal(r.n, 1);
+  *out = r.i;
+  return r.status;
+}
+
+static void delivery_cache_edges(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a1, a2, a3;
+  int64_t v;
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(count_call(h, a1, 1, &v), TR_OK);
+  assert_int_equal(v, 2);
+  assert_int_equal(count_call(h, a1, 2, &v), TR_OK); /* kept */
+  assert_int_equal(v, 3);
+  /* dead, its record freed, another made (in its memory, likely) */
+  assert_int_equal(tr_kill(h, a1), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a2), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(count_call(h, a1, 3, &v), TR_EDEAD);
+  assert_int_equal(count_call(h, a2, 4, &v), TR_OK);
+  assert_int_equal(v, 5);
+  assert_int_equal(count_call(h, a1, 5, &v), TR_EDEAD);
+  /* dead while its record waits in the run queue (a message queued) */
+  assert_int_equal(tr_spawn(h, &beh_count, NULL, NULL, &a3), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(count_call(h, a3, 6, &v), TR_OK);
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 7);
+  assert_int_equal(tr_send(h, TR_NOADDR, a3, "count", &b), TR_OK); /* a3 kept, queued */
+  assert_int_equal(tr_kill(h, a3), TR_OK);
+  assert_false(tr_alive(h, a3));
+  assert_int_equal(tr_send(h, TR_NOADDR, a3, "count", &b), TR_EDEAD);
+  reply_rec r = {0};
+  int rc = tr_call(h, TR_NOADDR, a3, "count", &b, TR_TIMEOUT_DEFAULT, rec_reply, &r);
+  tr_host_run(h);
+  assert_true(rc == TR_EDEAD || (rc == TR_OK && r.n == 1 && r.status == TR_EDEAD));
+  tr_buf_free(&b);
+  /* the others still answer, in turns */
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(count_call(h, a2, i, &v), TR_OK);
+    assert_int_equal(v, i + 1);
+    assert_int_equal(count_call(h, a3, i, &v), TR_EDEAD);
+  }
+  tr_host_free(h);
+}
+
 /* A C reply callback runs for its actor; what it does to actors (its own
  * or others, whose queued answers are then delivered inside it) must not
  * leave the host pointing at a freed actor: a callback that kills its own
@@ -537,6 +833,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_across_schedulers),
       cmocka_unit_test(run_returns_with_no_deadline_left),
       cmocka_unit_test(method_lookup_edges),
+      cmocka_unit_test(method_cache_edges),
+      cmocka_unit_test(corrupt_arguments_refused),
+      cmocka_unit_test(delivery_cache_edges),
+      cmocka_unit_test(replies_read_before_callbacks),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
