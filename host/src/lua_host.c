@@ -712,8 +712,12 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
     } else {
       rc = encode_values(ls, co, first, top, &b, "reply value", 1, err, sizeof err);
     }
-    if (rc) tr__reply_error(s, a->addr, e->from, e->req, rc, err, NULL);
-    else tr__reply(s, a->addr, e->from, e->req, status, b.data, b.len);
+    if (rc) {
+      tr__reply_error(s, a->addr, e->from, e->req, rc, err, NULL);
+    } else {
+      tr__reply_in(s, e, a->addr, status, b.data, b.len); /* the call becomes the reply */
+      e = NULL;
+    }
     tr_buf_free(&b);
   }
   tr__env_free(s, e);
