@@ -450,8 +450,14 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
  * writes for them. Returns the length, or -1 when a value is of another kind
  * or out is too small: the caller then takes encode_values, which also makes
  * the error messages. */
-static void put_be(char *p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (char)(v & 0xFF);
+/* v's low n bytes (n = 1, 2, 4 or 8), big-endian: one byte-swapped store. */
+static inline void put_be(char *p, uint64_t v, int n) {
+  switch (n) {
+    case 1: p[0] = (char)v; break;
+    case 2: { uint16_t x = __builtin_bswap16((uint16_t)v); memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = __builtin_bswap32((uint32_t)v); memcpy(p, &x, 4); break; }
+    default: { uint64_t x = __builtin_bswap64(v); memcpy(p, &x, 8); break; }
+  }
 }
 
 static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *out,
@@ -1853,7 +1859,7 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
     }
     tr_env *e = fe ? fe : tr__env_new(s, method, mlen, args.data, args.len);
     tr_pending *p = e ? tr__pending_new(s, TR_P_LUA, a->addr, to, timeout) : NULL;
-    tr_buf_free(&args);
+    if (args.data != args.inline_) tr_buf_free(&args); /* (inline: nothing to free) */
     if (!p) {
       tr__env_free(s, e);
       return raise_error(L, TR_ENOMEM, NULL);

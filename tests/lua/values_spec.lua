@@ -56,6 +56,32 @@ describe("values", function()
       end
     end)
 
+    it("the same values between actors, both ways on the scalar fast path", function()
+      -- an actor's call encodes its arguments, and a handler its reply,
+      -- without the general encoder: every encoding width and boundary
+      local vals = { 0, 1, -1, 31, 32, 33, 127, 128, 255, 256, -32, -33, -128, -129,
+                     -32768, -32769, 32767, 32768, 65535, 65536, 2 ^ 31 | 0, -(2 ^ 31 | 0),
+                     -(2 ^ 31 | 0) - 1, (2 ^ 32 | 0) - 1, 2 ^ 32 | 0, 2 ^ 53 | 0,
+                     math.maxinteger, math.mininteger, 0.5, -0.0, 1.0, math.huge, -math.huge,
+                     1e-300, "", "x", string.rep("s", 31), string.rep("t", 32),
+                     string.rep("u", 60), true, false }
+      local caller = troupe.spawn({
+        go = function(self, target, list)
+          local bad = {}
+          for i, v in ipairs(list) do
+            local r = target:call("echo", v)
+            if r ~= v or math.type(r) ~= math.type(v) or (v == 0 and 1 / v ~= 1 / r) then
+              bad[#bad + 1] = i .. ":" .. tostring(v) .. "->" .. tostring(r)
+            end
+          end
+          local a, b, c = target:call("echo", 300, -70000, 5000000000)
+          if a ~= 300 or b ~= -70000 or c ~= 5000000000 then bad[#bad + 1] = "three" end
+          return table.concat(bad, " ")
+        end,
+      })
+      assert.equals("", caller:call("go", s, vals))
+    end)
+
     it("floats stay floats and integers stay integers", function()
       local t = s:call("types", 1, 1.0, -0.0, 2 ^ 53, 0.5, math.huge, -math.huge, 3)
       assert.same({ "integer", "float", "float", "float", "float", "float", "float", "integer" }, t)
