@@ -450,16 +450,6 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
  * writes for them. Returns the length, or -1 when a value is of another kind
  * or out is too small: the caller then takes encode_values, which also makes
  * the error messages. */
-/* v's low n bytes (n = 1, 2, 4 or 8), big-endian: one byte-swapped store. */
-static inline void put_be(char *p, uint64_t v, int n) {
-  switch (n) {
-    case 1: p[0] = (char)v; break;
-    case 2: { uint16_t x = __builtin_bswap16((uint16_t)v); memcpy(p, &x, 2); break; }
-    case 4: { uint32_t x = __builtin_bswap32((uint32_t)v); memcpy(p, &x, 4); break; }
-    default: { uint64_t x = __builtin_bswap64(v); memcpy(p, &x, 8); break; }
-  }
-}
-
 static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *out,
                        size_t cap) {
   size_t pos = 0;
@@ -472,27 +462,13 @@ static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *o
       case LUA_TBOOLEAN: p[0] = (char)(lua_toboolean(L, i) ? 0xc3 : 0xc2); pos += 1; break;
       case LUA_TNUMBER:
         if (isint) {
-          int64_t d = (int64_t)lua_tointeger(L, i);
-          if (d >= -32 && d < 128) { /* fixint */
-            p[0] = (char)(d & 0xFF);
-            pos += 1;
-          } else if (d < 0) {
-            int k = d >= -128 ? 1 : d >= -32768 ? 2 : d >= -2147483648LL ? 4 : 8;
-            p[0] = (char)(k == 1 ? 0xd0 : k == 2 ? 0xd1 : k == 4 ? 0xd2 : 0xd3);
-            put_be(p + 1, (uint64_t)d, k);
-            pos += 1 + (size_t)k;
-          } else {
-            int k = d < 256 ? 1 : d < 65536 ? 2 : d < 4294967296LL ? 4 : 8;
-            p[0] = (char)(k == 1 ? 0xcc : k == 2 ? 0xcd : k == 4 ? 0xce : 0xcf);
-            put_be(p + 1, (uint64_t)d, k);
-            pos += 1 + (size_t)k;
-          }
+          pos += tr__put_int((unsigned char *)p, (int64_t)lua_tointeger(L, i));
         } else {
           double v = (double)lua_tonumber(L, i);
           uint64_t u;
           memcpy(&u, &v, 8);
           p[0] = (char)0xcb;
-          put_be(p + 1, u, 8);
+          tr__put_be((unsigned char *)p + 1, u, 8);
           pos += 9;
         }
         break;
@@ -504,7 +480,7 @@ static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *o
         if (hdr == 1) p[0] = (char)(0xa0 | len);
         else {
           p[0] = (char)(hdr == 2 ? 0xd9 : hdr == 3 ? 0xda : 0xdb);
-          put_be(p + 1, len, (int)hdr - 1);
+          tr__put_be((unsigned char *)p + 1, len, (int)hdr - 1);
         }
         if (len) memcpy(p + hdr, str, len);
         pos += hdr + len;
