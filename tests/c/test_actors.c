@@ -171,6 +171,55 @@ static void reply_corrupt_payload(void **state) {
   tr_host_free(h);
 }
 
+/* A Lua actor refuses corrupt arguments the same way one message alone and
+ * inside a batch (the runner): a call hears bad_value, a send is dropped
+ * and logged, and the messages around it are handled. */
+static const char *LUA_ADDER =
+    "return { init = function(self) self.n = 0 end,"
+    "  add = function(self, k) self.n = self.n + k end,"
+    "  get = function(self) return self.n end }";
+
+static void corrupt_buf(tr_buf *b) {
+  tr_buf_init(b);
+  b->data[0] = (char)0xc1; /* not MessagePack */
+  b->len = 1;
+}
+
+static void lua_corrupt_payload_alone_and_in_a_batch(void **state) {
+  reset_globals();
+  logcap lc;
+  tr_host *h = new_host(&lc, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn_lua_string(h, LUA_ADDER, "adder", NULL, NULL, &a), TR_OK);
+  tr_host_run(h); /* init: alone, then nothing queued */
+  tr_buf bad;
+  corrupt_buf(&bad);
+  /* alone */
+  reply_rec r1 = {0};
+  assert_int_equal(tr_call(h, TR_NOADDR, a, "add", &bad, TR_TIMEOUT_DEFAULT, rec_reply, &r1), 0);
+  tr_host_run(h);
+  assert_int_equal(r1.n, 1);
+  assert_int_equal(r1.status, TR_EBADVALUE);
+  assert_non_null(strstr(r1.s, "corrupt payload for 'add'"));
+  /* in a batch: all queued before the loop runs */
+  reply_rec r2 = {0}, sum = {0};
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, a, "add", "i", 1), 0);
+  assert_int_equal(tr_call(h, TR_NOADDR, a, "add", &bad, TR_TIMEOUT_DEFAULT, rec_reply, &r2), 0);
+  assert_int_equal(tr_send(h, TR_NOADDR, a, "add", &bad), 0);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, a, "add", "i", 2), 0);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, a, "get", rec_reply, &sum, NULL), 0);
+  tr_host_run(h);
+  assert_int_equal(r2.n, 1);
+  assert_int_equal(r2.status, TR_EBADVALUE);
+  assert_non_null(strstr(r2.s, "corrupt payload for 'add'"));
+  assert_int_equal(sum.status, TR_OK);
+  assert_int_equal(sum.i, 3);
+  assert_non_null(strstr(lc.buf, "corrupt payload for 'add' (message dropped)"));
+  assert_true(tr_alive(h, a));
+  tr_buf_free(&bad);
+  tr_host_free(h);
+}
+
 static void call_dead_address(void **state) {
   reset_globals();
   tr_host *h = new_host(NULL, 0, 0);
@@ -556,6 +605,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_failed_value),
       cmocka_unit_test(reply_system_errors),
       cmocka_unit_test(reply_corrupt_payload),
+      cmocka_unit_test(lua_corrupt_payload_alone_and_in_a_batch),
       cmocka_unit_test(call_dead_address),
       cmocka_unit_test(queued_calls_fail_when_killed),
       cmocka_unit_test(queued_calls_fail_when_stopped),
