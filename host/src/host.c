@@ -1667,7 +1667,7 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
  * which take the general path). Does for each message what actor_turn and
  * dispatch do. */
 tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
-  if (s->runner_budget <= 0 || a->kill_pending || a->state == TR_S_DEAD ||
+  if (s->turn_left <= 0 || a->kill_pending || a->state == TR_S_DEAD ||
       a->wait != TR_W_NONE || a->wake)
     return NULL;
   tr_queue *q = a->priv.head ? &a->priv : &a->pub;
@@ -1675,7 +1675,7 @@ tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
   if (!e || e->kind > TR_K_CALL) return NULL;
   q_pop(q);
   if (q == &a->pub && a->room_head) room_made(s, a);
-  s->runner_budget--;
+  s->turn_left--;
   a->n_in++;
   if (s->h->trace_fn && a->traced)
     s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
@@ -1696,24 +1696,25 @@ static inline int runner_takes(tr_actor *a) {
 static void actor_turn(tr_sched *s, tr_actor *a) {
   int drained = 0; /* left because both lanes were empty: not ready */
   s->current = a;
-  for (int i = 0; i < TR_BATCH && a->state != TR_S_DEAD; i++) {
+  /* up to TR_BATCH messages (a resume counts as one); a runner takes the
+   * ones it handles from the same count */
+  s->turn_left = TR_BATCH;
+  while (s->turn_left > 0 && a->state != TR_S_DEAD) {
+    int left = s->turn_left--;
     if (a->wake || a->wait == TR_W_YIELD) {
       tr_env *w = a->wake;
       a->wake = NULL;
       a->wait = TR_W_NONE;
       a->running = 1;
-      s->runner_budget = TR_BATCH - i - 1; /* a runner goes on with the next ones */
-      tr__lua_resume(s, a, w);
-      i += TR_BATCH - i - 1 - s->runner_budget;
+      tr__lua_resume(s, a, w); /* a runner goes on with the next messages */
       a->running = 0;
     } else {
       if (a->wait != TR_W_NONE) break;
       if (runner_takes(a)) {
         a->running = 1;
-        s->runner_budget = TR_BATCH - i;
+        s->turn_left = left; /* it counts each message it takes (at least this one) */
         tr__lua_run(s, a);
-        int took = TR_BATCH - i - s->runner_budget; /* the messages it took */
-        if (took > 1) i += took - 1;
+        if (s->turn_left == left) s->turn_left--;
         a->running = 0;
         goto next;
       }

@@ -566,7 +566,8 @@ struct tr_sched {
   volatile uint64_t resume_gen;
   volatile int in_resume;
   uint64_t wd_seen_gen;
-  int runner_budget;    /* messages a Lua actor's runner may still take this turn */
+  int turn_left;        /* messages the running actor's turn may still take (a
+                         * Lua actor's runner takes its own from it) */
   int break_idle;       /* leave the idle callback now: a turn was preempted,
                          * or a blocked main-code caller has its answer */
   int wd_ticks;

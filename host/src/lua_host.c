@@ -971,7 +971,7 @@ static int runner_loop(lua_State *co) {
       continue;
     }
     if (e->kind == TR_K_CALL) {
-      lua_callk(co, 1 + n, LUA_MULTRET, 1, runner_k);
+      lua_callk(co, 1 + n, LUA_MULTRET, 0, runner_k);
       finish_message(s, a, co, lua_gettop(co) - RUNNER_BASE);
       lua_settop(co, RUNNER_BASE);
     } else { /* a send: its handler's results are not wanted */
@@ -983,10 +983,11 @@ static int runner_loop(lua_State *co) {
   return 0;
 }
 
-/* A handler that waited has returned. */
+/* A handler that waited has returned (a send's with no results: finishing
+ * it reads none). */
 static int runner_k(lua_State *co, int status, lua_KContext ctx) {
   (void)status;
-  (void)ctx; /* 1: a call (results kept), 0: a send (none) */
+  (void)ctx;
   tr_sched *s = lua_touserdata(co, 1);
   finish_message(s, s->current, co, lua_gettop(co) - RUNNER_BASE);
   lua_settop(co, RUNNER_BASE);
