@@ -800,6 +800,10 @@ void tr__preempt_thread(tr_sched *s); /* the thread running s's handlers now */
 void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co);
 int tr__preempt_leave(tr_sched *s, lua_State *co); /* 1 if the handler was preempted */
 void tr__preempt_arm(lua_State *co); /* its next instruction runs the hook */
+lua_State *tr__preempt_nest(lua_State *co); /* a handler resumes co: arm it */
+void tr__preempt_unnest(lua_State *prev, lua_State *co, int leaving);
+int tr__preempt_pending(void);
+void tr__preempt_clear(void);
 
 /* ---- Lua binding (lua_host.c) -------------------------------------------------------- */
 void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why);

@@ -58,6 +58,11 @@ typedef struct tr_lstate {
   const void *mtp[5];
   struct encoder *enc; /* reused by encode_values when not busy */
   int enc_busy;
+  /* the coroutine the running handler resumes now (the innermost, through
+   * the troupe coroutine.resume/wrap), and whether a wait there can be
+   * passed up to the scheduler (no C call boundary at any level above) */
+  lua_State *nest;
+  int nest_ok;
   /* method names as Lua strings (registry refs), direct-mapped: interning a
    * name from an envelope (hash, string table, GC check) cost ~140
    * instructions per message */
@@ -133,10 +138,25 @@ static tr_lstate *check_ls(lua_State *L) {
 }
 
 /* The actor whose handler is running on thread L (NULL from main code). */
+/* The actor whose code runs on L: its handler's coroutine, or a coroutine
+ * that handler runs now (see "coroutines inside handlers"). */
 static tr_actor *running_actor(tr_lstate *ls, lua_State *L) {
   tr_actor *a = SCH(ls)->current;
-  if (a && a->lang == TR_LANG_LUA && a->co == L) return a;
+  if (a && a->lang == TR_LANG_LUA && (a->co == L || (L == ls->nest && L))) return a;
   return NULL;
+}
+
+/* Can a's code on L wait here, yielding up to the scheduler? Not below a
+ * C call boundary (a table.sort comparator, a string.gsub function, a
+ * metamethod called from C), at whatever depth of nested coroutines. */
+static int can_wait(tr_lstate *ls, tr_actor *a, lua_State *L) {
+  return lua_isyieldable(L) && (L == a->co || ls->nest_ok);
+}
+
+static int cannot_wait(lua_State *L, const char *what) {
+  return luaL_error(L, "troupe.%s cannot wait here: a C function (such as table.sort or "
+                       "string.gsub) called this code, and a wait cannot cross it",
+                    what);
 }
 
 static tr_actor *current_actor(tr_lstate *ls) {
@@ -1822,6 +1842,7 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
   const char *method = luaL_checklstring(L, first, &mlen);
   luaL_argcheck(L, mlen > 0, first, "method name must not be empty");
   tr_actor *a = running_actor(ls, L);
+  if (a && !can_wait(ls, a, L)) return cannot_wait(L, "call");
   tr_env *fe = a ? env_scalars(s, ls, L, method, mlen, first + 1, lua_gettop(L)) : NULL;
   tr_buf args;
   tr_buf_init(&args);
@@ -1903,6 +1924,7 @@ static int l_shutdown(lua_State *L) {
     return 1;
   }
   tr_actor *a = running_actor(ls, L);
+  if (a && !can_wait(ls, a, L)) return cannot_wait(L, "shutdown");
   char why[512];
   if (a && tr__check_deadlock(s, a, to, why, sizeof why))
     return raise_error(L, TR_EDEADLOCK, why);
@@ -2051,6 +2073,9 @@ static int do_send(lua_State *L, int nowait) {
    * may wait) sees it full; main code's send queues past the bound */
   full = NULL;
   int rc = (nowait || a) && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
+  /* below a C call boundary a handler cannot wait: a full mailbox is
+   * reported (nil, err), as try_send does */
+  if (rc == TR_EFULL && a && !can_wait(ls, a, L)) nowait = 1;
   if (rc == TR_EFULL && !nowait && a && !full) { /* wait until its owner lets it in */
     tr_pending *p = tr__pending_new(s, TR_P_LUA, a->addr, to, TR_TIMEOUT_INFINITE);
     e->req = p ? p->req : 0;
@@ -2177,6 +2202,7 @@ static int l_sleep(lua_State *L) {
   luaL_argcheck(L, ms >= 0, 1, "sleep time must be >= 0 (ms)");
   if (ms > 1e15) ms = 1e15; /* math.huge: (int64_t) of it is undefined */
   tr_actor *a = running_actor(ls, L);
+  if (a && !can_wait(ls, a, L)) return cannot_wait(L, "sleep");
   if (a) {
     tr_tentry *t = tr__timer_add(s, TR_T_SLEEP, NULL, (int64_t)ms);
     if (!t) return raise_error(L, TR_ENOMEM, NULL);
@@ -2201,9 +2227,175 @@ static int l_sleep(lua_State *L) {
 static int l_yield(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_actor *a = running_actor(ls, L);
-  if (!a) return 0;
+  if (!a || !can_wait(ls, a, L)) return 0; /* (below a C call: nothing to give way from) */
   a->wait = TR_W_YIELD;
   return lua_yieldk(L, 0, 0, sleep_k);
+}
+
+/* ---- coroutines inside handlers ---------------------------------------------------------
+ * A handler may run coroutines of its own (generators, iterators, a
+ * producer/consumer pair). Its waits (call, sleep, room, troupe.yield) and
+ * the preemption of a busy loop must still reach the scheduler, but Lua's
+ * coroutine.resume would take such a yield as the coroutine's own (values
+ * for its resumer), and the watchdog would arm the handler's coroutine,
+ * which runs no instruction while a nested one loops. So the host's states
+ * have their own coroutine.resume and coroutine.wrap (as Skynet's
+ * skynet.coroutine does). While one runs a coroutine for the running
+ * actor, that coroutine is the one the watchdog arms (tr__preempt_nest)
+ * and the one whose waits count as the actor's (running_actor). A yield of
+ * the host's (the actor has a wait reason, or the hook preempted it) is
+ * passed up through every level to the scheduler; when the actor goes on,
+ * the values it is resumed with go back down to the coroutine that waited.
+ * Any other yield is the code's own and returns to its resumer as in Lua.
+ * Outside a handler both are Lua's own. */
+
+/* Resumes co with the narg values on its stack; then *nres results (or the
+ * error) are on co's stack, as lua_resume leaves them. *up: a wait or a
+ * preemption to pass up (L must then yield at once). */
+static int nest_resume(tr_lstate *ls, lua_State *L, lua_State *co, int narg, int *nres,
+                       int *up) {
+  tr_actor *a = ls->h ? running_actor(ls, L) : NULL;
+  *up = 0;
+  if (!a) return lua_resume(co, L, narg, nres);
+  lua_State *outer_nest = ls->nest;
+  int outer_ok = ls->nest_ok;
+  ls->nest_ok = lua_isyieldable(L) && (L == a->co || outer_ok);
+  ls->nest = co;
+  lua_State *armed = tr__preempt_nest(co);
+  int st;
+  for (;;) {
+    st = lua_resume(co, L, narg, nres);
+    if (st != LUA_YIELD) break;
+    if (a->wait != TR_W_NONE) { /* the actor waits (can_wait let it): up */
+      *up = 1;
+      break;
+    }
+    if (!tr__preempt_pending()) break; /* the code's own yield */
+    if (ls->nest_ok) {
+      *up = 1;
+      break;
+    }
+    /* preempted below a C call boundary: it cannot go up; go on, and let
+     * the watchdog ask again after another slice */
+    tr__preempt_clear();
+    lua_pop(co, *nres);
+    narg = 0;
+  }
+  if (*up) lua_pop(co, *nres); /* (a wait or a hook yields no values) */
+  ls->nest = outer_nest;
+  ls->nest_ok = outer_ok;
+  tr__preempt_unnest(armed, co, *up);
+  return st;
+}
+
+static int co_resume_k(lua_State *L, int status, lua_KContext ctx);
+
+/* coroutine.resume(co, ...): stack [co, values for co...] */
+static int co_resume_go(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  int narg = lua_gettop(L) - 1, nres, up;
+  if (!lua_checkstack(co, narg)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "too many arguments to resume");
+    return 2;
+  }
+  lua_xmove(L, co, narg);
+  int st = nest_resume(LS(L), L, co, narg, &nres, &up);
+  if (up) return lua_yieldk(L, 0, 0, co_resume_k);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "too many results to resume");
+      return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_xmove(co, L, nres);
+    return nres + 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1); /* the error */
+  return 2;
+}
+
+/* The actor goes on: what it was resumed with is on top of [co]. */
+static int co_resume_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return co_resume_go(L);
+}
+
+static int l_co_resume(lua_State *L) {
+  luaL_argexpected(L, lua_tothread(L, 1), 1, "thread");
+  return co_resume_go(L);
+}
+
+static int co_wrap_k(lua_State *L, int status, lua_KContext ctx);
+
+/* a coroutine.wrap function: upvalues ls, co; stack [values for co...] */
+static int co_wrap_go(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(2));
+  int narg = lua_gettop(L), nres, up;
+  if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
+  lua_xmove(L, co, narg);
+  int st = nest_resume(LS(L), L, co, narg, &nres, &up);
+  if (up) return lua_yieldk(L, 0, 0, co_wrap_k);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      return luaL_error(L, "too many results to resume");
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  /* as Lua's wrap: close the dead coroutine's to-be-closed variables, and
+   * add the position to a string error */
+  lua_xmove(co, L, 1);
+  int stat = lua_status(co);
+  if (stat != LUA_OK && stat != LUA_YIELD) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    stat = lua_closethread(co, L);
+#else
+    stat = lua_resetthread(co);
+#endif
+    lua_xmove(co, L, 1);
+  }
+  if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+static int co_wrap_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return co_wrap_go(L);
+}
+
+static int l_co_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* ls */
+  lua_insert(L, -2);
+  lua_pushcclosure(L, co_wrap_go, 2);
+  return 1;
+}
+
+/* The state's coroutine.resume and coroutine.wrap become the above. */
+static void install_coroutines(tr_lstate *ls, lua_State *L) {
+  if (lua_getglobal(L, "coroutine") == LUA_TTABLE) {
+    lua_pushlightuserdata(L, ls);
+    lua_pushcclosure(L, l_co_resume, 1);
+    lua_setfield(L, -2, "resume");
+    lua_pushlightuserdata(L, ls);
+    lua_pushcclosure(L, l_co_wrap, 1);
+    lua_setfield(L, -2, "wrap");
+  }
+  lua_pop(L, 1);
 }
 
 /* reply tokens */
@@ -2584,6 +2776,7 @@ int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like) {
   ls->files_ref = new_ref_table(L, NULL);
   ls->named_ref = new_ref_table(L, NULL);
   ls->proxies_ref = new_ref_table(L, "k");
+  install_coroutines(ls, L);
   new_mt(ls, L, MT_ADDR, addr_methods, NULL);
   new_mt(ls, L, MT_ADDR_OWNED, addr_methods, addr_gc);
   new_mt(ls, L, MT_WEAK, weak_methods, NULL);

@@ -27,7 +27,9 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
   tls_armed = 0;
   tr_actor *a = tls_actor;
-  if (a && a->interrupt && a->co == L) {
+  /* the handler's coroutine, or the nested one it runs now (tr__preempt_nest);
+   * not a coroutine that merely inherited this hook when it was created */
+  if (a && a->interrupt && (a->co == L || tls_co == L)) {
     char why[256];
     snprintf(why, sizeof why, "%s", a->interrupt);
     free(a->interrupt);
@@ -85,6 +87,47 @@ int tr__preempt_leave(tr_sched *s, lua_State *co) {
   tls_preempted = 0;
   return p;
 }
+
+/* A handler runs a coroutine of its own (the troupe coroutine.resume/wrap):
+ * while it runs, the signal arms it, not the handler's coroutine, which is
+ * inside the resume and runs no instruction until it returns. Returns the
+ * thread armed before (NULL outside a scheduler's resume: then nothing is
+ * tracked) for tr__preempt_unnest. */
+lua_State *tr__preempt_nest(lua_State *co) {
+  lua_State *prev = tls_co;
+  if (prev) {
+    tls_co = co;
+    if (tls_actor && tls_actor->interrupt) tr__preempt_arm(co); /* raise it in there */
+  }
+  return prev;
+}
+
+/* co returned, raised or yielded to prev, which runs again: a signal that
+ * armed co but found no instruction left to run there arms prev instead,
+ * unless prev yields at once too (`leaving`: a wait or a preemption passed
+ * up, which is what the signal asked for). */
+void tr__preempt_unnest(lua_State *prev, lua_State *co, int leaving) {
+  if (!prev) return;
+  tls_co = prev;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (tls_armed) {
+    lua_sethook(co, NULL, 0, 0);
+    if (leaving) {
+      lua_sethook(prev, NULL, 0, 0);
+      tls_armed = 0;
+    } else {
+      lua_sethook(prev, preempt_hook, LUA_MASKCOUNT, 1);
+    }
+  }
+}
+
+/* Did the hook yield the running coroutine (a preemption, not the code's
+ * own yield)? */
+int tr__preempt_pending(void) { return tls_preempted; }
+
+/* A preemption that cannot be passed up (a C call boundary above the
+ * nested coroutine): forget it; the watchdog asks again after a slice. */
+void tr__preempt_clear(void) { tls_preempted = 0; }
 
 static void watchdog(void *arg) {
   tr_host *h = arg;

@@ -63,11 +63,18 @@ keys r C-c
 wait_for r 'interrupted'
 type_line r 'acct:call("balance")'
 wait_count r '29' 2
+# ...also a runaway loop inside a coroutine of the line's own
+type_line r 'coroutine.wrap(function() coroutine.wrap(function() while true do end end)() end)()'
+sleep 0.5
+keys r C-c
+wait_count r 'interrupted' 2
+type_line r 'acct:call("balance")'
+wait_count r '29' 3
 # Ctrl-C while a line waits in a call
 type_line r 'troupe.sleep(60000)'
 sleep 0.5
 keys r C-c
-wait_count r 'interrupted' 2
+wait_count r 'interrupted' 3
 # Ctrl-C at the prompt drops the typed line
 tm send-keys -t main:r -l 'this is not sent'
 keys r C-c
