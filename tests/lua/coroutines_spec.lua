@@ -89,6 +89,22 @@ local Nest = troupe.behaviour("CoNest", {
     end)
     return ok, tostring(err)
   end,
+  sort_call_top = function(self, echo)
+    local ok, err = pcall(table.sort, { 3, 1, 2 }, function(x, y) return echo:call("inc", x) < y end)
+    return ok, tostring(err)
+  end,
+  -- a send that would wait for room, below a C call: reported, not waited for
+  sort_send = function(self, target)
+    local results = {}
+    table.sort({ 2, 1 }, function(x, y)
+      for i = 1, 3 do
+        local ok, err = target:send("note", i)
+        results[#results + 1] = ok and "ok" or err.code
+      end
+      return x < y
+    end)
+    return results
+  end,
   crash_inside = function(self)
     return coroutine.wrap(function() local t = nil; return t.field end)()
   end,
@@ -173,8 +189,17 @@ describe("coroutines inside handlers", function()
     ok, err = a:call("sort_sleep")
     assert.is_false(ok)
     assert.matches("troupe.sleep cannot wait here", err, 1, true)
+    ok, err = a:call("sort_call_top", echo)
+    assert.is_false(ok)
+    assert.matches("troupe.call cannot wait here", err, 1, true)
     assert.equals("pong", a:call("ping"))
     assert.same({ 2, 3 }, a:call("gen_calls", echo, 2))
+    -- a full mailbox below a C call: nil, full (the first send fits)
+    local target = troupe.spawn_with({ mailbox = 1 }, Echo)
+    target:send("slow", 1, 200) -- busy: what comes next stays in its mailbox
+    troupe.sleep(10)
+    assert.same({ "ok", "full", "full" }, a:call("sort_send", target))
+    assert.same({ 1 }, target:call("seen"))
   end)
 
   it("an error inside a wrapped coroutine crashes the handler with its position", function()
