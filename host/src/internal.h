@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <string.h>
 
+/* Lua code that cannot be preempted (it runs inside a C function that called
+ * back into Lua) for this many slices (or past its actor's CPU limit) is
+ * stopped with an error (preempt.c) */
+#define TR_UNYIELDING_SLICES 500
 #define TR_BATCH 128        /* messages one actor handles per turn */
 #define TR_TURNS 2048       /* actor turns per loop iteration before I/O */
 #define TR_ENV_INLINE 80    /* method + payload bytes kept inside an envelope */

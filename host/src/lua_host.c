@@ -767,8 +767,10 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
     tr__actor_died(s, a, TR_EOOM, why, NULL);
     return;
   }
+  /* over its CPU limit: preempted (a yield with no wait), or stopped by the
+   * hook inside a C function (an error) */
   if (a->cpu_limit_ms && a->cpu_ns > (uint64_t)a->cpu_limit_ms * 1000000u &&
-      st == LUA_YIELD && a->wait == TR_W_NONE) {
+      ((st == LUA_YIELD && a->wait == TR_W_NONE) || (st != LUA_OK && st != LUA_YIELD))) {
     snprintf(why, sizeof why, "handler ran longer than its CPU limit (%lld ms)",
              (long long)a->cpu_limit_ms);
     lua_settop(co, 0);

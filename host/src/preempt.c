@@ -16,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static __thread lua_State *volatile tls_co;   /* the coroutine being resumed */
 static __thread tr_actor *volatile tls_actor; /* its actor */
 static __thread volatile sig_atomic_t tls_armed;
 static __thread volatile sig_atomic_t tls_preempted;
+static __thread uint64_t tls_stuck_since; /* the hook first found no way to yield */
 
 static void preempt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -43,7 +45,35 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   /* inside a C boundary (a sort comparator, a metamethod called from C):
-   * try again a little later */
+   * try again a little later. Code that stays there for good would hold
+   * the scheduler for good: past the actor's CPU limit, or else
+   * TR_UNYIELDING_SLICES slices, it gets an error, which unwinds it out
+   * of the C function (and the actor dies of its CPU limit, or crashes
+   * unless the handler catches it). */
+  /* the thread's CPU time, as a CPU limit counts it: a descheduled thread
+   * is not running into any limit */
+  struct timespec ts;
+  uint64_t now = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0
+                     ? (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec
+                     : uv_hrtime();
+  if (!tls_stuck_since) tls_stuck_since = now;
+  if (a) {
+    int64_t limit = a->cpu_limit_ms ? a->cpu_limit_ms
+                                    : (int64_t)a->s->h->slice_ms * TR_UNYIELDING_SLICES;
+    if ((int64_t)(now - tls_stuck_since) > limit * 1000000) {
+      tls_stuck_since = 0;
+      char why[256];
+      snprintf(why, sizeof why,
+               "%s: it ran for over %lld ms inside a C function (a table.sort comparator, a "
+               "string.gsub function, a metamethod called from C), where it cannot be preempted",
+               a->cpu_limit_ms ? "stopped at its CPU limit" : "stopped", (long long)limit);
+      luaL_where(L, 0); /* the Lua function that runs there */
+      lua_pushstring(L, why);
+      lua_concat(L, 2);
+      lua_error(L);
+      return;
+    }
+  }
   tls_armed = 1;
   lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1000);
 }
@@ -68,6 +98,7 @@ void tr__preempt_thread(tr_sched *s) {
 void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
   tls_actor = a;
   tls_preempted = 0;
+  tls_stuck_since = 0;
   __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&s->in_resume, 1, __ATOMIC_RELEASE);
   tls_co = co;

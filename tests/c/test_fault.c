@@ -79,6 +79,11 @@ static const char *LUA_TARGET =
     "  quit = function() troupe.stop() end,\n"
     "  nap = function(self, ms) troupe.sleep(ms); return 'rested' end,\n"
     "  spin = function() while true do end end,\n"
+    "  sort_spin = function() table.sort({3, 2, 1}, function() while true do end end) end,\n"
+    "  sort_spin_caught = function()\n"
+    "    local ok, err = pcall(table.sort, {3, 2, 1}, function() while true do end end)\n"
+    "    return tostring(ok) .. ' ' .. tostring(err)\n"
+    "  end,\n"
     "  sum = function(self, n) local s = 0; for i = 1, n do s = (s + i * i) % 1000000007 end;"
     " return s end,\n"
     "  hog = function(self) local t = {}; for i = 1, 10000000 do t[i] = { i } end; return #t end,\n"
@@ -448,6 +453,41 @@ static void preemption_keeps_others_served(void **state) {
   tr_host_free(h);
 }
 
+/* Lua code that loops inside a C function (a sort comparator) cannot be
+ * preempted: after TR_UNYIELDING_SLICES slices it gets an error, which
+ * unwinds it out of there; the scheduler serves the others again. */
+static void unyielding_code_is_stopped(void **state) {
+  reset();
+  tr_host_options o;
+  tr_host_options_init(&o);
+  o.slice_ms = 2; /* the limit: 2 ms * TR_UNYIELDING_SLICES = 1 s of CPU time */
+  o.schedulers = 1;
+  tr_host *h = NULL;
+  assert_int_equal(tr_host_new(&h, &o), TR_OK);
+  tr_addr spinner = spawn_lua(h, NULL), l = spawn_lua(h, NULL);
+  reply_rec r;
+  uint64_t t0 = uv_hrtime();
+  call_wait(h, spinner, "sort_spin", &r, NULL);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  assert_int_equal(r.status, TR_ECRASHED);
+  assert_non_null(strstr(r.s, "inside a C function"));
+  assert_non_null(strstr(r.s, "where it cannot be preempted"));
+  assert_non_null(strstr(r.s, "target:")); /* the position of the loop */
+  assert_true(ms >= 950); /* not before the limit (2 ms * 500 slices) */
+  assert_false(tr_alive(h, spinner));
+  call_wait(h, l, "ping", &r, NULL);
+  assert_string_equal(r.s, "pong");
+  /* a handler that catches it goes on */
+  call_wait(h, l, "sort_spin_caught", &r, NULL);
+  assert_int_equal(r.status, TR_OK);
+  assert_non_null(strstr(r.s, "false "));
+  assert_non_null(strstr(r.s, "where it cannot be preempted"));
+  assert_true(tr_alive(h, l));
+  call_wait(h, l, "ping", &r, NULL);
+  assert_string_equal(r.s, "pong");
+  tr_host_free(h);
+}
+
 static void slice_disabled(void **state) {
   reset();
   tr_host_options o;
@@ -627,6 +667,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(shutdown_outcomes),
       cmocka_unit_test(dying_caller_gets_edead),
       cmocka_unit_test(preemption_keeps_others_served),
+      cmocka_unit_test(unyielding_code_is_stopped),
       cmocka_unit_test(slice_disabled),
       cmocka_unit_test(host_mem_limit),
       cmocka_unit_test(supervisor_of_c_children),

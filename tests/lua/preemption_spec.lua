@@ -115,6 +115,26 @@ describe("preemption", function()
     assert.is_false(a:alive())
   end)
 
+  it("cpu_limit: a handler looping inside a C function (a sort comparator) dies with timeout", function()
+    local a = troupe.spawn_with({ cpu_limit = 50 }, {
+      spin = function() table.sort({ 3, 2, 1 }, function() while true do end end) end,
+      gspin = function() return (string.gsub("abc", "%w", function() while true do end end)) end,
+    })
+    local t0 = troupe.now()
+    local e = raised(a.call_with, a, { timeout = 10000 }, "spin")
+    assert.equals("dead", e.code)
+    assert.matches("(timeout)", e.message, 1, true)
+    assert.is_true(troupe.now() - t0 < 5000)
+    assert.is_false(a:alive())
+    local b = troupe.spawn_with({ cpu_limit = 50 }, {
+      gspin = function() return (string.gsub("abc", "%w", function() while true do end end)) end,
+    })
+    e = raised(b.call_with, b, { timeout = 10000 }, "gspin")
+    assert.equals("dead", e.code)
+    assert.matches("(timeout)", e.message, 1, true)
+    assert.equals("pong", troupe.spawn(Busy):call("ping"))
+  end)
+
   it("spawn options are checked", function()
     assert.has_error(function() troupe.spawn_with({ cpu_limit = -1 }, Busy) end)
     assert.has_error(function() troupe.spawn_with({ max_memory = -1 }, Busy) end)
