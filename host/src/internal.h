@@ -97,13 +97,14 @@ static inline void tr__copy(void *dst, const void *src, size_t n) {
 }
 
 /* ---- message readers ---------------------------------------------------------- */
-#define TR_MSG_MAXV 32
+#define TR_MSG_MAXV 32 /* values read in place; more go to an array in the zone */
 struct tr_msg {
   const char *data;
   size_t len;
   int parsed;    /* -1: parse error, 0: not yet, 1: parsed */
   int n;
-  msgpack_object v[TR_MSG_MAXV];
+  msgpack_object *v; /* v_inl, or (past TR_MSG_MAXV values) the zone's */
+  msgpack_object v_inl[TR_MSG_MAXV];
   msgpack_zone *zone;
   msgpack_zone zone_storage;
   int zone_init;
@@ -112,6 +113,7 @@ struct tr_msg {
 static inline void tr__msg_init(tr_msg *m, const char *data, size_t len) {
   m->data = data;
   m->len = len;
+  m->v = m->v_inl;
   m->parsed = 0;
   m->n = 0;
   m->zone_init = 0;
@@ -322,7 +324,7 @@ int tr__msg_parse(tr_msg *m);
  * other goes the whole way from the start. */
 static inline __attribute__((always_inline)) int tr__msg_try_one(tr_msg *m) {
   size_t off = 0;
-  if (m->len && tr__scalar_next_inl(m->data, m->len, &off, &m->v[0]) && off == m->len) {
+  if (m->len && tr__scalar_next_inl(m->data, m->len, &off, &m->v_inl[0]) && off == m->len) {
     m->n = 1;
     return m->parsed = 1;
   }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 void tr_buf_init(tr_buf *b) {
@@ -266,15 +267,8 @@ int tr__msg_parse(tr_msg *m) {
   int n = 0;
   while (off < len && n < TR_MSG_MAXV && tr__scalar_next(data, len, &off, &m->v[n])) n++;
   m->n = n;
-  if (off == m->len || m->n == TR_MSG_MAXV) {
-    /* the general path would also have checked the bytes after the last
-     * value read; keep refusing a corrupt tail the same way */
-    if (off == m->len || !tr__payload_check(m->data + off, m->len - off)) return 1;
-    m->parsed = -1;
-    m->n = 0;
-    return -1;
-  }
-  m->n = 0;
+  if (off == m->len) return 1;
+  m->n = 0; /* a container, more values than fit in place, or corrupt: the general path */
   if (tr__payload_check(m->data, m->len)) {
     m->parsed = -1;
     return -1;
@@ -283,7 +277,21 @@ int tr__msg_parse(tr_msg *m) {
   m->zone_init = 1;
   m->zone = &m->zone_storage;
   off = 0;
-  while (off < m->len && m->n < TR_MSG_MAXV) {
+  size_t cap = TR_MSG_MAXV;
+  while (off < m->len) {
+    if ((size_t)m->n == cap) { /* more values than fit in place: a bigger array, in the zone */
+      msgpack_object *w = cap <= (size_t)INT_MAX / 2
+                              ? msgpack_zone_malloc(m->zone, 2 * cap * sizeof *w)
+                              : NULL;
+      if (!w) {
+        m->parsed = -1;
+        m->n = 0;
+        return -1;
+      }
+      memcpy(w, m->v, cap * sizeof *w);
+      m->v = w;
+      cap *= 2;
+    }
     msgpack_unpack_return r = msgpack_unpack(m->data, m->len, &off, m->zone, &m->v[m->n]);
     if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) {
       m->parsed = -1;

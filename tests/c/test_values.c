@@ -108,10 +108,12 @@ static void pack_int_matches_msgpack(void **state) {
   assert_true(b.data != b.inline_);
   reader r;
   tr_msg *m = rd(&r, &b);
-  assert_int_equal(tr_msg_count(m), 32); /* a reader sees the first 32 */
+  assert_int_equal(tr_msg_count(m), 100); /* every one (msg_many_values) */
   int64_t v;
   assert_int_equal(tr_msg_int(m, 31, &v), 0);
   assert_true(v == INT64_MIN + 31);
+  assert_int_equal(tr_msg_int(m, 99, &v), 0);
+  assert_true(v == INT64_MIN + 99);
   rd_done(&r);
   tr_buf_free(&b);
 }
@@ -553,6 +555,51 @@ static void msg_corrupt_payload(void **state) {
   tr_buf_free(&b);
 }
 
+/* Any number of values, not just the TR_MSG_MAXV read in place: scalars
+ * only, with a container among them, and a corrupt byte after 40. */
+static void msg_many_values(void **state) {
+  tr_buf b;
+  tr_buf_init(&b);
+  reader r;
+  for (int total = TR_MSG_MAXV - 1; total <= 3 * TR_MSG_MAXV + 5; total += 17) {
+    tr_buf_reset(&b);
+    for (int k = 0; k < total; k++) tr_pack_int(&b, 1000 + k);
+    tr_msg *m = rd(&r, &b);
+    assert_int_equal(tr_msg_count(m), total);
+    int64_t i;
+    for (int k = 0; k < total; k++) {
+      assert_int_equal(tr_msg_int(m, k, &i), 0);
+      assert_int_equal(i, 1000 + k);
+    }
+    assert_int_equal(tr_msg_type(m, total), TR_T_NONE);
+    rd_done(&r);
+  }
+  /* a map at value 70 (the general path from the start) */
+  tr_buf_reset(&b);
+  for (int k = 0; k < 70; k++) tr_pack_str(&b, "v");
+  assert_int_equal(tr_pack_fmt(&b, "{si}", "k", 7), 0);
+  tr_pack_int(&b, 71);
+  tr_msg *m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 72);
+  assert_int_equal(tr_msg_type(m, 70), TR_T_MAP);
+  int64_t i;
+  assert_int_equal(tr_msg_int(m, 71, &i), 0);
+  assert_int_equal(i, 71);
+  char text[64];
+  assert_true(tr_msg_format(m, 69, text, sizeof text) > 0);
+  assert_string_equal(text, "\"v\"");
+  rd_done(&r);
+  /* a corrupt byte after 40 good values: the whole payload is refused */
+  tr_buf_reset(&b);
+  for (int k = 0; k < 40; k++) tr_pack_int(&b, k);
+  b.data[b.len++] = (char)0xc1;
+  m = rd(&r, &b);
+  assert_int_equal(tr_msg_count(m), 0);
+  assert_int_equal(tr_msg_int(m, 0, &i), TR_EBADVALUE);
+  rd_done(&r);
+  tr_buf_free(&b);
+}
+
 static void msg_unsigned_and_other(void **state) {
   /* a uint64 above INT64_MAX reads as a number, not an integer */
   const char u64[] = {(char)0xcf, (char)0xff, (char)0xff, (char)0xff, (char)0xff,
@@ -616,6 +663,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(msg_format_truncates),
       cmocka_unit_test(msg_corrupt_payload),
       cmocka_unit_test(msg_unsigned_and_other),
+      cmocka_unit_test(msg_many_values),
       cmocka_unit_test(values_through_an_actor),
   };
   RUN_TESTS(tests, argc, argv);
