@@ -299,8 +299,38 @@ static tr_repl_host *rhost(tr_host *h, int create) {
   }
   rh->mod_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, top);
+  rh->mods = malloc(h->nsched * sizeof *rh->mods);
+  if (!rh->mods) {
+    luaL_unref(L, LUA_REGISTRYINDEX, rh->mod_ref);
+    free(rh);
+    return NULL;
+  }
+  rh->mods[0] = rh->mod_ref;
+  for (unsigned i = 1; i < h->nsched; i++) rh->mods[i] = LUA_NOREF;
   h->repl = rh;
   return rh;
+}
+
+/* On scheduler s's thread: pushes repl.lua's module in s's state (loaded
+ * there on first use, without the C helpers: those read the sessions, which
+ * belong to the first scheduler's thread; the renderer needs none). 0, or -1
+ * with the error message pushed. */
+static int push_mod_on(tr_sched *s, lua_State *L) {
+  tr_repl_host *rh = s->h->repl;
+  if (rh->mods[s->index] == LUA_NOREF) {
+    if (luaL_loadbuffer(L, tr__repl_lua, strlen(tr__repl_lua), "=troupe.repl") != LUA_OK)
+      return -1;
+    lua_newtable(L);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
+    if (!lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "troupe.repl returned no table");
+      return -1;
+    }
+    rh->mods[s->index] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rh->mods[s->index]);
+  return 0;
 }
 
 tr_repl_host *tr__repl_host(tr_host *h) { return rhost(h, 1); }
@@ -801,19 +831,15 @@ static void cmd_ls(tr_repl *r, char *args) {
   sb_free(&b);
 }
 
-static tr_actor *need_actor(tr_repl *r, const char *spec, const char *cmd) {
+/* The live actor SPEC names, on any scheduler, or TR_NOADDR (said). */
+static tr_addr need_addr(tr_repl *r, const char *spec, const char *cmd) {
   if (!spec || !*spec) {
     emitf(r, TR_REPL_ERR, ":%s needs an actor (an id, a name, or a variable)", cmd);
-    return NULL;
+    return TR_NOADDR;
   }
   tr_addr a = resolve(r, spec, 0);
-  tr_actor *act = a ? tr__lookup(tr__here(r->h), a) : NULL;
-  if (!act && a && tr_alive(r->h, a))
-    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL inspects the actors of scheduler 1 "
-                          "(place it there with spawn_with{scheduler = 1} to inspect it)",
-          spec, TR_ADDR_SCHED(a) + 1);
-  else if (!act) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
-  return act;
+  if (a == TR_NOADDR) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  return a;
 }
 
 /* :info's lines about one actor, built on its scheduler's thread. */
@@ -907,39 +933,71 @@ static void on_state(tr_host *h, int status, const tr_msg *reply, void *ud) {
   next_line(r);
 }
 
+/* :state of one actor, built on its scheduler's thread: a Lua actor's state
+ * rendered in that scheduler's state, or what the REPL needs to ask a C
+ * actor's __state handler. */
+typedef struct {
+  tr_addr addr;
+  int found, lang, has_state, failed;
+  size_t state_size;
+  char beh[128];
+  sbuf b;
+} state_job;
+
+static void state_rows(tr_sched *s, void *ud) {
+  state_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->addr);
+  if (!a) return;
+  j->found = 1;
+  j->lang = a->lang;
+  snprintf(j->beh, sizeof j->beh, "%s", beh_name(s->h, a));
+  if (a->lang == TR_LANG_C) {
+    for (const tr_method *m = a->cb->methods; m && m->name; m++)
+      if (strcmp(m->name, "__state") == 0) j->has_state = 1;
+    j->state_size = a->cb->state_size;
+    return;
+  }
+  lua_State *L = s->L; /* the actor's own state: this thread's */
+  int top = lua_gettop(L);
+  size_t n;
+  const char *text;
+  if (push_mod_on(s, L) == 0) {
+    lua_getfield(L, -1, "render");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) j->failed = 1;
+  } else {
+    j->failed = 1;
+  }
+  text = lua_tolstring(L, -1, &n);
+  if (text) sb_add(&j->b, text, n);
+  else j->failed = 1;
+  lua_settop(L, top);
+}
+
 static void cmd_state(tr_repl *r, char *args) {
   tr_host *h = r->h;
-  tr_actor *a = need_actor(r, trim(args), "state");
-  if (!a) return;
-  if (a->lang == TR_LANG_C) {
-    int has = 0;
-    for (const tr_method *m = a->cb->methods; m && m->name; m++)
-      if (strcmp(m->name, "__state") == 0) has = 1;
-    if (!has) {
-      emitf(r, TR_REPL_ERR, "%s is a C actor without a __state handler: its state is opaque "
-                            "(%zu bytes)", beh_name(h, a), a->cb->state_size);
-      return;
-    }
+  char *spec = trim(args);
+  tr_addr addr = need_addr(r, spec, "state");
+  if (addr == TR_NOADDR) return;
+  state_job j = {.addr = addr};
+  if (tr__sched_sync(tr__here(h), &h->sched[TR_ADDR_SCHED(addr)], state_rows, &j, 1000)) {
+    emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(addr) + 1);
+  } else if (!j.found) {
+    emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  } else if (j.lang == TR_LANG_LUA) {
+    if (j.failed) emitf(r, TR_REPL_ERR, "cannot show the state: %.*s", (int)j.b.n, j.b.p ? j.b.p : "?");
+    else emit_lines(r, TR_REPL_OUT, j.b.p ? j.b.p : "", j.b.n);
+  } else if (!j.has_state) {
+    emitf(r, TR_REPL_ERR, "%s is a C actor without a __state handler: its state is opaque "
+                          "(%zu bytes)", j.beh, j.state_size);
+  } else {
     /* the behaviour's own dump: a call to its __state handler */
-    int rc = tr_call(h, TR_NOADDR, a->addr, "__state", NULL, TR_TIMEOUT_DEFAULT, on_state,
+    int rc = tr_call(h, TR_NOADDR, addr, "__state", NULL, TR_TIMEOUT_DEFAULT, on_state,
                      (void *)(uintptr_t)r->sid);
     if (rc) emitf(r, TR_REPL_ERR, "%s", tr_strerror(rc));
     else r->busy = BUSY_STATE;
-    return;
   }
-  lua_State *L = LUA(h);
-  int top = lua_gettop(L);
-  push_mod(h, L);
-  lua_getfield(L, -1, "render");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    emitf(r, TR_REPL_ERR, "cannot show the state: %s", lua_tostring(L, -1));
-  } else {
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    emit_lines(r, TR_REPL_OUT, s, n);
-  }
-  lua_settop(L, top);
+  sb_free(&j.b);
 }
 
 /* Appends s as a Lua string literal. */
@@ -957,8 +1015,8 @@ static void sb_quote(sbuf *b, const char *s) {
 static void send_or_call(tr_repl *r, char *args, const char *verb) {
   char *spec = word(&args);
   char *method = word(&args);
-  tr_actor *a = need_actor(r, spec, verb);
-  if (!a) return;
+  tr_addr a = need_addr(r, spec, verb);
+  if (a == TR_NOADDR) return;
   if (!method) {
     emitf(r, TR_REPL_ERR, ":%s ADDR METHOD [ARGS]: which method?", verb);
     return;
@@ -972,7 +1030,7 @@ static void send_or_call(tr_repl *r, char *args, const char *verb) {
     sb_add(&b, rest, strlen(rest));
   }
   sb_add(&b, ")", 1);
-  eval_src(r, b.p, b.n, a->addr);
+  eval_src(r, b.p, b.n, a);
   sb_free(&b);
 }
 
@@ -999,22 +1057,22 @@ static void cmd_spawn(tr_repl *r, char *args) {
 }
 
 static void cmd_stop(tr_repl *r, char *args) {
-  tr_actor *a = need_actor(r, trim(args), "stop");
-  if (!a) return;
+  tr_addr a = need_addr(r, trim(args), "stop");
+  if (a == TR_NOADDR) return;
   char who[160];
-  fmt_addr(r->h, a->addr, who, sizeof who);
-  int rc = tr_stop(r->h, a->addr);
+  fmt_addr(r->h, a, who, sizeof who);
+  int rc = tr_stop(r->h, a);
   if (rc) emitf(r, TR_REPL_ERR, "%s: %s", who, tr_strerror(rc));
   else emitf(r, TR_REPL_OUT, "stopping %s (after its current message)", who);
 }
 
 static void cmd_kill(tr_repl *r, char *args) {
-  tr_actor *a = need_actor(r, trim(args), "kill");
-  if (!a) return;
+  tr_addr a = need_addr(r, trim(args), "kill");
+  if (a == TR_NOADDR) return;
   char who[160];
-  fmt_addr(r->h, a->addr, who, sizeof who);
-  if (a->addr == r->actor) r->actor = TR_NOADDR;
-  int rc = tr_kill(r->h, a->addr);
+  fmt_addr(r->h, a, who, sizeof who);
+  if (a == r->actor) r->actor = TR_NOADDR;
+  int rc = tr_kill(r->h, a);
   if (rc) emitf(r, TR_REPL_ERR, "%s: %s", who, tr_strerror(rc));
   else emitf(r, TR_REPL_OUT, "killed %s", who);
 }
@@ -1143,8 +1201,14 @@ static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e,
 
 static void cmd_trace(tr_repl *r, char *args) {
   tr_host *h = r->h;
-  tr_actor *a = need_actor(r, trim(args), "trace");
-  if (!a) return;
+  tr_addr ad = need_addr(r, trim(args), "trace");
+  if (ad == TR_NOADDR) return;
+  tr_actor *a = tr__lookup(tr__here(h), ad);
+  if (!a) {
+    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL traces the actors of scheduler 1",
+          trim(args), TR_ADDR_SCHED(ad) + 1);
+    return;
+  }
   tr_repl_host *rh = h->repl;
   char who[160];
   fmt_addr(h, a->addr, who, sizeof who);
@@ -1714,6 +1778,7 @@ void tr__repl_host_free(tr_host *h) {
   }
   if (LUA(h)) luaL_unref(LUA(h), LUA_REGISTRYINDEX, rh->mod_ref);
   free(rh->traces);
+  free(rh->mods); /* the other states' modules go with those states */
   h->repl = NULL;
   free(rh);
 }

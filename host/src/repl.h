@@ -13,6 +13,9 @@ typedef struct tr_repl_host {
   tr_repl *sessions;
   uint64_t next_sid;
   int mod_ref; /* lua/repl.lua's module table */
+  int *mods;   /* per scheduler: the module in that scheduler's state (its
+                * renderer, for :state), made and used on its thread only;
+                * mods[0] is mod_ref */
   struct { tr_addr addr; uint64_t sid; } *traces;
   size_t ntraces, captraces;
   tr__trace_fn prev_trace_fn;

@@ -74,11 +74,12 @@ type_line r 'c2:call("get"), c1:call("version")'
 wait_for r 'nil, 2'
 type_line r ":reload nobody $TMP/counter.lua"
 wait_for r "no live actor or Lua behaviour 'nobody'"
-# an actor of another scheduler is named, not inspected; calls reach it
+# an actor of another scheduler is named, not reloaded; calls reach it
 type_line r ":reload c4 $TMP/counter2.lua"
 wait_for r "'c4' runs on scheduler 2: the REPL reloads the actors of scheduler 1"
+# :state reads an actor of another scheduler on that scheduler's thread
 type_line r ":state c4"
-wait_for r "'c4' runs on scheduler 2: the REPL inspects the actors of scheduler 1"
+wait_for r "{count = 4}"
 type_line r 'c4:call("add", 1)'
 wait_for r '5'
 # :ls lists the actors of every scheduler, each read on its own thread
