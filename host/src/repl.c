@@ -1081,13 +1081,36 @@ static void cmd_kill(tr_repl *r, char *args) {
 static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e, int status,
                      const char *payload, size_t len);
 
+/* Sets or clears an actor's `traced` flag, on its scheduler's thread. */
+typedef struct {
+  tr_addr addr;
+  int on, found;
+} trace_set_job;
+
+static void trace_set(tr_sched *s, void *ud) {
+  trace_set_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->addr);
+  if (!a) return;
+  j->found = 1;
+  a->traced = (uint8_t)j->on;
+}
+
+/* 0, or TR_ETIMEOUT when the actor's scheduler did not answer (the flag
+ * stays as it was: its lines are dropped on the way when nobody traces it). */
+static int trace_flag(tr_host *h, tr_addr addr, int on, int *found) {
+  trace_set_job j = {.addr = addr, .on = on};
+  unsigned si = TR_ADDR_SCHED(addr);
+  int rc = si < h->nsched ? tr__sched_sync(tr__here(h), &h->sched[si], trace_set, &j, 1000) : 0;
+  if (found) *found = j.found;
+  return rc;
+}
+
 static void trace_refresh(tr_host *h, tr_addr addr) {
   tr_repl_host *rh = h->repl;
   int any = 0;
   for (size_t i = 0; rh && i < rh->ntraces; i++)
     if (rh->traces[i].addr == addr) any = 1;
-  tr_actor *a = tr__lookup(tr__here(h), addr);
-  if (a) a->traced = (uint8_t)any;
+  trace_flag(h, addr, any, NULL);
   if (rh && rh->ntraces == 0 && h->trace_fn == trace_fn) {
     h->trace_fn = rh->prev_trace_fn;
     h->trace_ud = rh->prev_trace_ud;
@@ -1155,17 +1178,39 @@ static const char *kind_name(int k) {
   return "?";
 }
 
+/* On the first scheduler's thread: a trace line of actor e->from (built on
+ * its scheduler's thread) goes to each session that traces it now. Lines of
+ * one actor come in the order they were made (one thread makes them, the
+ * inbox keeps its order); a line that arrives after :untrace is dropped. */
+static void trace_show(tr_sched *s, tr_env *e) {
+  tr_host *h = s->h;
+  tr_repl_host *rh = h->repl;
+  if (rh && !rh->in_trace) {
+    rh->in_trace = 1;
+    for (size_t i = 0; i < rh->ntraces; i++) {
+      if (rh->traces[i].addr != e->from) continue;
+      tr_repl *r = find_session(h, rh->traces[i].sid);
+      if (r) emit(r, TR_REPL_OUT, TR_ENV_PAYLOAD(e), e->len);
+    }
+    rh->in_trace = 0;
+  }
+  tr__env_free(s, e);
+}
+
+/* The trace hook, on the thread of a traced actor's scheduler: it formats
+ * the line there and hands it to the first scheduler (at once when that is
+ * this one), which owns the sessions. It reads nothing of the REPL's but,
+ * on the first scheduler, the hook it replaced. */
 static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e, int status,
                      const char *payload, size_t len) {
   (void)ud;
-  tr_repl_host *rh = h->repl;
-  if (rh && rh->prev_trace_fn) rh->prev_trace_fn(h, rh->prev_trace_ud, ev, a, e, status, payload, len);
-  if (!rh || rh->in_trace) return;
-  int any = 0;
-  for (size_t i = 0; i < rh->ntraces; i++)
-    if (rh->traces[i].addr == a->addr) any = 1;
-  if (!any) return;
-  rh->in_trace = 1;
+  tr_sched *s = a->s; /* this thread's */
+  if (s->index == 0) {
+    tr_repl_host *rh = h->repl;
+    if (rh && rh->prev_trace_fn)
+      rh->prev_trace_fn(h, rh->prev_trace_ud, ev, a, e, status, payload, len);
+    if (!rh || rh->in_trace) return;
+  }
   char when[32], who[160], peer[160], args[1024], line[2600];
   clock_text(when, sizeof when);
   fmt_addr(h, a->addr, who, sizeof who);
@@ -1191,29 +1236,19 @@ static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e,
              status == TR_OK ? "ok" : status == TR_FAILED ? "failed" : tr_errname(status),
              args[0] ? " " : "", args);
   }
-  for (size_t i = 0; i < rh->ntraces; i++) {
-    if (rh->traces[i].addr != a->addr) continue;
-    tr_repl *r = find_session(h, rh->traces[i].sid);
-    if (r) emit(r, TR_REPL_OUT, line, strlen(line));
-  }
-  rh->in_trace = 0;
+  tr__op(s, TR_NOADDR /* scheduler index 0 */, trace_show, a->addr, 0, 0, line, strlen(line));
 }
 
 static void cmd_trace(tr_repl *r, char *args) {
   tr_host *h = r->h;
-  tr_addr ad = need_addr(r, trim(args), "trace");
+  char *spec = trim(args);
+  tr_addr ad = need_addr(r, spec, "trace");
   if (ad == TR_NOADDR) return;
-  tr_actor *a = tr__lookup(tr__here(h), ad);
-  if (!a) {
-    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL traces the actors of scheduler 1",
-          trim(args), TR_ADDR_SCHED(ad) + 1);
-    return;
-  }
   tr_repl_host *rh = h->repl;
   char who[160];
-  fmt_addr(h, a->addr, who, sizeof who);
+  fmt_addr(h, ad, who, sizeof who);
   for (size_t i = 0; i < rh->ntraces; i++)
-    if (rh->traces[i].addr == a->addr && rh->traces[i].sid == r->sid) {
+    if (rh->traces[i].addr == ad && rh->traces[i].sid == r->sid) {
       emitf(r, TR_REPL_OUT, "already tracing %s", who);
       return;
     }
@@ -1227,16 +1262,24 @@ static void cmd_trace(tr_repl *r, char *args) {
     rh->traces = p;
     rh->captraces = cap;
   }
-  rh->traces[rh->ntraces].addr = a->addr;
+  rh->traces[rh->ntraces].addr = ad;
   rh->traces[rh->ntraces].sid = r->sid;
   rh->ntraces++;
+  /* the hook first: the actor's scheduler reads it after the sync below */
   if (h->trace_fn != trace_fn) {
     rh->prev_trace_fn = h->trace_fn;
     rh->prev_trace_ud = h->trace_ud;
     h->trace_fn = trace_fn;
     h->trace_ud = rh;
   }
-  a->traced = 1;
+  int found = 0, rc = trace_flag(h, ad, 1, &found);
+  if (rc || !found) {
+    if (rc) emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(ad) + 1);
+    else emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+    rh->ntraces--;
+    trace_refresh(h, ad);
+    return;
+  }
   emitf(r, TR_REPL_OUT, "tracing %s (:untrace or Ctrl-C to stop)", who);
 }
 
@@ -1248,10 +1291,15 @@ static void cmd_untrace(tr_repl *r, char *args) {
     return;
   }
   tr_addr a = resolve(r, spec, 0);
-  if (a == TR_NOADDR) { /* a dead actor's traces go too */
+  if (a == TR_NOADDR) { /* a dead actor's traces go too ("12", "1.12") */
     char *end;
-    unsigned long long n = strtoull(spec, &end, 10);
-    if (*end == 0) a = (tr_addr)n;
+    unsigned long long n = strtoull(spec, &end, 10), sched = 0;
+    if (*end == '.' && end[1] >= '0' && end[1] <= '9') {
+      sched = n;
+      n = strtoull(end + 1, &end, 10);
+    }
+    if (*end == 0 && sched < r->h->nsched)
+      a = ((tr_addr)sched << 48) | ((tr_addr)n & UINT64_C(0xFFFFFFFFFFFF));
   }
   untrace(r, a);
   if (a == TR_NOADDR) untrace_all(r);
