@@ -10,6 +10,7 @@ return {
   init = function(s, n) s.count = n s.tags = {"a", "b"} end,
   add = function(s, n) s.count = s.count + n return s.count end,
   get = function(s) return s.count end,
+  nap = function(s, ms) troupe.sleep(ms) return "rested" end,
 }
 LUA
 cat >"$TMP/fwd.lua" <<'LUA'
@@ -67,6 +68,61 @@ wait_for r '1110'
 [ "$(count r 'fwd(<actor 1.1 Counter "c4">, 1)')" -eq 0 ] || fail "f5 was traced after :untrace"
 type_line r ':trace 1.99'
 wait_for r "no live actor '1.99'"
+
+# :reload: actors of both schedulers, each swapped on its own thread
+cp "$TMP/counter.lua" "$TMP/live.lua"
+type_line r "c1 = troupe.spawn_with({scheduler = 1}, \"$TMP/live.lua\", 1) c7 = troupe.spawn_with({scheduler = 2}, \"$TMP/live.lua\", 7) return c1:call(\"get\") + c7:call(\"get\")"
+wait_for r '8'
+type_line r 'c1, c7'
+wait_for r ' Live>, <actor 1.3 Live>'
+c1=$(screen r | grep -oE '<actor [0-9]+ Live>, <actor 1.3 Live>' | head -1 | sed 's/,.*//')
+# a file that does not load changes nothing, on either scheduler
+cat >"$TMP/live.lua" <<'LUA'
+return { add = function(s, n) return s.count + end }
+LUA
+type_line r ":reload Live $TMP/live.lua"
+wait_for r "unexpected symbol near 'end'; nothing changed"
+type_line r '"v" .. tostring(c1:call("get")) .. tostring(c7:call("get"))'
+wait_for r '"v17"'
+type_line r "c8 = troupe.spawn_with({scheduler = 2}, \"$TMP/live.lua\", 8) return c8:call(\"add\", 1)"
+wait_for r '9'
+type_line r 'c8'
+wait_for r '<actor 1.4 Live>'
+cat >"$TMP/live.lua" <<'LUA'
+local troupe = require "troupe"
+return {
+  migrate = function(s) s.total = s.count * 100 s.count = nil end,
+  add = function(s, n) s.total = s.total + n return s.total end,
+  get = function(s) return s.total end,
+  version = function(s) return "v2" end,
+  nap = function(s, ms) troupe.sleep(ms) return "rested" end,
+}
+LUA
+# one actor of scheduler 2
+type_line r ":reload c7 $TMP/live.lua"
+wait_for r 'reloaded <actor 1.3 Live> (migrate ran)'
+wait_for r '1 reloaded, 0 failed'
+type_line r 'c7:call("version"), c7:call("get")'
+wait_for r '"v2", 700'
+type_line r ':state c7'
+wait_for r '{tags = {"a", "b"}, total = 700}'
+type_line r 'c1:call("version")'
+wait_for r "has no handler 'version'"
+# the behaviour on both: c7's second migrate fails (count is gone), it keeps
+# its code; c8 is in a message (asleep) and is swapped when that ends
+type_line r 'c8:send("nap", 1500)'
+type_line r 'troupe.sleep(100)'
+type_line r ":reload Live $TMP/live.lua"
+wait_for r "reloaded $c1 (migrate ran)"
+wait_for r 'waiting for busy actors to finish their message...'
+wait_for r '<actor 1.3 Live>: migrate failed, kept the old code'
+wait_for r 'reloaded <actor 1.4 Live> (migrate ran)'
+wait_for r '2 reloaded, 1 failed'
+type_line r 'c1:call("version"), c1:call("get"), c8:call("version"), c8:call("get"), c7:call("get")'
+wait_for r '"v2", 100, "v2", 900, 700'
+# a later spawn on scheduler 2 gets the new code
+type_line r "troupe.spawn_with({scheduler = 2}, \"$TMP/live.lua\"):call(\"version\") .. \"!\""
+wait_for r '"v2!"'
 
 keys r C-d
 wait_exit r
