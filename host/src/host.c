@@ -826,12 +826,12 @@ static inline __attribute__((always_inline)) int reply_dest(tr_sched *s, tr_addr
   unsigned ci = (unsigned)(req >> 56);
   *p = NULL;
   if (ci >= s->h->nsched) return 0;
-  if (ci != s->index) return 1;
-  if (s->h->trace_fn) {
+  if (s->h->trace_fn) { /* an answer to a caller on any scheduler */
     tr_actor *fa = tr__lookup(s, from);
     if (fa && fa->traced)
       s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
   }
+  if (ci != s->index) return 1;
   *p = tr__pending_get(s, req);
   return *p != NULL;
 }

@@ -2954,9 +2954,9 @@ void tr__lua_push_behaviour(tr_actor *a, lua_State *L) {
   else lua_pushnil(L);
 }
 
-int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, const char *name,
+int tr__lua_load_fresh(tr_sched *s, lua_State *L, const char *path, const char *name,
                        struct tr_lbeh **out) {
-  tr_lstate *ls = h->sched[0].ls;
+  tr_lstate *ls = s->ls;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->files_ref);
   lua_getfield(L, -1, path); /* the cached table, put back if loading fails */
   lua_pushnil(L);
@@ -2975,6 +2975,19 @@ int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, const char *n
   lua_pop(L, 1);
   *out = lbeh_for_table(ls, L, -1, name);
   return 0;
+}
+
+void tr__lua_file_cached(tr_sched *s, lua_State *L, const char *path) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->ls->files_ref);
+  lua_getfield(L, -1, path);
+  lua_remove(L, -2);
+}
+
+void tr__lua_file_cache_set(tr_sched *s, lua_State *L, const char *path) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->ls->files_ref);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, path);
+  lua_pop(L, 1);
 }
 
 /* ---- for the fuzzers (tests/fuzz) ------------------------------------------------------------- */

@@ -65,15 +65,28 @@ static void sb_free(sbuf *b) {
 /* ---- sessions ----------------------------------------------------------------------- */
 enum { BUSY_NONE = 0, BUSY_EVAL, BUSY_STATE, BUSY_RELOAD };
 
+/* :reload on one scheduler: touched on that scheduler's thread (inside a
+ * tr__sched_sync, so the first scheduler's thread reads it afterwards). */
+typedef struct reload_part {
+  struct tr_lbeh *lb;
+  int tab_ref;      /* the new behaviour table, in that scheduler's state */
+  int old_ref;      /* what its spawn cache held for FILE (put back on failure) */
+  int loaded;
+  tr_addr *targets; /* TR_NOADDR once swapped or gone */
+  size_t n, left;
+} reload_part;
+
 typedef struct reload_job {
   tr_repl *r;
   uv_timer_t timer;
-  struct tr_lbeh *lb;
-  int lb_tab_ref;   /* the new behaviour table */
-  tr_addr *targets;
-  size_t n, done;
+  char *file, *name;
+  tr_addr one;      /* :reload ADDR, else TR_NOADDR (every actor of `name`) */
+  int found, is_c;  /* what `one` turned out to be */
+  reload_part *parts; /* one per scheduler */
   uint64_t started;
   int ok, failed;
+  sbuf lines;       /* made on the schedulers' threads: "O text\n" or "E text\n" */
+  char *err;        /* why FILE did not load */
 } reload_job;
 
 struct tr_repl {
@@ -299,8 +312,38 @@ static tr_repl_host *rhost(tr_host *h, int create) {
   }
   rh->mod_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, top);
+  rh->mods = malloc(h->nsched * sizeof *rh->mods);
+  if (!rh->mods) {
+    luaL_unref(L, LUA_REGISTRYINDEX, rh->mod_ref);
+    free(rh);
+    return NULL;
+  }
+  rh->mods[0] = rh->mod_ref;
+  for (unsigned i = 1; i < h->nsched; i++) rh->mods[i] = LUA_NOREF;
   h->repl = rh;
   return rh;
+}
+
+/* On scheduler s's thread: pushes repl.lua's module in s's state (loaded
+ * there on first use, without the C helpers: those read the sessions, which
+ * belong to the first scheduler's thread; the renderer needs none). 0, or -1
+ * with the error message pushed. */
+static int push_mod_on(tr_sched *s, lua_State *L) {
+  tr_repl_host *rh = s->h->repl;
+  if (rh->mods[s->index] == LUA_NOREF) {
+    if (luaL_loadbuffer(L, tr__repl_lua, strlen(tr__repl_lua), "=troupe.repl") != LUA_OK)
+      return -1;
+    lua_newtable(L);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) return -1;
+    if (!lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "troupe.repl returned no table");
+      return -1;
+    }
+    rh->mods[s->index] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rh->mods[s->index]);
+  return 0;
 }
 
 tr_repl_host *tr__repl_host(tr_host *h) { return rhost(h, 1); }
@@ -801,19 +844,15 @@ static void cmd_ls(tr_repl *r, char *args) {
   sb_free(&b);
 }
 
-static tr_actor *need_actor(tr_repl *r, const char *spec, const char *cmd) {
+/* The live actor SPEC names, on any scheduler, or TR_NOADDR (said). */
+static tr_addr need_addr(tr_repl *r, const char *spec, const char *cmd) {
   if (!spec || !*spec) {
     emitf(r, TR_REPL_ERR, ":%s needs an actor (an id, a name, or a variable)", cmd);
-    return NULL;
+    return TR_NOADDR;
   }
   tr_addr a = resolve(r, spec, 0);
-  tr_actor *act = a ? tr__lookup(tr__here(r->h), a) : NULL;
-  if (!act && a && tr_alive(r->h, a))
-    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL inspects the actors of scheduler 1 "
-                          "(place it there with spawn_with{scheduler = 1} to inspect it)",
-          spec, TR_ADDR_SCHED(a) + 1);
-  else if (!act) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
-  return act;
+  if (a == TR_NOADDR) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  return a;
 }
 
 /* :info's lines about one actor, built on its scheduler's thread. */
@@ -907,39 +946,71 @@ static void on_state(tr_host *h, int status, const tr_msg *reply, void *ud) {
   next_line(r);
 }
 
+/* :state of one actor, built on its scheduler's thread: a Lua actor's state
+ * rendered in that scheduler's state, or what the REPL needs to ask a C
+ * actor's __state handler. */
+typedef struct {
+  tr_addr addr;
+  int found, lang, has_state, failed;
+  size_t state_size;
+  char beh[128];
+  sbuf b;
+} state_job;
+
+static void state_rows(tr_sched *s, void *ud) {
+  state_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->addr);
+  if (!a) return;
+  j->found = 1;
+  j->lang = a->lang;
+  snprintf(j->beh, sizeof j->beh, "%s", beh_name(s->h, a));
+  if (a->lang == TR_LANG_C) {
+    for (const tr_method *m = a->cb->methods; m && m->name; m++)
+      if (strcmp(m->name, "__state") == 0) j->has_state = 1;
+    j->state_size = a->cb->state_size;
+    return;
+  }
+  lua_State *L = s->L; /* the actor's own state: this thread's */
+  int top = lua_gettop(L);
+  size_t n;
+  const char *text;
+  if (push_mod_on(s, L) == 0) {
+    lua_getfield(L, -1, "render");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) j->failed = 1;
+  } else {
+    j->failed = 1;
+  }
+  text = lua_tolstring(L, -1, &n);
+  if (text) sb_add(&j->b, text, n);
+  else j->failed = 1;
+  lua_settop(L, top);
+}
+
 static void cmd_state(tr_repl *r, char *args) {
   tr_host *h = r->h;
-  tr_actor *a = need_actor(r, trim(args), "state");
-  if (!a) return;
-  if (a->lang == TR_LANG_C) {
-    int has = 0;
-    for (const tr_method *m = a->cb->methods; m && m->name; m++)
-      if (strcmp(m->name, "__state") == 0) has = 1;
-    if (!has) {
-      emitf(r, TR_REPL_ERR, "%s is a C actor without a __state handler: its state is opaque "
-                            "(%zu bytes)", beh_name(h, a), a->cb->state_size);
-      return;
-    }
+  char *spec = trim(args);
+  tr_addr addr = need_addr(r, spec, "state");
+  if (addr == TR_NOADDR) return;
+  state_job j = {.addr = addr};
+  if (tr__sched_sync(tr__here(h), &h->sched[TR_ADDR_SCHED(addr)], state_rows, &j, 1000)) {
+    emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(addr) + 1);
+  } else if (!j.found) {
+    emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+  } else if (j.lang == TR_LANG_LUA) {
+    if (j.failed) emitf(r, TR_REPL_ERR, "cannot show the state: %.*s", (int)j.b.n, j.b.p ? j.b.p : "?");
+    else emit_lines(r, TR_REPL_OUT, j.b.p ? j.b.p : "", j.b.n);
+  } else if (!j.has_state) {
+    emitf(r, TR_REPL_ERR, "%s is a C actor without a __state handler: its state is opaque "
+                          "(%zu bytes)", j.beh, j.state_size);
+  } else {
     /* the behaviour's own dump: a call to its __state handler */
-    int rc = tr_call(h, TR_NOADDR, a->addr, "__state", NULL, TR_TIMEOUT_DEFAULT, on_state,
+    int rc = tr_call(h, TR_NOADDR, addr, "__state", NULL, TR_TIMEOUT_DEFAULT, on_state,
                      (void *)(uintptr_t)r->sid);
     if (rc) emitf(r, TR_REPL_ERR, "%s", tr_strerror(rc));
     else r->busy = BUSY_STATE;
-    return;
   }
-  lua_State *L = LUA(h);
-  int top = lua_gettop(L);
-  push_mod(h, L);
-  lua_getfield(L, -1, "render");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    emitf(r, TR_REPL_ERR, "cannot show the state: %s", lua_tostring(L, -1));
-  } else {
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    emit_lines(r, TR_REPL_OUT, s, n);
-  }
-  lua_settop(L, top);
+  sb_free(&j.b);
 }
 
 /* Appends s as a Lua string literal. */
@@ -957,8 +1028,8 @@ static void sb_quote(sbuf *b, const char *s) {
 static void send_or_call(tr_repl *r, char *args, const char *verb) {
   char *spec = word(&args);
   char *method = word(&args);
-  tr_actor *a = need_actor(r, spec, verb);
-  if (!a) return;
+  tr_addr a = need_addr(r, spec, verb);
+  if (a == TR_NOADDR) return;
   if (!method) {
     emitf(r, TR_REPL_ERR, ":%s ADDR METHOD [ARGS]: which method?", verb);
     return;
@@ -972,7 +1043,7 @@ static void send_or_call(tr_repl *r, char *args, const char *verb) {
     sb_add(&b, rest, strlen(rest));
   }
   sb_add(&b, ")", 1);
-  eval_src(r, b.p, b.n, a->addr);
+  eval_src(r, b.p, b.n, a);
   sb_free(&b);
 }
 
@@ -999,22 +1070,22 @@ static void cmd_spawn(tr_repl *r, char *args) {
 }
 
 static void cmd_stop(tr_repl *r, char *args) {
-  tr_actor *a = need_actor(r, trim(args), "stop");
-  if (!a) return;
+  tr_addr a = need_addr(r, trim(args), "stop");
+  if (a == TR_NOADDR) return;
   char who[160];
-  fmt_addr(r->h, a->addr, who, sizeof who);
-  int rc = tr_stop(r->h, a->addr);
+  fmt_addr(r->h, a, who, sizeof who);
+  int rc = tr_stop(r->h, a);
   if (rc) emitf(r, TR_REPL_ERR, "%s: %s", who, tr_strerror(rc));
   else emitf(r, TR_REPL_OUT, "stopping %s (after its current message)", who);
 }
 
 static void cmd_kill(tr_repl *r, char *args) {
-  tr_actor *a = need_actor(r, trim(args), "kill");
-  if (!a) return;
+  tr_addr a = need_addr(r, trim(args), "kill");
+  if (a == TR_NOADDR) return;
   char who[160];
-  fmt_addr(r->h, a->addr, who, sizeof who);
-  if (a->addr == r->actor) r->actor = TR_NOADDR;
-  int rc = tr_kill(r->h, a->addr);
+  fmt_addr(r->h, a, who, sizeof who);
+  if (a == r->actor) r->actor = TR_NOADDR;
+  int rc = tr_kill(r->h, a);
   if (rc) emitf(r, TR_REPL_ERR, "%s: %s", who, tr_strerror(rc));
   else emitf(r, TR_REPL_OUT, "killed %s", who);
 }
@@ -1023,13 +1094,36 @@ static void cmd_kill(tr_repl *r, char *args) {
 static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e, int status,
                      const char *payload, size_t len);
 
+/* Sets or clears an actor's `traced` flag, on its scheduler's thread. */
+typedef struct {
+  tr_addr addr;
+  int on, found;
+} trace_set_job;
+
+static void trace_set(tr_sched *s, void *ud) {
+  trace_set_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->addr);
+  if (!a) return;
+  j->found = 1;
+  a->traced = (uint8_t)j->on;
+}
+
+/* 0, or TR_ETIMEOUT when the actor's scheduler did not answer (the flag
+ * stays as it was: its lines are dropped on the way when nobody traces it). */
+static int trace_flag(tr_host *h, tr_addr addr, int on, int *found) {
+  trace_set_job j = {.addr = addr, .on = on};
+  unsigned si = TR_ADDR_SCHED(addr);
+  int rc = si < h->nsched ? tr__sched_sync(tr__here(h), &h->sched[si], trace_set, &j, 1000) : 0;
+  if (found) *found = j.found;
+  return rc;
+}
+
 static void trace_refresh(tr_host *h, tr_addr addr) {
   tr_repl_host *rh = h->repl;
   int any = 0;
   for (size_t i = 0; rh && i < rh->ntraces; i++)
     if (rh->traces[i].addr == addr) any = 1;
-  tr_actor *a = tr__lookup(tr__here(h), addr);
-  if (a) a->traced = (uint8_t)any;
+  trace_flag(h, addr, any, NULL);
   if (rh && rh->ntraces == 0 && h->trace_fn == trace_fn) {
     h->trace_fn = rh->prev_trace_fn;
     h->trace_ud = rh->prev_trace_ud;
@@ -1097,17 +1191,39 @@ static const char *kind_name(int k) {
   return "?";
 }
 
+/* On the first scheduler's thread: a trace line of actor e->from (built on
+ * its scheduler's thread) goes to each session that traces it now. Lines of
+ * one actor come in the order they were made (one thread makes them, the
+ * inbox keeps its order); a line that arrives after :untrace is dropped. */
+static void trace_show(tr_sched *s, tr_env *e) {
+  tr_host *h = s->h;
+  tr_repl_host *rh = h->repl;
+  if (rh && !rh->in_trace) {
+    rh->in_trace = 1;
+    for (size_t i = 0; i < rh->ntraces; i++) {
+      if (rh->traces[i].addr != e->from) continue;
+      tr_repl *r = find_session(h, rh->traces[i].sid);
+      if (r) emit(r, TR_REPL_OUT, TR_ENV_PAYLOAD(e), e->len);
+    }
+    rh->in_trace = 0;
+  }
+  tr__env_free(s, e);
+}
+
+/* The trace hook, on the thread of a traced actor's scheduler: it formats
+ * the line there and hands it to the first scheduler (at once when that is
+ * this one), which owns the sessions. It reads nothing of the REPL's but,
+ * on the first scheduler, the hook it replaced. */
 static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e, int status,
                      const char *payload, size_t len) {
   (void)ud;
-  tr_repl_host *rh = h->repl;
-  if (rh && rh->prev_trace_fn) rh->prev_trace_fn(h, rh->prev_trace_ud, ev, a, e, status, payload, len);
-  if (!rh || rh->in_trace) return;
-  int any = 0;
-  for (size_t i = 0; i < rh->ntraces; i++)
-    if (rh->traces[i].addr == a->addr) any = 1;
-  if (!any) return;
-  rh->in_trace = 1;
+  tr_sched *s = a->s; /* this thread's */
+  if (s->index == 0) {
+    tr_repl_host *rh = h->repl;
+    if (rh && rh->prev_trace_fn)
+      rh->prev_trace_fn(h, rh->prev_trace_ud, ev, a, e, status, payload, len);
+    if (!rh || rh->in_trace) return;
+  }
   char when[32], who[160], peer[160], args[1024], line[2600];
   clock_text(when, sizeof when);
   fmt_addr(h, a->addr, who, sizeof who);
@@ -1133,23 +1249,19 @@ static void trace_fn(tr_host *h, void *ud, int ev, tr_actor *a, const tr_env *e,
              status == TR_OK ? "ok" : status == TR_FAILED ? "failed" : tr_errname(status),
              args[0] ? " " : "", args);
   }
-  for (size_t i = 0; i < rh->ntraces; i++) {
-    if (rh->traces[i].addr != a->addr) continue;
-    tr_repl *r = find_session(h, rh->traces[i].sid);
-    if (r) emit(r, TR_REPL_OUT, line, strlen(line));
-  }
-  rh->in_trace = 0;
+  tr__op(s, TR_NOADDR /* scheduler index 0 */, trace_show, a->addr, 0, 0, line, strlen(line));
 }
 
 static void cmd_trace(tr_repl *r, char *args) {
   tr_host *h = r->h;
-  tr_actor *a = need_actor(r, trim(args), "trace");
-  if (!a) return;
+  char *spec = trim(args);
+  tr_addr ad = need_addr(r, spec, "trace");
+  if (ad == TR_NOADDR) return;
   tr_repl_host *rh = h->repl;
   char who[160];
-  fmt_addr(h, a->addr, who, sizeof who);
+  fmt_addr(h, ad, who, sizeof who);
   for (size_t i = 0; i < rh->ntraces; i++)
-    if (rh->traces[i].addr == a->addr && rh->traces[i].sid == r->sid) {
+    if (rh->traces[i].addr == ad && rh->traces[i].sid == r->sid) {
       emitf(r, TR_REPL_OUT, "already tracing %s", who);
       return;
     }
@@ -1163,16 +1275,24 @@ static void cmd_trace(tr_repl *r, char *args) {
     rh->traces = p;
     rh->captraces = cap;
   }
-  rh->traces[rh->ntraces].addr = a->addr;
+  rh->traces[rh->ntraces].addr = ad;
   rh->traces[rh->ntraces].sid = r->sid;
   rh->ntraces++;
+  /* the hook first: the actor's scheduler reads it after the sync below */
   if (h->trace_fn != trace_fn) {
     rh->prev_trace_fn = h->trace_fn;
     rh->prev_trace_ud = h->trace_ud;
     h->trace_fn = trace_fn;
     h->trace_ud = rh;
   }
-  a->traced = 1;
+  int found = 0, rc = trace_flag(h, ad, 1, &found);
+  if (rc || !found) {
+    if (rc) emitf(r, TR_REPL_ERR, "scheduler %u did not answer within 1 s", TR_ADDR_SCHED(ad) + 1);
+    else emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+    rh->ntraces--;
+    trace_refresh(h, ad);
+    return;
+  }
   emitf(r, TR_REPL_OUT, "tracing %s (:untrace or Ctrl-C to stop)", who);
 }
 
@@ -1184,10 +1304,15 @@ static void cmd_untrace(tr_repl *r, char *args) {
     return;
   }
   tr_addr a = resolve(r, spec, 0);
-  if (a == TR_NOADDR) { /* a dead actor's traces go too */
+  if (a == TR_NOADDR) { /* a dead actor's traces go too ("12", "1.12") */
     char *end;
-    unsigned long long n = strtoull(spec, &end, 10);
-    if (*end == 0) a = (tr_addr)n;
+    unsigned long long n = strtoull(spec, &end, 10), sched = 0;
+    if (*end == '.' && end[1] >= '0' && end[1] <= '9') {
+      sched = n;
+      n = strtoull(end + 1, &end, 10);
+    }
+    if (*end == 0 && sched < r->h->nsched)
+      a = ((tr_addr)sched << 48) | ((tr_addr)n & UINT64_C(0xFFFFFFFFFFFF));
   }
   untrace(r, a);
   if (a == TR_NOADDR) untrace_all(r);
@@ -1311,17 +1436,140 @@ static void cmd_waits(tr_repl *r, char *args) {
 }
 
 /* ---- :reload ---------------------------------------------------------------------------------------- */
+/* Each step runs on a scheduler's thread (tr__sched_sync from the REPL's),
+ * on that scheduler's part of the job: find the targets, load FILE into its
+ * Lua state (and spawn cache), swap the handlers of the targets that are
+ * between messages, put the old cache entry back, drop the references. */
+
+static void reload_line(reload_job *j, char kind, const char *fmt, ...) {
+  char tmp[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  for (char *c = tmp; *c; c++)
+    if (*c == '\n') *c = ' ';
+  sb_printf(&j->lines, "%c %s\n", kind, tmp);
+}
+
+/* The lines the schedulers made, printed on the REPL's thread. */
+static void reload_flush(reload_job *j) {
+  const char *p = j->lines.p, *end = p + j->lines.n;
+  while (p && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (n >= 2) emit(j->r, p[0] == 'E' ? TR_REPL_ERR : TR_REPL_OUT, p + 2, n - 2);
+    p += n + 1;
+  }
+  j->lines.n = 0;
+}
+
+static void reload_check_one(tr_sched *s, void *ud) {
+  reload_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->one);
+  if (!a) return;
+  j->found = 1;
+  if (a->lang != TR_LANG_LUA) j->is_c = 1;
+  else j->name = strdup(tr__lua_behaviour_name(a));
+}
+
+static void reload_find(tr_sched *s, void *ud) {
+  reload_job *j = ud;
+  tr_host *h = s->h;
+  reload_part *p = &j->parts[s->index];
+  tr_actor **list;
+  size_t n = sched_actors(s, &list);
+  p->targets = malloc((n + 1) * sizeof *p->targets);
+  if (p->targets)
+    for (size_t i = 0; i < n; i++) {
+      tr_actor *a = list[i];
+      if (a->lang != TR_LANG_LUA) continue;
+      if (j->one != TR_NOADDR ? a->addr == j->one
+                              : !(s->index == 0 && is_repl_actor(h, a->addr)) &&
+                                    strcmp(tr__lua_behaviour_name(a), j->name) == 0)
+        p->targets[p->n++] = a->addr;
+    }
+  p->left = p->n;
+  free(list);
+}
+
+typedef struct {
+  tr_sched *s;
+  const char *file, *name;
+  struct tr_lbeh *lb;
+  int rc;
+} load_args;
+
+static int load_fresh_p(lua_State *L) {
+  load_args *la = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  la->rc = tr__lua_load_fresh(la->s, L, la->file, la->name, &la->lb);
+  return 1; /* the table, or the message */
+}
+
+static void reload_load(tr_sched *s, void *ud) {
+  reload_job *j = ud;
+  reload_part *p = &j->parts[s->index];
+  lua_State *L = s->L;
+  int top = lua_gettop(L);
+  tr__lua_file_cached(s, L, j->file);
+  p->old_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* protected: the file's table may raise when its fields are read */
+  load_args la = {s, j->file, j->name, NULL, 0};
+  lua_pushcfunction(L, load_fresh_p);
+  lua_pushlightuserdata(L, &la);
+  int rc = lua_pcall(L, 1, 1, 0);
+  if (rc == LUA_OK) rc = la.rc;
+  else rc = TR_ELOAD;
+  if (rc == 0) {
+    p->lb = la.lb;
+    p->tab_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->loaded = 1;
+  } else {
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "cannot load it";
+    if (s->index == 0) j->err = strdup(msg);
+    else {
+      size_t n = strlen(msg) + 64;
+      j->err = malloc(n);
+      if (j->err) snprintf(j->err, n, "%s (on scheduler %u)", msg, s->index + 1);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->old_ref); /* the cache as it was */
+    tr__lua_file_cache_set(s, L, j->file);
+    luaL_unref(L, LUA_REGISTRYINDEX, p->old_ref);
+  }
+  lua_settop(L, top);
+}
+
+static void reload_release(tr_sched *s, void *ud) {
+  reload_job *j = ud;
+  reload_part *p = &j->parts[s->index];
+  if (!p->loaded) return;
+  luaL_unref(s->L, LUA_REGISTRYINDEX, p->tab_ref);
+  luaL_unref(s->L, LUA_REGISTRYINDEX, p->old_ref);
+  p->loaded = 0;
+}
+
+static void reload_rollback(tr_sched *s, void *ud) {
+  reload_job *j = ud;
+  reload_part *p = &j->parts[s->index];
+  if (!p->loaded) return;
+  lua_rawgeti(s->L, LUA_REGISTRYINDEX, p->old_ref);
+  tr__lua_file_cache_set(s, s->L, j->file);
+  reload_release(s, ud);
+}
+
 /* Swap a's behaviour now; run the new behaviour's migrate(state). 0 or -1. */
-static int swap_one(tr_repl *r, reload_job *j, tr_actor *a) {
-  tr_host *h = r->h;
-  tr_sched *s = &h->sched[0];
-  lua_State *L = LUA(h);
+static int swap_one(tr_sched *s, reload_job *j, tr_actor *a) {
+  tr_host *h = s->h;
+  reload_part *p = &j->parts[s->index];
+  lua_State *L = s->L; /* a's state: this thread's */
   char who[160];
   fmt_addr(h, a->addr, who, sizeof who);
   struct tr_lbeh *old = a->lb;
-  a->lb = j->lb;
+  a->lb = p->lb;
   int top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, j->lb_tab_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->tab_ref);
   int migrated = 0;
   if (lua_getfield(L, -1, "migrate") == LUA_TFUNCTION) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
@@ -1331,58 +1579,104 @@ static int swap_one(tr_repl *r, reload_job *j, tr_actor *a) {
     s->current = was;
     if (rc != LUA_OK) {
       a->lb = old;
-      emitf(r, TR_REPL_ERR, "%s: migrate failed, kept the old code: %s", who, lua_tostring(L, -1));
+      reload_line(j, 'E', "%s: migrate failed, kept the old code: %s", who,
+                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(an error value)");
       lua_settop(L, top);
       return -1;
     }
     migrated = 1;
   }
   lua_settop(L, top);
-  emitf(r, TR_REPL_OUT, "reloaded %s%s", who, migrated ? " (migrate ran)" : "");
+  reload_line(j, 'O', "reloaded %s%s", who, migrated ? " (migrate ran)" : "");
   return 0;
 }
 
 static int between_messages(tr_actor *a) { return !a->running && !a->co && !a->cur; }
 
-static void reload_close_cb(uv_handle_t *hd) {
-  reload_job *j = hd->data;
-  free(j->targets);
-  free(j);
-}
-
-static void reload_end(reload_job *j, int interrupted) {
-  tr_repl *r = j->r;
-  tr_host *h = r->h;
-  if (!interrupted) {
-    emitf(r, TR_REPL_OUT, "%d reloaded, %d failed%s", j->ok, j->failed,
-          j->ok + j->failed < (int)j->n ? ", others gone or never idle" : "");
-  }
-  if (LUA(h)) luaL_unref(LUA(h), LUA_REGISTRYINDEX, j->lb_tab_ref);
-  r->reload = NULL;
-  uv_timer_stop(&j->timer);
-  uv_close((uv_handle_t *)&j->timer, reload_close_cb);
-}
-
 /* Actors in the middle of a message are swapped when they next finish one. */
-static int reload_step(reload_job *j) {
-  tr_repl *r = j->r;
+static void reload_swap(tr_sched *s, void *ud) {
+  reload_job *j = ud;
+  reload_part *p = &j->parts[s->index];
   size_t left = 0;
-  for (size_t i = 0; i < j->n; i++) {
-    if (j->targets[i] == TR_NOADDR) continue;
-    tr_actor *a = tr__lookup(tr__here(r->h), j->targets[i]);
+  for (size_t i = 0; i < p->n; i++) {
+    if (p->targets[i] == TR_NOADDR) continue;
+    tr_actor *a = tr__lookup(s, p->targets[i]);
     if (!a) {
-      j->targets[i] = TR_NOADDR;
+      p->targets[i] = TR_NOADDR;
       continue;
     }
     if (!between_messages(a)) {
       left++;
       continue;
     }
-    if (swap_one(r, j, a) == 0) j->ok++;
+    if (swap_one(s, j, a) == 0) j->ok++;
     else j->failed++;
-    j->targets[i] = TR_NOADDR;
+    p->targets[i] = TR_NOADDR;
   }
-  return left == 0;
+  p->left = left;
+}
+
+/* Runs step() on every scheduler that has a part in the job (all: `all`,
+ * else those with targets left); the number that did not answer in 1 s. */
+static unsigned reload_each(reload_job *j, void (*step)(tr_sched *, void *), int all) {
+  tr_host *h = j->r->h;
+  unsigned late = 0;
+  for (unsigned i = 0; i < h->nsched; i++) {
+    reload_part *p = &j->parts[i];
+    if (!all && !p->left) continue;
+    if (tr__sched_sync(tr__here(h), &h->sched[i], step, j, 1000)) late++;
+  }
+  return late;
+}
+
+static void reload_free(reload_job *j) {
+  if (j->parts)
+    for (unsigned i = 0; i < j->r->h->nsched; i++) free(j->parts[i].targets);
+  free(j->parts);
+  free(j->file);
+  free(j->name);
+  free(j->err);
+  sb_free(&j->lines);
+  free(j);
+}
+
+static void reload_close_cb(uv_handle_t *hd) { reload_free(hd->data); }
+
+static void reload_end(reload_job *j, int interrupted) {
+  tr_repl *r = j->r;
+  tr_host *h = r->h;
+  if (!interrupted) {
+    sbuf busy = {0};
+    size_t nbusy = 0;
+    char who[160];
+    for (unsigned i = 0; i < h->nsched; i++)
+      for (size_t k = 0; k < j->parts[i].n; k++) {
+        tr_addr a = j->parts[i].targets[k];
+        if (a == TR_NOADDR || !tr_alive(h, a)) continue;
+        sb_printf(&busy, "%s%s", nbusy++ ? ", " : "", fmt_addr(h, a, who, sizeof who));
+      }
+    if (nbusy)
+      emitf(r, TR_REPL_ERR, "gave up on %zu actors still busy after 10 s (they keep the old code): %s",
+            nbusy, busy.p);
+    emitf(r, TR_REPL_OUT, "%d reloaded, %d failed%s", j->ok, j->failed,
+          nbusy ? ", others gone or never idle" : "");
+    sb_free(&busy);
+  }
+  /* the new tables stay referenced by the actors (and spawn caches) that use them */
+  reload_each(j, reload_release, 1);
+  r->reload = NULL;
+  uv_timer_stop(&j->timer);
+  uv_close((uv_handle_t *)&j->timer, reload_close_cb);
+}
+
+/* 1 when no target is left. */
+static int reload_step(reload_job *j) {
+  tr_host *h = j->r->h;
+  reload_each(j, reload_swap, 0);
+  reload_flush(j);
+  for (unsigned i = 0; i < h->nsched; i++)
+    if (j->parts[i].left) return 0;
+  return 1;
 }
 
 static void reload_tick(uv_timer_t *t) {
@@ -1391,30 +1685,13 @@ static void reload_tick(uv_timer_t *t) {
   tr_sched *s = &r->h->sched[0];
   s->in_callback++;
   int done = reload_step(j);
-  if (!done && tr__now(s) - j->started > 10000) {
-    emitf(r, TR_REPL_ERR, "gave up on actors that stayed busy for 10 s (they keep the old code)");
-    done = 1;
-  }
+  if (!done && tr__now(s) - j->started > 10000) done = 1;
   if (done) {
     r->busy = BUSY_NONE;
     reload_end(j, 0);
     next_line(r);
   }
   s->in_callback--;
-}
-
-typedef struct {
-  tr_host *h;
-  const char *file, *name;
-  struct tr_lbeh *lb;
-  int rc;
-} load_args;
-
-static int load_fresh_p(lua_State *L) {
-  load_args *la = lua_touserdata(L, 1);
-  lua_settop(L, 0);
-  la->rc = tr__lua_load_fresh(la->h, L, la->file, la->name, &la->lb);
-  return 1; /* the table, or the message */
 }
 
 static void cmd_reload(tr_repl *r, char *args) {
@@ -1425,73 +1702,44 @@ static void cmd_reload(tr_repl *r, char *args) {
     emitf(r, TR_REPL_ERR, ":reload ADDR|BEHAVIOUR FILE");
     return;
   }
-  tr_actor **list;
-  size_t n = sched_actors(&h->sched[0], &list), nt = 0;
-  tr_addr *targets = malloc((n + 1) * sizeof *targets);
-  const char *name = NULL;
-  tr_addr one = resolve(r, spec, 0);
-  if (targets && one != TR_NOADDR && !tr__lookup(tr__here(h), one)) {
-    emitf(r, TR_REPL_ERR, "'%s' runs on scheduler %u: the REPL reloads the actors of scheduler 1",
-          spec, TR_ADDR_SCHED(one) + 1);
-    free(targets);
-    free(list);
+  reload_job *j = calloc(1, sizeof *j);
+  if (j) {
+    j->r = r;
+    j->file = strdup(file);
+    j->parts = calloc(h->nsched, sizeof *j->parts);
+    j->one = resolve(r, spec, 0);
+  }
+  if (!j || !j->file || !j->parts) {
+    emitf(r, TR_REPL_ERR, "out of memory");
+    if (j) reload_free(j);
     return;
   }
-  if (targets && one != TR_NOADDR) {
-    tr_actor *a = tr__lookup(tr__here(h), one);
-    if (a->lang != TR_LANG_LUA) {
-      emitf(r, TR_REPL_ERR, "%s is a C actor: only Lua actors can be reloaded", spec);
-      free(targets);
-      free(list);
-      return;
-    }
-    targets[nt++] = one;
-    name = tr__lua_behaviour_name(a);
-  } else if (targets) {
-    for (size_t i = 0; i < n; i++)
-      if (list[i]->lang == TR_LANG_LUA && !is_repl_actor(h, list[i]->addr) &&
-          strcmp(tr__lua_behaviour_name(list[i]), spec) == 0)
-        targets[nt++] = list[i]->addr;
-    name = spec;
+  unsigned late = 0;
+  if (j->one != TR_NOADDR) {
+    if (tr__sched_sync(tr__here(h), &h->sched[TR_ADDR_SCHED(j->one)], reload_check_one, j, 1000))
+      late = 1;
+    else if (!j->found) emitf(r, TR_REPL_ERR, "no live actor '%s'", spec);
+    else if (j->is_c) emitf(r, TR_REPL_ERR, "%s is a C actor: only Lua actors can be reloaded", spec);
+    if (late || !j->found || j->is_c || !j->name) goto refused;
+  } else {
+    j->name = strdup(spec);
   }
-  free(list);
+  size_t nt = 0;
+  late = reload_each(j, reload_find, 1);
+  if (late) goto refused;
+  for (unsigned i = 0; i < h->nsched; i++) nt += j->parts[i].n;
   if (nt == 0) {
     emitf(r, TR_REPL_ERR, "no live actor or Lua behaviour '%s'", spec);
-    free(targets);
-    return;
+    goto refused;
   }
-  lua_State *L = LUA(h);
-  int top = lua_gettop(L);
-  struct tr_lbeh *lb = NULL;
-  char *nm = strdup(name);
-  /* protected: the file's table may raise when its fields are read */
-  load_args la = {h, file, nm, NULL, 0};
-  lua_pushcfunction(L, load_fresh_p);
-  lua_pushlightuserdata(L, &la);
-  int rc = lua_pcall(L, 1, 1, 0);
-  if (rc == LUA_OK) rc = la.rc;
-  else rc = TR_ELOAD;
-  lb = la.lb;
-  free(nm);
-  if (rc) {
-    emitf(r, TR_REPL_ERR, "%s; nothing changed",
-          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "cannot load it");
-    lua_settop(L, top);
-    free(targets);
-    return;
+  /* FILE in every scheduler's state (their spawn caches too), or in none */
+  for (unsigned i = 0; i < h->nsched && !j->err; i++)
+    if (tr__sched_sync(tr__here(h), &h->sched[i], reload_load, j, 1000)) late++;
+  if (j->err || late) {
+    reload_each(j, reload_rollback, 1);
+    if (j->err) emitf(r, TR_REPL_ERR, "%s; nothing changed", j->err);
+    goto refused;
   }
-  reload_job *j = calloc(1, sizeof *j);
-  if (!j) {
-    lua_settop(L, top);
-    free(targets);
-    return;
-  }
-  j->r = r;
-  j->lb = lb;
-  j->lb_tab_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_settop(L, top);
-  j->targets = targets;
-  j->n = nt;
   j->started = tr__now(&h->sched[0]);
   uv_timer_init(h->loop, &j->timer);
   j->timer.data = j;
@@ -1503,6 +1751,10 @@ static void cmd_reload(tr_repl *r, char *args) {
   emitf(r, TR_REPL_OUT, "waiting for busy actors to finish their message...");
   r->busy = BUSY_RELOAD;
   uv_timer_start(&j->timer, reload_tick, 2, 2);
+  return;
+refused:
+  if (late) emitf(r, TR_REPL_ERR, "a scheduler did not answer within 1 s; nothing changed");
+  reload_free(j);
 }
 
 static void cmd_tb(tr_repl *r, char *args) {
@@ -1714,6 +1966,7 @@ void tr__repl_host_free(tr_host *h) {
   }
   if (LUA(h)) luaL_unref(LUA(h), LUA_REGISTRYINDEX, rh->mod_ref);
   free(rh->traces);
+  free(rh->mods); /* the other states' modules go with those states */
   h->repl = NULL;
   free(rh);
 }

@@ -13,6 +13,9 @@ typedef struct tr_repl_host {
   tr_repl *sessions;
   uint64_t next_sid;
   int mod_ref; /* lua/repl.lua's module table */
+  int *mods;   /* per scheduler: the module in that scheduler's state (its
+                * renderer, for :state), made and used on its thread only;
+                * mods[0] is mod_ref */
   struct { tr_addr addr; uint64_t sid; } *traces;
   size_t ntraces, captraces;
   tr__trace_fn prev_trace_fn;
@@ -75,11 +78,18 @@ void tr__lua_push_addr(tr_host *h, lua_State *L, tr_addr a);
 tr_addr tr__lua_to_addr(tr_host *h, lua_State *L, int idx);
 /* Pushes a Lua actor's behaviour table (nil for a C actor). */
 void tr__lua_push_behaviour(tr_actor *a, lua_State *L);
-/* Loads `path` afresh as a behaviour (the spawn cache is bypassed, then
- * updated); `name` (NULL: from the file) names the behaviour. On success pushes the table, sets *out and returns 0; otherwise
- * pushes the error message and returns TR_ELOAD or TR_ENOTFOUND. */
-int tr__lua_load_fresh(tr_host *h, lua_State *L, const char *path, const char *name,
+/* On s's thread, in s's Lua state L: loads `path` afresh as a behaviour (the
+ * spawn cache is bypassed, then updated); `name` (NULL: from the file) names
+ * the behaviour. On success pushes the table, sets *out and returns 0;
+ * otherwise pushes the error message and returns TR_ELOAD or TR_ENOTFOUND. */
+int tr__lua_load_fresh(tr_sched *s, lua_State *L, const char *path, const char *name,
                        struct tr_lbeh **out);
+/* On s's thread: pushes what s's spawn cache holds for the file `path` (nil:
+ * nothing); sets that entry from the value on top of the stack (popped; nil
+ * forgets it). :reload puts back the old entry when another scheduler cannot
+ * load the file. */
+void tr__lua_file_cached(tr_sched *s, lua_State *L, const char *path);
+void tr__lua_file_cache_set(tr_sched *s, lua_State *L, const char *path);
 /* The behaviour name of a Lua actor. */
 const char *tr__lua_behaviour_name(tr_actor *a);
 

@@ -181,12 +181,76 @@ static void ctl_quit_line_behind_a_line(void **st) {
   rmdir(dir);
 }
 
+/* ---- actors of another scheduler ------------------------------------------------------- */
+/* A host with two schedulers whatever TROUPE_SCHEDULERS says. */
+static tr_host *new_host2(void) {
+  tr_host_options o;
+  tr_host_options_init(&o);
+  o.call_timeout_ms = 5000;
+  o.schedulers = 2;
+  tr_host *h = NULL;
+  assert_int_equal(tr_host_new(&h, &o), TR_OK);
+  assert_int_equal(tr_host_schedulers(h), 2);
+  return h;
+}
+
+static int m_dump(tr_ctx *ctx, const tr_msg *args) {
+  (void)args;
+  return tr_pack_fmt(tr_ctx_reply(ctx), "s", "dumped by __state");
+}
+static const tr_method dumpy_methods[] = {{"__state", m_dump}, {NULL, NULL}};
+static const tr_behaviour dumpy = {.name = "Dumpy", .state_size = 8, .methods = dumpy_methods};
+
+/* Runs the loop until g_out shows `text` (at most ~5 s). */
+static int until_out(tr_host *h, const char *text) {
+  for (int i = 0; i < 5000 && !strstr(g_out, text); i++) {
+    uv_run(tr_host_loop(h), UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  return strstr(g_out, text) != NULL;
+}
+
+/* :state of actors of the second scheduler: a Lua actor's state is rendered
+ * there, a C actor's __state handler answers; a dead one is said to be. */
+static void state_other_scheduler(void **st) {
+  (void)st;
+  g_out[0] = 0;
+  tr_host *h = new_host2();
+  assert_int_equal(tr_host_dostring(h,
+                       "local troupe = require 'troupe'\n"
+                       "a = troupe.spawn_with({scheduler = 2}, [[return {\n"
+                       "  init = function(s) s.x = 42 s.list = {1, 2, 'three'} end,\n"
+                       "  get = function(s) return s.x end }]])\n"
+                       "assert(a:call('get') == 42)",
+                       "=app"),
+                   0);
+  tr_spawn_options so = {.scheduler = 2};
+  tr_addr c;
+  assert_int_equal(tr_spawn(h, &dumpy, NULL, &so, &c), 0);
+  assert_int_equal(TR_ADDR_SCHED(c), 1);
+  tr_repl *r;
+  assert_int_equal(tr__repl_new(h, cap_out, NULL, &r), 0);
+  input(r, ":state a");
+  assert_non_null(strstr(g_out, "OUT {list = {1, 2, \"three\"}, x = 42}"));
+  char line[64];
+  snprintf(line, sizeof line, ":state 1.%llu", (unsigned long long)TR_ADDR_SERIAL(c));
+  input(r, line);
+  assert_true(until_out(h, "OUT \"dumped by __state\""));
+  assert_null(strstr(g_out, "runs on scheduler"));
+  assert_int_equal(tr_host_dostring(h, "a:kill() require('troupe').sleep(20)", "=kill"), 0);
+  input(r, ":state a");
+  assert_non_null(strstr(g_out, "ERR no live actor 'a'"));
+  tr__repl_free(r);
+  tr_host_free(h);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(resolve_strict_globals),
       cmocka_unit_test(reload_raising_table),
       cmocka_unit_test(ctl_client_never_reads),
       cmocka_unit_test(ctl_quit_line_behind_a_line),
+      cmocka_unit_test(state_other_scheduler),
   };
   RUN_TESTS(tests, argc, argv);
 }

@@ -55,7 +55,8 @@ wait_for r 'reloaded <actor 1 Counter "c1"> (migrate ran)'
 wait_for r 'reloaded <actor 2 Counter "c2"> (migrate ran)'
 wait_for r 'waiting for busy actors to finish their message...'
 wait_for r 'reloaded <actor 3 Counter "c3"> (migrate ran)'
-wait_for r '3 reloaded, 0 failed'
+wait_for r 'reloaded <actor 1.1 Counter "c4"> (migrate ran)'
+wait_for r '4 reloaded, 0 failed'
 # the state was kept (and migrated); the new handlers answer
 type_line r 'c1:call("get"), c2:call("get"), c3:call("get"), c1:call("version")'
 wait_for r '1200, 200, 300, 2'
@@ -74,13 +75,15 @@ type_line r 'c2:call("get"), c1:call("version")'
 wait_for r 'nil, 2'
 type_line r ":reload nobody $TMP/counter.lua"
 wait_for r "no live actor or Lua behaviour 'nobody'"
-# an actor of another scheduler is named, not inspected; calls reach it
-type_line r ":reload c4 $TMP/counter2.lua"
-wait_for r "'c4' runs on scheduler 2: the REPL reloads the actors of scheduler 1"
-type_line r ":state c4"
-wait_for r "'c4' runs on scheduler 2: the REPL inspects the actors of scheduler 1"
+# an actor of another scheduler (reloaded with the others above)
 type_line r 'c4:call("add", 1)'
-wait_for r '5'
+wait_for r '401'
+# :state reads it on its scheduler's thread
+type_line r ":state c4"
+wait_for r "{total = 401}"
+type_line r ":reload c4 $TMP/counter.lua"
+wait_for r 'reloaded <actor 1.1 Counter "c4">'
+wait_count r '1 reloaded, 0 failed' 2
 # :ls lists the actors of every scheduler, each read on its own thread
 type_line r ':ls Counter'
 wait_for r 'actors match'
