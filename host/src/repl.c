@@ -249,22 +249,86 @@ static void push_handlers(tr_host *h, lua_State *L, tr_actor *a) {
   lua_pop(L, 1);
 }
 
+/* An actor's handler names, listed on its scheduler's thread (in that
+ * scheduler's Lua state), one per line. */
+typedef struct {
+  tr_addr addr;
+  sbuf b;
+} handlers_job;
+
+static void handler_lines(tr_sched *s, void *ud) {
+  handlers_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->addr);
+  if (!a) return;
+  lua_State *L = s->L;
+  push_handlers(s->h, L, a);
+  lua_Integer n = luaL_len(L, -1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    sb_printf(&j->b, "%s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Completion: the handlers of the actor with id argument 1, whatever
+ * scheduler it runs on (one that does not answer soon gives none). */
 static int c_handlers(lua_State *L) {
   tr_host *h = H(L);
-  push_handlers(h, L, tr__lookup(tr__here(h), (tr_addr)luaL_checkinteger(L, 1)));
+  tr_addr a = (tr_addr)luaL_checkinteger(L, 1);
+  tr_sched *here = tr__here(h);
+  if (!tr__foreign(here, a) || TR_ADDR_SCHED(a) >= h->nsched) {
+    push_handlers(h, L, tr__lookup(here, a));
+    return 1;
+  }
+  handlers_job j = {.addr = a};
+  lua_newtable(L);
+  if (tr__sched_sync(here, &h->sched[TR_ADDR_SCHED(a)], handler_lines, &j, 200) == 0 && j.b.p) {
+    int n = 0;
+    for (char *p = j.b.p, *nl; p < j.b.p + j.b.n && (nl = memchr(p, '\n', j.b.p + j.b.n - p));
+         p = nl + 1) {
+      lua_pushlstring(L, p, (size_t)(nl - p));
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  sb_free(&j.b);
   return 1;
 }
 
+/* Completion: the registered names of live actors, of every scheduler (the
+ * name table is read under its lock; liveness is asked after). */
 static int c_names(lua_State *L) {
   tr_host *h = H(L);
+  sbuf names = {0};
+  size_t count = 0, cap = 16;
+  tr_addr *addrs = malloc(cap * sizeof *addrs);
+  uv_mutex_lock(&h->names_lock);
+  for (size_t b = 0; addrs && b < h->names_cap; b++)
+    for (tr_namerec *nr = h->names[b]; nr; nr = nr->next) {
+      if (count == cap) {
+        tr_addr *w = realloc(addrs, 2 * cap * sizeof *w);
+        if (!w) break;
+        addrs = w;
+        cap *= 2;
+      }
+      addrs[count++] = nr->addr;
+      sb_printf(&names, "%s\n", nr->name);
+    }
+  uv_mutex_unlock(&h->names_lock);
   lua_newtable(L);
   int n = 0;
-  for (size_t b = 0; b < h->names_cap; b++)
-    for (tr_namerec *nr = h->names[b]; nr; nr = nr->next) {
-      if (!tr__lookup(tr__here(h), nr->addr)) continue;
-      lua_pushstring(L, nr->name);
+  char *p = names.p;
+  for (size_t i = 0; p && i < count; i++) {
+    char *nl = strchr(p, '\n');
+    if (!nl) break;
+    if (tr_alive(h, addrs[i])) {
+      lua_pushlstring(L, p, (size_t)(nl - p));
       lua_rawseti(L, -2, ++n);
     }
+    p = nl + 1;
+  }
+  free(addrs);
+  sb_free(&names);
   return 1;
 }
 

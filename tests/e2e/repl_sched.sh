@@ -27,6 +27,19 @@ wait_for r ":help for commands"
 type_line r 'c4:call("get"), c4, f5'
 wait_for r '4, <actor 1.1 Counter "c4">, <actor 1.2 Fwd "f5">'
 
+# Tab completion of a scheduler-2 actor's handler names and of its name
+tm send-keys -t main:r -l 'c4:call("ad'
+keys r Tab
+tm send-keys -t main:r -l '", 1000)'
+keys r Enter
+wait_for r 'c4:call("add", 1000)'
+wait_for r '1004'
+tm send-keys -t main:r -l ':state c'
+keys r Tab
+keys r Enter
+wait_for r '{count = 1004, tags = {"a", "b"}}'
+type_line r 'c4:call("add", -1000)' # (back to 4: :state below shows it)
+
 # :state: rendered on scheduler 2's thread
 type_line r ':state c4'
 wait_for r '{count = 4, tags = {"a", "b"}}'
