@@ -311,19 +311,21 @@ TR_EXTERN int tr_release(tr_host *h, tr_addr a);
  * host's loop); another thread uses tr_send_async.
  *
  * Across schedulers: a message to an actor of another scheduler goes through
- * that scheduler's inbox. A full mailbox there does not push back on C
- * (the message is queued past the bound; a Lua handler's send waits for room
- * and try_send sees it full), and
- * what you ask of such an actor (tr_kill, tr_stop, tr_link, tr_monitor,
- * tr_register, tr_send_after, ...) happens when its scheduler gets to it: the
- * call returns TR_EDEAD for an actor already gone, else 0. */
+ * that scheduler's inbox. A full mailbox there pushes back as one here does:
+ * tr_send and tr_call return TR_EFULL (nothing is queued) when its depth as
+ * recently seen (what it holds plus what is on its way to it) has reached
+ * its capacity; replies and system messages are never refused. What you ask
+ * of such an actor (tr_kill, tr_stop, tr_link, tr_monitor, tr_register,
+ * tr_send_after, ...) happens when its scheduler gets to it: the call returns
+ * TR_EDEAD for an actor already gone, else 0. */
 TR_EXTERN int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method,
                       const tr_buf *args);
 TR_EXTERN int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method,
                           const char *fmt, ...);
 /* Any thread: queued and delivered on the target's scheduler; errors (dead,
- * full) are logged, not returned. Such threads must stop sending before
- * tr_host_free (which cannot tell a sender still on its way in). */
+ * full when it arrives) are logged, not returned. Such threads must stop
+ * sending before tr_host_free (which cannot tell a sender still on its way
+ * in). */
 TR_EXTERN int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args);
 
 /* status: TR_OK (values in `reply`), TR_FAILED (the handler's own error value
@@ -336,8 +338,16 @@ TR_EXTERN int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *meth
                           tr_reply_cb cb, void *ud, const char *fmt, ...);
 
 /* When `to`'s public mailbox is full, tr_send returns TR_EFULL; this asks for
- * one callback when there is room (or status TR_EDEAD if it stops first). For
- * an actor of another scheduler (never full, see above) it calls back at once. */
+ * one callback when there is room (status 0), or status TR_EDEAD if it stops
+ * first. The callback runs on the thread of the scheduler that asked. For an
+ * actor of this scheduler that has room now it runs before tr_notify_room
+ * returns. For an actor of another scheduler it always runs later, from this
+ * scheduler's loop: its owner records the wait, answers when the mailbox has
+ * room (at once if it has room already) and the answer comes back here
+ * (status TR_ENOMEM if the owner had no memory to record it). Room is not
+ * reserved: another sender may take it first, and tr_send then says TR_EFULL
+ * again. A wait still pending at tr_host_free hears TR_EDEAD during it (its
+ * actor is killed); no callback runs after tr_host_free returns. */
 typedef void (*tr_room_cb)(tr_host *h, tr_addr to, int status, void *ud);
 TR_EXTERN int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud);
 

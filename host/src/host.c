@@ -439,10 +439,11 @@ static void room_made(tr_sched *s, tr_actor *a);
 
 /* To another scheduler's actor: its owner queues it (and answers a call to
  * an actor that died meanwhile). The public messages on their way are
- * counted on the actor (`inflight`) so that a try (try_only) sees a full
- * mailbox; otherwise a full mailbox there does not push back: the message
- * is queued past the bound. */
-static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane, int try_only) {
+ * counted on the actor (`inflight`), so that a full mailbox there pushes
+ * back as one here does: TR_EFULL when its depth as recently seen (the
+ * owner's count plus what is on its way) has reached the bound. The
+ * private lane never refuses. */
+static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
   tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
   uint64_t serial = TR_ADDR_SERIAL(e->to);
   int rc = 0;
@@ -453,7 +454,7 @@ static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane, int try_onl
       /* the owner changes the depth without the lock: a recent value */
       uint32_t depth = __atomic_load_n(&f->pub.n, __ATOMIC_RELAXED) +
                        __atomic_load_n(&f->inflight, __ATOMIC_RELAXED);
-      if (try_only && depth >= f->cap) rc = TR_EFULL;
+      if (depth >= f->cap) rc = TR_EFULL;
       else __atomic_add_fetch(&f->inflight, 1, __ATOMIC_RELAXED);
     }
   } else if (!tr_map_get(&t->reserved, serial)) {
@@ -474,11 +475,6 @@ int tr__deliver_admit(tr_sched *s, tr_env *e) {
   return 0;
 }
 
-int tr__try_deliver(tr_sched *s, tr_env *e) {
-  if (tr__foreign(s, e->to)) return deliver_foreign(s, e, 0, 1);
-  return tr__deliver(s, e, 0, NULL);
-}
-
 /* tr__lookup for a delivery: a client sends to or calls the same actor again
  * and again, so the last one found is kept (until its record is freed). */
 static inline __attribute__((always_inline)) tr_actor *deliver_lookup(tr_sched *s, tr_addr to) {
@@ -496,7 +492,7 @@ static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e,
   tr_actor *a = deliver_lookup(s, e->to);
   if (!a) {
     if (!tr__foreign(s, e->to)) return TR_EDEAD;
-    return deliver_foreign(s, e, private_lane, 0);
+    return deliver_foreign(s, e, private_lane);
   }
   if (!private_lane && a->pub.n >= a->cap) {
     if (full) *full = a;
@@ -535,14 +531,24 @@ int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env 
 static void room_made(tr_sched *s, tr_actor *a) {
   while (a->room_head && a->pub.n < a->cap) {
     tr_roomwait *w = a->room_head;
+    /* another scheduler's asker tries its send again: room for it counts
+     * what is on its way too, as that send will */
+    if (!w->env && !w->cb &&
+        a->pub.n + __atomic_load_n(&a->inflight, __ATOMIC_RELAXED) >= a->cap)
+      break;
     a->room_head = w->next;
     if (!a->room_head) a->room_tail = NULL;
-    if (w->env && tr__foreign(s, w->sender)) { /* another scheduler's sender: admit, tell it */
-      uint64_t req = w->env->req;
-      w->env->req = 0;
-      q_push(&a->pub, w->env);
-      s->n_msgs++;
-      tr__reply(s, a->addr, w->sender, req, TR_OK, NULL, 0);
+    if (w->env && tr__foreign(s, w->sender)) { /* another scheduler's sender: admit */
+      if (w->env->kind == TR_K_CALL) { /* its caller now waits for the answer */
+        q_push(&a->pub, w->env);
+        s->n_msgs++;
+      } else { /* the send went through: tell it */
+        uint64_t req = w->env->req;
+        w->env->req = 0;
+        q_push(&a->pub, w->env);
+        s->n_msgs++;
+        tr__reply(s, a->addr, w->sender, req, TR_OK, NULL, 0);
+      }
     } else if (w->env) {
       tr_actor *sender = tr__lookup(s, w->sender);
       int is_call = w->env->kind == TR_K_CALL;
@@ -565,9 +571,68 @@ static void room_made(tr_sched *s, tr_actor *a) {
       }
     } else if (w->cb) {
       w->cb(s->h, a->addr, 0, w->ud);
+    } else { /* another scheduler's asker (tr__room_wait) */
+      tr__reply(s, a->addr, w->sender, w->req, TR_OK, NULL, 0);
     }
     free(w);
   }
+}
+
+/* tr__room_wait, on the owner of e->to: e->from asks, e->req answers. */
+static void op_room_wait(tr_sched *s, tr_env *e) {
+  tr_actor *a = tr__lookup(s, e->to);
+  tr_addr to = e->to, caller = e->from;
+  uint64_t req = e->req;
+  tr__env_free(s, e);
+  tr_roomwait *w = NULL;
+  int status = TR_OK;
+  if (!a) status = TR_EDEAD;
+  else if (a->pub.n + __atomic_load_n(&a->inflight, __ATOMIC_RELAXED) >= a->cap &&
+           !(w = calloc(1, sizeof *w)))
+    status = TR_ENOMEM;
+  if (!w) {
+    tr__reply(s, to, caller, req, status, NULL, 0);
+    return;
+  }
+  w->sender = caller;
+  w->req = req;
+  if (a->room_tail) a->room_tail->next = w;
+  else a->room_head = w;
+  a->room_tail = w;
+}
+
+int tr__room_wait(tr_sched *s, tr_addr to, tr_addr caller, uint64_t req) {
+  return tr__op(s, to, op_room_wait, caller, req, 0, NULL, 0);
+}
+
+int tr__room_wait_blocking(tr_sched *s, tr_addr to) {
+  if (s->in_callback) return TR_EFULL;
+  tr_pending *p = tr__pending_new(s, TR_P_BLOCK, TR_NOADDR, to, TR_TIMEOUT_INFINITE);
+  if (!p) return TR_ENOMEM;
+  int rc = tr__room_wait(s, to, TR_NOADDR, p->req);
+  if (rc == 0) rc = tr__block_until(s, &p->done);
+  if (rc == 0) rc = p->result ? p->result->status : TR_ESTOPPED; /* none: the host is freed */
+  else if (rc == TR_ESTOPPED && !__atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE))
+    rc = TR_EFULL; /* nothing left to run makes room (as for a mailbox of s) */
+  /* given up: a late answer finds nothing */
+  tr__pending_free(s, p);
+  return rc;
+}
+
+/* tr_notify_room on another scheduler's actor: a pending call of the asking
+ * scheduler (no timeout) that the owner answers (tr__room_wait); its
+ * callback calls the user's, on the asker's thread. */
+typedef struct tr_roomask {
+  tr_room_cb cb;
+  void *ud;
+  tr_addr to;
+} tr_roomask;
+
+static void room_answer(tr_host *h, int status, const tr_msg *m, void *ud) {
+  (void)m;
+  tr_roomask r = *(tr_roomask *)ud;
+  free(ud);
+  r.cb(h, r.to, status, r.ud);
 }
 
 int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
@@ -575,9 +640,24 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
   tr_sched *s = tr__here(h);
   tr_actor *a = tr__lookup(s, to);
   if (!a) {
-    if (!tr__alive_any(s, to)) return TR_EDEAD;
-    cb(h, to, 0, ud); /* another scheduler's mailbox never refuses (see tr__deliver) */
-    return 0;
+    if (!tr__foreign(s, to) || !tr__alive_any(s, to)) return TR_EDEAD;
+    tr_roomask *r = malloc(sizeof *r);
+    tr_pending *p = r ? tr__pending_new(s, TR_P_CB, TR_NOADDR, to, TR_TIMEOUT_INFINITE) : NULL;
+    if (!p) {
+      free(r);
+      return TR_ENOMEM;
+    }
+    r->cb = cb;
+    r->ud = ud;
+    r->to = to;
+    p->cb = room_answer;
+    p->ud = r;
+    int rc = tr__room_wait(s, to, TR_NOADDR, p->req);
+    if (rc) {
+      tr__pending_free(s, p);
+      free(r);
+    }
+    return rc;
   }
   tr_roomwait *w = calloc(1, sizeof *w);
   if (!w) return TR_ENOMEM;
@@ -1166,8 +1246,6 @@ static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr
                                                      const char *payload, size_t len,
                                                      int64_t timeout_ms, uint8_t kind,
                                                      tr_reply_cb cb, void *ud, tr_pending **out) {
-  int try = (kind & TR_P_TRY) != 0;
-  kind &= (uint8_t)~TR_P_TRY;
   tr_env *e = env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
   tr_pending *p = pending_new(s, kind, from, to, timeout_ms);
@@ -1181,7 +1259,7 @@ static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr
   e->from = from;
   e->to = to;
   e->req = p->req;
-  int rc = try ? tr__try_deliver(s, e) : deliver(s, e, 0, NULL);
+  int rc = deliver(s, e, 0, NULL);
   if (rc) {
     tr__env_free(s, e);
     tr__pending_free(s, p);
@@ -1452,25 +1530,22 @@ static void inbox_one(tr_sched *s, tr_env *e) {
     return;
   }
   tr_actor *a = tr__lookup(s, e->to);
-  if (a && e->lane == 3) __atomic_sub_fetch(&a->inflight, 1, __ATOMIC_RELAXED);
-  if (e->lane == 4) { /* a send that waits to be admitted (tr__deliver_admit) */
+  if (e->lane == 4) { /* a send or call that waits to be admitted (tr__deliver_admit) */
     uint64_t req = e->req;
     tr_addr sender = e->from;
+    int is_call = e->kind == TR_K_CALL; /* answered as a call; a send is told */
     if (!a) {
       char who[96], text[160];
       snprintf(text, sizeof text, "%s is not alive", fmt_addr(s->h, e->to, who, sizeof who));
       tr__reply_error(s, e->to, sender, req, TR_EDEAD, text, NULL);
       tr__env_free(s, e);
-    } else if (a->pub.n < a->cap) {
-      e->req = 0;
+    } else if (a->pub.n < a->cap || tr__enqueue_room_wait(s, a, sender, e)) {
+      /* room, or no memory to wait: queue (past the bound then) */
+      if (!is_call) e->req = 0;
       q_push(&a->pub, e);
       s->n_msgs++;
       if (a->wait == TR_W_NONE) tr__schedule(s, a);
-      tr__reply(s, a->addr, sender, req, TR_OK, NULL, 0);
-    } else if (tr__enqueue_room_wait(s, a, sender, e)) { /* no memory to wait: queue past */
-      e->req = 0;
-      q_push(&a->pub, e);
-      tr__reply(s, a->addr, sender, req, TR_OK, NULL, 0);
+      if (!is_call) tr__reply(s, a->addr, sender, req, TR_OK, NULL, 0);
     }
     return;
   }
@@ -1489,6 +1564,9 @@ static void inbox_one(tr_sched *s, tr_env *e) {
     return;
   }
   q_push(e->lane == 1 ? &a->priv : &a->pub, e);
+  /* counted in the mailbox before it leaves the count on its way: a sender
+   * never sees the sum low */
+  if (e->lane == 3) __atomic_sub_fetch(&a->inflight, 1, __ATOMIC_RELAXED);
   s->n_msgs++;
   if (a->wait == TR_W_NONE) tr__schedule(s, a);
 }
@@ -2217,6 +2295,8 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
       }
     } else if (w->cb) {
       w->cb(h, a->addr, TR_EDEAD, w->ud);
+    } else { /* another scheduler's asker (tr__room_wait) */
+      tr__reply(s, a->addr, w->sender, w->req, TR_EDEAD, NULL, 0);
     }
     free(w);
     w = next;
@@ -2763,6 +2843,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
     if (p->kind != TR_P_BLOCK) {
       s->pslots[i].p = NULL;
       tr__env_free(s, p->result);
+      if (p->kind == TR_P_CB && p->cb == room_answer) free(p->ud); /* never called now */
       free(p);
     } else {
       p->done = 1; /* a blocked caller wakes to an empty answer */

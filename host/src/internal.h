@@ -358,8 +358,10 @@ typedef struct tr_roomwait { /* a sender waiting for room in a mailbox */
   struct tr_roomwait *next;
   tr_addr sender;   /* a Lua actor waiting (TR_NOADDR for a C callback) */
   tr_env *env;      /* the message to enqueue when there is room (Lua) */
-  tr_room_cb cb;
+  tr_room_cb cb;    /* a C callback of this scheduler (tr_notify_room) */
   void *ud;
+  uint64_t req;     /* neither: a waiter of another scheduler (tr__room_wait),
+                     * told by an answer to this request id */
 } tr_roomwait;
 
 typedef struct tr_name {
@@ -459,7 +461,6 @@ typedef struct tr_tentry {
 
 /* ---- pending calls (caller side) ---------------------------------------------- */
 enum { TR_P_LUA = 0, TR_P_CB, TR_P_BLOCK };
-#define TR_P_TRY 0x80 /* tr__call_start: never wait for room (try_only) */
 struct tr_pending { /* tr__pending_new sets every field (no memset): add new ones there */
   uint64_t req;
   uint8_t kind;
@@ -693,13 +694,22 @@ static inline int tr__foreign(tr_sched *s, tr_addr a) {
 }
 /* Alive, on any scheduler (another's is looked up under its lock). */
 int tr__alive_any(tr_sched *s, tr_addr a);
-/* tr__deliver to the public lane that never waits: TR_EFULL for a full
- * mailbox on any scheduler (another's as recently seen). */
-int tr__try_deliver(tr_sched *s, tr_env *e);
-/* A send to another scheduler's full mailbox that waits to be let in: its
- * owner queues it when there is room and answers e->req (a pending call of
- * the sender) with TR_OK, or TR_EDEAD if the target dies first. */
+/* A send or call to another scheduler's full mailbox that waits to be let
+ * in: its owner queues it when there is room. For a send it answers e->req
+ * (a pending call of the sender) with TR_OK, or TR_EDEAD if the target dies
+ * first; a call's own request is answered as any call (TR_EDEAD then). */
 int tr__deliver_admit(tr_sched *s, tr_env *e);
+/* Ask the owner of `to` (another scheduler) to answer request `req` (a
+ * pending call of s, made with caller `caller`) once to's public mailbox has
+ * room: TR_OK then (at once if it has room now), TR_EDEAD if it is gone or
+ * dies first, TR_ENOMEM if the owner cannot record the wait. Nothing is
+ * queued: the asker tries again (another sender may take the room first). */
+int tr__room_wait(tr_sched *s, tr_addr to, tr_addr caller, uint64_t req);
+/* Main code (outside actors, outside a loop callback) waits for room in
+ * another scheduler's mailbox `to`, running s's loop: 0 (there was room when
+ * the owner looked), TR_EDEAD, TR_EFULL (nothing left to run could make
+ * room), TR_ESTOPPED (the host is exiting), TR_ENOMEM. */
+int tr__room_wait_blocking(tr_sched *s, tr_addr to);
 /* Hand e to scheduler t from the thread of `from` (NULL: not a scheduler
  * thread): t's inbox, then a wake-up when the inbox was empty. */
 void tr__post(tr_sched *from, tr_sched *t, tr_env *e);
@@ -741,8 +751,11 @@ int tr__spawn_remote(tr_sched *s, tr_sched *t, tr_spawnreq *q, const char *args,
 void tr__spawnreq_free(tr_spawnreq *q);
 int tr__lua_spawn_req(tr_sched *s, tr_spawnreq *q, tr_env *init, const char **why);
 /* Queue `e` (kind SEND/CALL already set) for its target: 0, TR_EDEAD, or
- * TR_EFULL (then *full, if given, is the target, for tr__enqueue_room_wait).
- * The one lookup of the target on the send path. On error `e` is not consumed. */
+ * TR_EFULL for a full public lane, on any scheduler (another's as recently
+ * seen). With TR_EFULL, *full (if given) is the target when it is s's, for
+ * tr__enqueue_room_wait; it is left alone for another scheduler's (wait with
+ * tr__deliver_admit or tr__room_wait). The one lookup of the target on the
+ * send path. On error `e` is not consumed. */
 int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full);
 int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e);
 tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,

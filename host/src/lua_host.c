@@ -1810,9 +1810,14 @@ static int call_blocking(tr_lstate *ls, lua_State *L, tr_pending *p) {
   return call_result(L, base);
 }
 
+/* Main code waits until `to`'s mailbox has room, running the loop: 0, or
+ * TR_EDEAD, TR_EFULL (nothing left to run makes room, or inside a loop
+ * callback), TR_ESTOPPED. Another scheduler's mailbox had room when its
+ * owner looked: the send may find it full again (then wait again). */
 static int wait_room_blocking(tr_lstate *ls, tr_addr to) {
   tr_sched *s = SCH(ls);
   if (s->in_callback) return TR_EFULL;
+  if (tr__foreign(s, to)) return tr__room_wait_blocking(s, to);
   for (;;) {
     tr_actor *t = tr__lookup(s, to);
     if (!t) return tr__alive_any(s, to) ? 0 : TR_EDEAD;
@@ -1868,10 +1873,12 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
     e->from = a->addr;
     e->to = to;
     e->req = p->req;
-    tr_actor *full;
-    int rc = nowait && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
+    tr_actor *full = NULL;
+    int rc = tr__deliver(s, e, 0, &full);
     if (rc == TR_EFULL && !nowait) {
-      rc = tr__enqueue_room_wait(s, full, a->addr, e);
+      /* this scheduler's mailbox takes it when there is room; another's
+       * owner lets it in then (the answer comes as for any call) */
+      rc = full ? tr__enqueue_room_wait(s, full, a->addr, e) : tr__deliver_admit(s, e);
       if (rc == 0) rc = 1; /* waiting for room */
     }
     if (rc < 0) {
@@ -1893,13 +1900,14 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
                        "call from outside an actor while the loop runs: call from a handler");
   }
   tr_pending *p;
-  int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout,
-                          nowait ? TR_P_BLOCK | TR_P_TRY : TR_P_BLOCK, &p);
-  if (rc == TR_EFULL && !nowait) {
+  int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
+                          &p);
+  while (rc == TR_EFULL && !nowait) { /* wait for room, then try again */
     rc = wait_room_blocking(ls, to);
     if (rc == 0)
       rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
                           &p);
+    else break;
   }
   tr_buf_free(&args);
   if (rc) return raise_error(L, rc, delivery_error(ls, to, rc, msg, sizeof msg));
@@ -2069,12 +2077,11 @@ static int do_send(lua_State *L, int nowait) {
   tr_actor *a = running_actor(ls, L), *cur = current_actor(ls), *full;
   e->from = cur ? cur->addr : TR_NOADDR;
   e->to = to;
-  /* another scheduler's mailbox takes what comes (past its bound), but
-   * try_send asks first */
-  /* another scheduler's mailbox: a try (try_send, or a handler's send that
-   * may wait) sees it full; main code's send queues past the bound */
+  /* a full mailbox, on any scheduler: try_send says so; a handler's send
+   * waits for room (another scheduler's owner lets it in then); main code
+   * runs the loop until there is room */
   full = NULL;
-  int rc = (nowait || a) && tr__foreign(s, to) ? tr__try_deliver(s, e) : tr__deliver(s, e, 0, &full);
+  int rc = tr__deliver(s, e, 0, &full);
   /* below a C call boundary a handler cannot wait: a full mailbox is
    * reported (nil, err), as try_send does */
   if (rc == TR_EFULL && a && !can_wait(ls, a, L)) nowait = 1;
@@ -2101,8 +2108,9 @@ static int do_send(lua_State *L, int nowait) {
         return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), send_k);
       }
     } else {
-      rc = wait_room_blocking(ls, to);
-      if (rc == 0) rc = tr__deliver(s, e, 0, NULL);
+      /* another scheduler's mailbox may be full again when the send comes */
+      while ((rc = wait_room_blocking(ls, to)) == 0 && (rc = tr__deliver(s, e, 0, NULL)) == TR_EFULL) {
+      }
     }
   }
   if (rc) {

@@ -31,6 +31,10 @@ static atomic_int g_ticks;
 static atomic_int g_holds;    /* "hold" calls taken */
 static atomic_long g_loops;   /* "loop" turns */
 static atomic_int g_token_errors; /* tr_token_reply/fail that did not return 0 */
+/* "fill": its room callback ran (how often, status, its send's result, its
+ * thread), and the handler is done */
+static atomic_int g_room_n, g_room_status, g_room_send_rc, g_fill_done;
+static uv_thread_t g_room_thread;
 
 /* written on the actor's thread, read after tr_host_run returns */
 static uv_thread_t g_stopping_thread, g_stopped_thread, g_tick_thread;
@@ -70,6 +74,11 @@ static void reset(void) {
   atomic_store(&g_holds, 0);
   atomic_store(&g_loops, 0);
   atomic_store(&g_token_errors, 0);
+  atomic_store(&g_room_n, 0);
+  atomic_store(&g_room_status, 1);
+  atomic_store(&g_room_send_rc, 1);
+  atomic_store(&g_fill_done, 0);
+  memset(&g_room_thread, 0, sizeof g_room_thread);
   memset(&g_stopping_thread, 0, sizeof g_stopping_thread);
   memset(&g_stopped_thread, 0, sizeof g_stopped_thread);
   memset(&g_tick_thread, 0, sizeof g_tick_thread);
@@ -461,6 +470,29 @@ static int m_on_exit(tr_ctx *ctx, const tr_msg *args) {
   return 0;
 }
 
+/* fill(target, max): sends target add(1) until it is full (at most max
+ * sends), then asks for room (fill_room); answers the sends that went
+ * through and what tr_notify_room returned */
+static void fill_room(tr_host *h, tr_addr to, int status, void *ud) {
+  (void)ud;
+  g_room_thread = uv_thread_self();
+  atomic_store(&g_room_status, status);
+  if (status == 0) atomic_store(&g_room_send_rc, tr_send_fmt(h, TR_NOADDR, to, "add", "i", 1));
+  atomic_fetch_add(&g_room_n, 1);
+}
+static int m_fill(tr_ctx *ctx, const tr_msg *args) {
+  tr_addr to;
+  int64_t max = 1000, n = 0;
+  if (tr_msg_addr(args, 0, &to)) return tr_ctx_error(ctx, TR_EBADVALUE, "fill needs an address");
+  tr_msg_int(args, 1, &max);
+  int rc = 0;
+  while (n < max && (rc = tr_send_fmt(tr_ctx_host(ctx), tr_ctx_self(ctx), to, "add", "i", 1)) == 0)
+    n++;
+  int nrc = rc == TR_EFULL ? tr_notify_room(tr_ctx_host(ctx), to, fill_room, NULL) : 1;
+  atomic_store(&g_fill_done, 1);
+  return tr_pack_fmt(tr_ctx_reply(ctx), "I i i", n, rc, nrc);
+}
+
 static const tr_method probe_methods[] = {
     {"where", m_where},       {"add", m_padd},
     {"get", m_pget},          {"fail", m_pfail},
@@ -477,6 +509,7 @@ static const tr_method probe_methods[] = {
     {"every", m_every},       {"after", m_after},
     {"fan", m_fan},           {"exit", m_pexit},
     {"on_down", m_on_down},   {"on_exit", m_on_exit},
+    {"fill", m_fill},
     {NULL, NULL}};
 
 static const tr_behaviour probe = {
@@ -1743,6 +1776,216 @@ static void lua_actor_on_other_scheduler(void **state) {
   tr_host_free(h);
 }
 
+
+/* ---- full mailboxes across schedulers ------------------------------------------------------ */
+/* A Probe on scheduler k with a public lane of `cap`. */
+static tr_addr spawn_cap(tr_host *h, unsigned k, uint32_t cap) {
+  tr_spawn_options o;
+  memset(&o, 0, sizeof o);
+  o.scheduler = k;
+  o.mailbox_capacity = cap;
+  tr_addr a = TR_NOADDR;
+  assert_int_equal(tr_spawn(h, &probe, NULL, &o, &a), TR_OK);
+  assert_int_equal(TR_ADDR_SCHED(a), k - 1);
+  return a;
+}
+
+/* Starts "block" on `a` (another scheduler's) and waits until it runs. */
+static void block_actor(tr_host *h, tr_addr a) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 20000);
+  assert_int_equal(tr_send(h, TR_NOADDR, a, "block", &b), TR_OK);
+  tr_buf_free(&b);
+  uint64_t t0 = uv_hrtime();
+  while (!atomic_load(&g_entered) && ms_since(t0) < 10000) uv_sleep(1);
+  assert_true(atomic_load(&g_entered));
+}
+
+/* Sends a add(1) until TR_EFULL (at most max): the number that went through. */
+static int fill_from_main(tr_host *h, tr_addr a, int max) {
+  int n = 0, rc = 0;
+  while (n < max && (rc = tr_send_fmt(h, TR_NOADDR, a, "add", "i", 1)) == TR_OK) n++;
+  assert_int_equal(rc, TR_EFULL);
+  return n;
+}
+
+typedef struct {
+  int n, status, send_rc, off_main;
+  tr_addr to;
+} xroom;
+
+static void on_xroom(tr_host *h, tr_addr to, int status, void *ud) {
+  xroom *r = ud;
+  r->n++;
+  r->status = status;
+  r->to = to;
+  if (!on_main()) r->off_main++;
+  if (status == 0) r->send_rc = tr_send_fmt(h, TR_NOADDR, to, "add", "i", 1);
+}
+
+/* Runs the test's loop (scheduler 1) for about ms without blocking. */
+static void spin_loop(tr_host *h, unsigned ms) {
+  uint64_t t0 = uv_hrtime();
+  while (ms_since(t0) < ms) {
+    uv_run(tr_host_loop(h), UV_RUN_NOWAIT);
+    uv_sleep(1);
+  }
+}
+
+/* C on scheduler 1 sending to a full mailbox on scheduler 2: TR_EFULL for
+ * sends and calls, nothing queued past the bound (the messages on their way
+ * count); tr_notify_room calls back once, on this thread, only once the
+ * actor has taken a message. */
+static void full_mailbox_across_pushes_back_on_c(void **state) {
+  reset();
+  tr_host *h = new_sched_host(2);
+  tr_addr b2 = spawn_cap(h, 2, 4);
+  block_actor(h, b2);
+  /* the actor is busy: all four are still on their way */
+  assert_int_equal(fill_from_main(h, b2, 100), 4);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(tr_send_fmt(h, TR_NOADDR, b2, "add", "i", 1), TR_EFULL);
+  sreply r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(tr_call(h, TR_NOADDR, b2, "get", NULL, 2000, on_sreply, &r), TR_EFULL);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, b2, "add", on_sreply, &r, "i", 1), TR_EFULL);
+  /* the private lane is never refused */
+  assert_int_equal(tr_send_after(h, b2, 0, 0, "tick", NULL, NULL), TR_OK);
+  xroom room;
+  memset(&room, 0, sizeof room);
+  room.send_rc = 1;
+  assert_int_equal(tr_notify_room(h, b2, on_xroom, &room), TR_OK);
+  spin_loop(h, 50); /* still full: no callback */
+  assert_int_equal(room.n, 0);
+  atomic_store(&g_gate, 1);
+  tr_host_run(h);
+  assert_int_equal(room.n, 1);
+  assert_int_equal(room.status, TR_OK);
+  assert_true(room.to == b2);
+  assert_int_equal(room.off_main, 0);
+  assert_int_equal(room.send_rc, TR_OK);
+  assert_int_equal(r.r.n, 0); /* refused calls never call back */
+  CALLF(h, b2, "get", &r, "");
+  assert_int_equal(r.r.status, TR_OK);
+  /* block counts one, then the four, then the one sent from the callback */
+  assert_int_equal(r.r.i, 6);
+  /* room already: a callback all the same, later (from the owner) */
+  memset(&room, 0, sizeof room);
+  assert_int_equal(tr_notify_room(h, b2, on_xroom, &room), TR_OK);
+  assert_int_equal(room.n, 0);
+  tr_host_run(h);
+  assert_int_equal(room.n, 1);
+  assert_int_equal(room.status, TR_OK);
+  assert_int_equal(room.off_main, 0);
+  tr_host_free(h);
+}
+
+/* tr_notify_room asked on scheduler 2 about a mailbox of scheduler 1: the
+ * callback runs on scheduler 2's thread. */
+static void notify_room_across_calls_back_on_the_asker(void **state) {
+  reset();
+  tr_host *h = new_sched_host(2);
+  tr_addr b1 = spawn_cap(h, 1, 3), a2 = spawn_on(h, 2, 0);
+  place p2 = where(h, a2);
+  assert_false(p2.on_main);
+  /* this thread does not run its loop while a2 fills b1: b1 takes nothing */
+  memset(&g_room_thread, 0, sizeof g_room_thread);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, a2, "fill", "a i", b1, 1000), TR_OK);
+  uint64_t t0 = uv_hrtime();
+  while (!atomic_load(&g_fill_done) && ms_since(t0) < 10000) uv_sleep(1);
+  assert_true(atomic_load(&g_fill_done));
+  assert_int_equal(atomic_load(&g_room_n), 0);
+  tr_host_run(h);
+  assert_int_equal(atomic_load(&g_room_n), 1);
+  assert_int_equal(atomic_load(&g_room_status), TR_OK);
+  assert_int_equal(atomic_load(&g_room_send_rc), TR_OK);
+  assert_true(same_thread(g_room_thread, p2.thread));
+  sreply r;
+  CALLF(h, b1, "get", &r, "");
+  assert_int_equal(r.r.i, 4); /* three, then the one from the callback */
+  tr_host_free(h);
+}
+
+/* The target dies (or is gone) before there is room: TR_EDEAD, once. */
+static void notify_room_across_dead(void **state) {
+  reset();
+  tr_host *h = new_sched_host(2);
+  tr_addr b2 = spawn_cap(h, 2, 2), c2 = spawn_cap(h, 2, 2);
+  block_actor(h, b2);
+  assert_int_equal(fill_from_main(h, b2, 100), 2);
+  xroom room, gone;
+  memset(&room, 0, sizeof room);
+  memset(&gone, 0, sizeof gone);
+  assert_int_equal(tr_notify_room(h, b2, on_xroom, &room), TR_OK);
+  assert_int_equal(tr_kill(h, b2), TR_OK); /* handled after the wait is recorded */
+  /* c2 is killed before the request reaches its scheduler */
+  assert_int_equal(tr_kill(h, c2), TR_OK);
+  assert_int_equal(tr_notify_room(h, c2, on_xroom, &gone), TR_OK);
+  atomic_store(&g_gate, 1);
+  tr_host_run(h);
+  assert_int_equal(room.n, 1);
+  assert_int_equal(room.status, TR_EDEAD);
+  assert_int_equal(room.off_main, 0);
+  assert_int_equal(gone.n, 1);
+  assert_int_equal(gone.status, TR_EDEAD);
+  assert_int_equal(gone.off_main, 0);
+  /* gone already: refused, no callback */
+  assert_int_equal(tr_notify_room(h, b2, on_xroom, &room), TR_EDEAD);
+  spin_loop(h, 20);
+  assert_int_equal(room.n, 1);
+  tr_host_free(h);
+}
+
+/* The host is freed while a wait for room across schedulers is pending:
+ * the callback hears TR_EDEAD during tr_host_free (its actor is killed, as
+ * for a mailbox of this scheduler), exactly once; nothing leaks (ASan). */
+static const char *LUA_NAPPER =
+    "return {\n"
+    "  nap = function(self, t, ms) t:send('report', 1); require('troupe').sleep(ms) end,\n"
+    "  add = function() end,\n"
+    "}\n";
+
+static void notify_room_across_pending_at_free(void **state) {
+  for (int recorded = 0; recorded < 2; recorded++) {
+    reset();
+    tr_host *h = new_sched_host(2);
+    tr_spawn_options o;
+    memset(&o, 0, sizeof o);
+    o.scheduler = 2;
+    o.mailbox_capacity = 2;
+    tr_addr n2 = TR_NOADDR, r1 = spawn_on(h, 1, 0), p2 = spawn_on(h, 2, 0);
+    assert_int_equal(tr_spawn_lua_string(h, LUA_NAPPER, "=napper", NULL, &o, &n2), TR_OK);
+    assert_int_equal(tr_send_fmt(h, TR_NOADDR, n2, "nap", "a i", r1, 600000), TR_OK);
+    uint64_t t0 = uv_hrtime();
+    while (g_reported != 1 && ms_since(t0) < 10000) {
+      uv_run(tr_host_loop(h), UV_RUN_NOWAIT);
+      uv_sleep(1);
+    }
+    assert_int_equal(g_reported, 1); /* it sleeps in its handler: it takes nothing */
+    assert_int_equal(fill_from_main(h, n2, 100), 2);
+    xroom room;
+    memset(&room, 0, sizeof room);
+    assert_int_equal(tr_notify_room(h, n2, on_xroom, &room), TR_OK);
+    if (recorded) { /* a call behind it on the same scheduler: the wait is recorded */
+      sreply r;
+      memset(&r, 0, sizeof r);
+      assert_int_equal(tr_call(h, TR_NOADDR, p2, "get", NULL, 5000, on_sreply, &r), TR_OK);
+      t0 = uv_hrtime();
+      while (!r.r.n && ms_since(t0) < 10000) {
+        uv_run(tr_host_loop(h), UV_RUN_NOWAIT);
+        uv_sleep(1);
+      }
+      assert_int_equal(r.r.n, 1);
+    }
+    assert_int_equal(room.n, 0);
+    tr_host_free(h);
+    assert_int_equal(room.n, 1);
+    assert_int_equal(room.status, TR_EDEAD);
+    assert_int_equal(room.off_main, 0);
+  }
+}
+
 /* ---- tooling: tr__sched_sync (the REPL's :ls reads each scheduler on its thread) ---------- */
 typedef struct {
   uv_thread_t thread;
@@ -1826,6 +2069,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(free_without_running),
       cmocka_unit_test(lua_actor_on_other_scheduler),
       cmocka_unit_test(sync_runs_on_the_other_thread_or_times_out),
+      cmocka_unit_test(full_mailbox_across_pushes_back_on_c),
+      cmocka_unit_test(notify_room_across_calls_back_on_the_asker),
+      cmocka_unit_test(notify_room_across_dead),
+      cmocka_unit_test(notify_room_across_pending_at_free),
   };
   RUN_TESTS(tests, argc, argv);
 }

@@ -1450,6 +1450,96 @@ describe("schedulers", function()
       assert.same(seq(10), sink:call("got"))
     end)
 
+    it("main code's send to a full scheduler-2 mailbox returns once there is room", function()
+      local flag, done = troupe.spawn(Local), troupe.spawn(Local)
+      local sink = troupe.spawn_with({ scheduler = 2, mailbox = 2 }, REMOTE)
+      sink:send("pause", 300, flag, done)
+      assert.is_true(wait_until(function() return flag:call("is_set") end)) -- pause taken
+      assert.is_true(sink:send("put", 1))
+      assert.is_true(sink:send("put", 2))
+      assert.is_false(done:call("is_set"))
+      -- full: this one waits until the sink has taken a message, which is
+      -- after its pause (done's set() is queued before the answer comes)
+      assert.is_true(sink:send("put", 3))
+      assert.is_true(done:call("is_set"), "the send went past the bound of a busy mailbox")
+      for i = 4, 20 do assert.is_true(sink:send("put", i)) end
+      assert.same(seq(20), sink:call("got"))
+    end)
+
+    it("main code's send and call to a full scheduler-2 mailbox wait behind earlier senders", function()
+      local flag = troupe.spawn(Local)
+      local sink = troupe.spawn_with({ scheduler = 2, mailbox = 2 }, REMOTE)
+      sink:send("pause", 300, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end)) -- pause taken
+      assert.is_true(sink:try_send("put", 1))
+      assert.is_true(sink:try_send("put", 2))
+      local prod = on(1, REMOTE)
+      prod:send("send_to_keep", sink, "put", 3) -- a handler's send: waits to be let in
+      troupe.sleep(50)
+      -- main code's wait queues behind it: nothing goes past the bound
+      assert.is_true(sink:send("put", 4))
+      assert.same({ 1, 2, 3, 4 }, sink:call("got"))
+      assert.same({ true }, prod:call("result"))
+    end)
+
+    it("a handler's call to a full mailbox on the other scheduler waits for room, in order", function()
+      local flag = troupe.spawn(Local)
+      local sink = troupe.spawn_with({ scheduler = 1, mailbox = 1 }, REMOTE)
+      sink:send("pause", 300, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end)) -- pause taken
+      assert.is_true(sink:try_send("put", 1))
+      local a, b = remote(), remote()
+      a:send("send_to_keep", sink, "put", 2) -- waits to be let in
+      troupe.sleep(50)
+      b:send("call_and_keep", sink, "got") -- waits behind it
+      assert.is_true(wait_until(function() return b:call("result") ~= nil end))
+      local res = b:call("result")
+      assert.is_true(res.ok)
+      assert.same({ 1, 2 }, res.values[1])
+      assert.same({ true }, a:call("result"))
+    end)
+
+    it("a handler's call waiting for room in a mailbox on the other scheduler hears dead when it dies", function()
+      local flag = troupe.spawn(Local)
+      local sink = troupe.spawn_with({ scheduler = 1, mailbox = 1 }, REMOTE)
+      sink:send("pause", 2000, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end))
+      assert.is_true(sink:try_send("put", 1))
+      local b = remote()
+      b:send("call_and_keep", sink, "got")
+      troupe.sleep(50)
+      sink:kill()
+      assert.is_true(wait_until(function() return b:call("result") ~= nil end))
+      local res = b:call("result")
+      assert.is_false(res.ok)
+      assert.equals("dead", res.code)
+    end)
+
+    it("main code's call to a full scheduler-2 mailbox waits for room; nowait says full", function()
+      local flag = troupe.spawn(Local)
+      local sink = troupe.spawn_with({ scheduler = 2, mailbox = 1 }, REMOTE)
+      sink:send("pause", 300, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end))
+      assert.is_true(sink:try_send("put", 1))
+      local e = syserr(sink.call_with, sink, { nowait = true }, "got")
+      assert.equals("full", e.code)
+      assert.same({ 1 }, sink:call("got"))
+      -- it dies while main code waits for room: the send says dead
+      assert.is_true(sink:send("pause", 2000))
+      assert.is_true(sink:send("put", 2)) -- (once the pause is taken)
+      troupe.spawn(Local):send("kill_later", sink, 100)
+      local err
+      for i = 3, 10 do
+        local ok, e3 = sink:send("put", i)
+        if not ok then
+          err = e3
+          break
+        end
+      end
+      assert.is_not_nil(err, "the sends went past the bound")
+      assert.equals("dead", err.code)
+    end)
+
     it("try_send to a full scheduler-2 mailbox returns nil, full", function()
       local flag = troupe.spawn(Local)
       local sink = troupe.spawn_with({ scheduler = 2, mailbox = 2 }, REMOTE)
