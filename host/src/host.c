@@ -443,6 +443,15 @@ static void room_made(tr_sched *s, tr_actor *a);
  * back as one here does: TR_EFULL when its depth as recently seen (the
  * owner's count plus what is on its way) has reached the bound. The
  * private lane never refuses. */
+/* A message from a traced actor is on its way: the `->` line. */
+static inline void trace_out(tr_sched *s, const tr_env *e) {
+  tr__trace_fn tf = tr__tracer(s->h);
+  if (tf && e->from != e->to) {
+    tr_actor *fa = tr__lookup(s, e->from);
+    if (fa && fa->traced) tf(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
+  }
+}
+
 static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
   tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
   uint64_t serial = TR_ADDR_SERIAL(e->to);
@@ -463,6 +472,7 @@ static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
   uv_mutex_unlock(&t->actors_lock);
   if (rc) return rc;
   e->lane = private_lane ? 1 : f ? 3 : 0;
+  trace_out(s, e); /* (before the post: then e is the owner's) */
   tr__post(s, t, e);
   return 0;
 }
@@ -471,6 +481,7 @@ int tr__deliver_admit(tr_sched *s, tr_env *e) {
   tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
   if (!tr__alive_any(s, e->to)) return TR_EDEAD;
   e->lane = 4;
+  trace_out(s, e);
   tr__post(s, t, e);
   return 0;
 }
@@ -500,11 +511,7 @@ static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e,
   }
   q_push(private_lane ? &a->priv : &a->pub, e);
   s->n_msgs++;
-  if (s->h->trace_fn && e->from != e->to) {
-    tr_actor *fa = tr__lookup(s, e->from);
-    if (fa && fa->traced)
-      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
-  }
+  trace_out(s, e);
   /* ready() with a message just queued: alive (looked up), not waiting,
    * so runnable unless it runs now (a send to itself) */
   if (a->wait == TR_W_NONE && !a->in_runq && !a->running) runq_push(s, a);
@@ -906,10 +913,10 @@ static inline __attribute__((always_inline)) int reply_dest(tr_sched *s, tr_addr
   unsigned ci = (unsigned)(req >> 56);
   *p = NULL;
   if (ci >= s->h->nsched) return 0;
-  if (s->h->trace_fn) { /* an answer to a caller on any scheduler */
+  tr__trace_fn tf = tr__tracer(s->h);
+  if (tf) { /* an answer to a caller on any scheduler */
     tr_actor *fa = tr__lookup(s, from);
-    if (fa && fa->traced)
-      s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
+    if (fa && fa->traced) tf(s->h, s->h->trace_ud, TR_EV_REPLY, fa, NULL, status, payload, len);
   }
   if (ci != s->index) return 1;
   *p = tr__pending_get(s, req);
@@ -1721,8 +1728,8 @@ static void stop_message(tr_sched *s, tr_actor *a);
 
 static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   a->n_in++;
-  if (s->h->trace_fn && a->traced)
-    s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
+  if (a->traced && tr__tracer(s->h))
+    tr__tracer(s->h)(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
   if (e->kind == TR_K_STOP) {
     a->stop_pending = 0;
     if (e->from == a->addr) a->stop_self = 1;
@@ -1755,8 +1762,8 @@ tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
   if (q == &a->pub && a->room_head) room_made(s, a);
   s->turn_left--;
   a->n_in++;
-  if (s->h->trace_fn && a->traced)
-    s->h->trace_fn(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
+  if (a->traced && tr__tracer(s->h))
+    tr__tracer(s->h)(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
   return e;
 }
 

@@ -625,7 +625,8 @@ struct tr_host {
   struct tr_namerec **names; /* name registry: hash buckets (power of two) */
   size_t names_cap, names_n;
   tr_cbeh_reg *cbehs;
-  tr__trace_fn trace_fn; /* NULL: no tracing (the hot path pays one test) */
+  tr__trace_fn trace_fn; /* NULL: no tracing (the hot path pays one test); read with
+                          * tr__tracer, written with tr__set_tracer */
   void *trace_ud;
   struct tr_repl_host *repl; /* REPL sessions and control sockets (repl.c) */
   int32_t slice_ms;      /* preemption time slice; < 0: off */
@@ -635,6 +636,22 @@ struct tr_host {
   uv_cond_t wd_cond;
   int wd_running, wd_stop;
 };
+/* The trace hook is set on the REPL's thread while every scheduler reads it
+ * on its hot path: an atomic pointer (a plain load on x86). ud is stored
+ * before a hook is published, and after one is withdrawn. */
+static inline tr__trace_fn tr__tracer(tr_host *h) {
+  return __atomic_load_n(&h->trace_fn, __ATOMIC_ACQUIRE);
+}
+static inline void tr__set_tracer(tr_host *h, tr__trace_fn fn, void *ud) {
+  if (fn) {
+    __atomic_store_n(&h->trace_ud, ud, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->trace_fn, fn, __ATOMIC_RELEASE);
+  } else {
+    __atomic_store_n(&h->trace_fn, fn, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->trace_ud, ud, __ATOMIC_RELAXED);
+  }
+}
+
 
 typedef struct tr_namerec {
   struct tr_namerec *next;

@@ -1188,10 +1188,8 @@ static void trace_refresh(tr_host *h, tr_addr addr) {
   for (size_t i = 0; rh && i < rh->ntraces; i++)
     if (rh->traces[i].addr == addr) any = 1;
   trace_flag(h, addr, any, NULL);
-  if (rh && rh->ntraces == 0 && h->trace_fn == trace_fn) {
-    h->trace_fn = rh->prev_trace_fn;
-    h->trace_ud = rh->prev_trace_ud;
-  }
+  if (rh && rh->ntraces == 0 && tr__tracer(h) == trace_fn)
+    tr__set_tracer(h, rh->prev_trace_fn, rh->prev_trace_ud);
 }
 
 static void untrace(tr_repl *r, tr_addr addr) {
@@ -1343,11 +1341,10 @@ static void cmd_trace(tr_repl *r, char *args) {
   rh->traces[rh->ntraces].sid = r->sid;
   rh->ntraces++;
   /* the hook first: the actor's scheduler reads it after the sync below */
-  if (h->trace_fn != trace_fn) {
-    rh->prev_trace_fn = h->trace_fn;
+  if (tr__tracer(h) != trace_fn) {
+    rh->prev_trace_fn = tr__tracer(h);
     rh->prev_trace_ud = h->trace_ud;
-    h->trace_fn = trace_fn;
-    h->trace_ud = rh;
+    tr__set_tracer(h, trace_fn, rh);
   }
   int found = 0, rc = trace_flag(h, ad, 1, &found);
   if (rc || !found) {
@@ -2024,10 +2021,7 @@ void tr__repl_host_free(tr_host *h) {
   if (!rh) return;
   tr__control_close_all(h);
   while (rh->sessions) tr__repl_free(rh->sessions);
-  if (h->trace_fn == trace_fn) {
-    h->trace_fn = rh->prev_trace_fn;
-    h->trace_ud = rh->prev_trace_ud;
-  }
+  if (tr__tracer(h) == trace_fn) tr__set_tracer(h, rh->prev_trace_fn, rh->prev_trace_ud);
   if (LUA(h)) luaL_unref(LUA(h), LUA_REGISTRYINDEX, rh->mod_ref);
   free(rh->traces);
   free(rh->mods); /* the other states' modules go with those states */

@@ -65,6 +65,14 @@ order=$(screen r | grep -E '^[0-9:.]+ <actor 1\.2 Fwd "f5"> (<-|->|=>) ' |
   fail "f5's trace lines out of order or missing: $order"
 screen r | grep -F '<actor 1.1 Counter "c4"> <- <actor 1.2 Fwd "f5"> send add(3)' >/dev/null ||
   fail "c4's trace misses the send from f5"
+# a traced actor's send and call to an actor of the other scheduler
+type_line r "g1 = troupe.spawn_with({scheduler = 1}, '$TMP/counter.lua', 70)"
+type_line r 'f5:call("fwd", g1, 7)'
+wait_for r '<actor 1.2 Fwd "f5"> => ok 77'
+screen r | grep -E '<actor 1\.2 Fwd "f5"> -> <actor [0-9]+ Counter> send add\(7\)' >/dev/null ||
+  fail "f5's send to scheduler 1 was not traced"
+screen r | grep -E '<actor 1\.2 Fwd "f5"> -> <actor [0-9]+ Counter> call get\(\)' >/dev/null ||
+  fail "f5's call to scheduler 1 was not traced"
 # :untrace stops them
 type_line r ':untrace c4'
 wait_for r 'stopped tracing c4'
