@@ -1620,6 +1620,23 @@ static void reload_rollback(tr_sched *s, void *ud) {
   reload_release(s, ud);
 }
 
+/* migrate(state) runs outside any handler, where nothing preempts it: one
+ * that runs for over MIGRATE_MS of CPU time is stopped with an error (the
+ * actor keeps its old code), instead of holding its scheduler for good. */
+#define MIGRATE_MS 1000
+static __thread uint64_t migrate_deadline;
+
+static uint64_t cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return uv_hrtime();
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void migrate_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (cpu_ns() > migrate_deadline) luaL_error(L, "migrate ran for over %d ms", MIGRATE_MS);
+}
+
 /* Swap a's behaviour now; run the new behaviour's migrate(state). 0 or -1. */
 static int swap_one(tr_sched *s, reload_job *j, tr_actor *a) {
   tr_host *h = s->h;
@@ -1636,7 +1653,12 @@ static int swap_one(tr_sched *s, reload_job *j, tr_actor *a) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
     tr_actor *was = s->current;
     s->current = a; /* its globals, troupe.self() */
+    lua_Hook hook = lua_gethook(L);
+    int mask = lua_gethookmask(L), count = lua_gethookcount(L);
+    migrate_deadline = cpu_ns() + (uint64_t)MIGRATE_MS * 1000000u;
+    lua_sethook(L, migrate_hook, LUA_MASKCOUNT, 10000);
     int rc = lua_pcall(L, 1, 0, 0);
+    lua_sethook(L, hook, mask, count);
     s->current = was;
     if (rc != LUA_OK) {
       a->lb = old;

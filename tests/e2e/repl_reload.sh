@@ -23,6 +23,12 @@ return {
   nap = function(s, ms) troupe.sleep(ms) return "rested" end,
 }
 LUA
+cat >"$TMP/spinmig.lua" <<'LUA'
+return {
+  migrate = function(s) while true do end end,
+  get = function(s) return "spun" end,
+}
+LUA
 cat >"$TMP/broken.lua" <<'LUA'
 return { add = function(s, n) return s.count + end }
 LUA
@@ -73,6 +79,18 @@ wait_for r 'reloaded <actor 2 Counter "c2">'
 wait_for r '1 reloaded, 0 failed'
 type_line r 'c2:call("get"), c1:call("version")'
 wait_for r 'nil, 2'
+# a migrate that never returns is stopped; that actor keeps its code, the
+# REPL and the host go on (on both schedulers)
+type_line r ":reload c2 $TMP/spinmig.lua"
+wait_for r 'migrate failed, kept the old code:'
+wait_for r 'migrate ran for over 1000 ms'
+wait_for r '0 reloaded, 1 failed'
+type_line r 'c2:call("get")'
+wait_for r 'nil'
+type_line r ":reload c4 $TMP/spinmig.lua"
+wait_count r 'migrate ran for over 1000 ms' 2
+type_line r 'c4:call("add", 0)'
+wait_for r '400'
 type_line r ":reload nobody $TMP/counter.lua"
 wait_for r "no live actor or Lua behaviour 'nobody'"
 # an actor of another scheduler (reloaded with the others above)
@@ -93,7 +111,7 @@ screen r | grep -E '^ +1 +c1 +Counter +Lua' >/dev/null || fail ":ls does not lis
 # :info too reads an actor of another scheduler on that scheduler's thread
 type_line r ':info c4'
 wait_for r 'scheduler  2 of 2'
-wait_for r 'handled    2 messages'
+wait_for r 'handled    3 messages'
 wait_for r 'handlers   add, get, nap'
 # and :mailbox (nothing queued: c4 is idle)
 type_line r ':mailbox c4'
