@@ -302,4 +302,41 @@ end
 -- :state of a Lua actor: a read-only rendering of its state table.
 M.render = M.format
 
+-- :reload runs migrate(state) on the live state: if it fails halfway, the
+-- actor keeps its old code, and must keep its old state too. snapshot(t)
+-- records the entries and metatable of every table reachable from t (keys,
+-- values, metatables; iteratively: state may nest deeply); restore(s) puts
+-- them back in place, so each table keeps its identity.
+local getmt, setmt = debug.getmetatable, debug.setmetatable
+function M.snapshot(root)
+  local saved, stack, n = {}, { root }, 1
+  while n > 0 do
+    local t = stack[n]
+    stack[n] = nil
+    n = n - 1
+    if not saved[t] then
+      local copy = {}
+      saved[t] = { entries = copy, mt = getmt(t) }
+      for k, v in next, t do
+        copy[k] = v
+        if type(k) == "table" and not saved[k] then n = n + 1; stack[n] = k end
+        if type(v) == "table" and not saved[v] then n = n + 1; stack[n] = v end
+      end
+      local mt = saved[t].mt
+      if type(mt) == "table" and not saved[mt] then n = n + 1; stack[n] = mt end
+    end
+  end
+  return saved
+end
+
+function M.restore(saved)
+  for t, s in next, saved do
+    local keys = {}
+    for k in next, t do keys[#keys + 1] = k end
+    for i = 1, #keys do rawset(t, keys[i], nil) end
+    for k, v in next, s.entries do rawset(t, k, v) end
+    setmt(t, s.mt)
+  end
+end
+
 return M

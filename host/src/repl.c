@@ -1637,6 +1637,19 @@ static void migrate_hook(lua_State *L, lua_Debug *ar) {
   if (cpu_ns() > migrate_deadline) luaL_error(L, "migrate ran for over %d ms", MIGRATE_MS);
 }
 
+/* repl.lua's fn(registry[ref]) in s's state: a registry ref to its result,
+ * or LUA_NOREF when it failed. The stack is as it was. */
+static int state_call(tr_sched *s, lua_State *L, const char *fn, int ref) {
+  int top = lua_gettop(L), out = LUA_NOREF;
+  if (push_mod_on(s, L) == 0) {
+    lua_getfield(L, -1, fn);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) out = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_settop(L, top);
+  return out;
+}
+
 /* Swap a's behaviour now; run the new behaviour's migrate(state). 0 or -1. */
 static int swap_one(tr_sched *s, reload_job *j, tr_actor *a) {
   tr_host *h = s->h;
@@ -1650,6 +1663,7 @@ static int swap_one(tr_sched *s, reload_job *j, tr_actor *a) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->tab_ref);
   int migrated = 0;
   if (lua_getfield(L, -1, "migrate") == LUA_TFUNCTION) {
+    int snap = state_call(s, L, "snapshot", a->self_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
     tr_actor *was = s->current;
     s->current = a; /* its globals, troupe.self() */
@@ -1662,11 +1676,17 @@ static int swap_one(tr_sched *s, reload_job *j, tr_actor *a) {
     s->current = was;
     if (rc != LUA_OK) {
       a->lb = old;
-      reload_line(j, 'E', "%s: migrate failed, kept the old code: %s", who,
+      /* and its old state: migrate may have changed some of it */
+      int back = snap != LUA_NOREF ? state_call(s, L, "restore", snap) : LUA_NOREF;
+      reload_line(j, 'E', "%s: migrate failed, kept the old code%s: %s", who,
+                  snap == LUA_NOREF ? "" : back != LUA_NOREF ? " and state" : " (its state could not be restored)",
                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(an error value)");
+      luaL_unref(L, LUA_REGISTRYINDEX, back);
+      luaL_unref(L, LUA_REGISTRYINDEX, snap);
       lua_settop(L, top);
       return -1;
     }
+    luaL_unref(L, LUA_REGISTRYINDEX, snap);
     migrated = 1;
   }
   lua_settop(L, top);

@@ -29,6 +29,16 @@ return {
   get = function(s) return "spun" end,
 }
 LUA
+cat >"$TMP/badmig.lua" <<'LUA'
+return {
+  migrate = function(s)
+    s.total = nil s.count = 7 s.extra = {1}
+    setmetatable(s, {__index = function() return "x" end})
+    error("half way")
+  end,
+  get = function(s) return "new" end,
+}
+LUA
 cat >"$TMP/broken.lua" <<'LUA'
 return { add = function(s, n) return s.count + end }
 LUA
@@ -82,11 +92,19 @@ wait_for r 'nil, 2'
 # a migrate that never returns is stopped; that actor keeps its code, the
 # REPL and the host go on (on both schedulers)
 type_line r ":reload c2 $TMP/spinmig.lua"
-wait_for r 'migrate failed, kept the old code:'
+wait_for r 'migrate failed, kept the old code and state:'
 wait_for r 'migrate ran for over 1000 ms'
 wait_for r '0 reloaded, 1 failed'
 type_line r 'c2:call("get")'
 wait_for r 'nil'
+# a migrate that raises halfway: the actor keeps its old code and state
+type_line r ":reload c2 $TMP/badmig.lua"
+wait_for r 'migrate failed, kept the old code and state:'
+wait_for r 'half way'
+type_line r ':state c2'
+wait_for r '{total = 205}'
+type_line r 'c2:call("get") == nil and ("old" .. " get") or "new get"'
+wait_for r 'old get'
 type_line r ":reload c4 $TMP/spinmig.lua"
 wait_count r 'migrate ran for over 1000 ms' 2
 type_line r 'c4:call("add", 0)'
