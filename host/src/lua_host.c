@@ -116,8 +116,11 @@ static int64_t host_lua_bytes(tr_host *h) {
 /* Address userdata. The tag lets to_addr recognise ours without fetching the
  * metatable (which cost ~150 instructions per check on the send path). */
 #define TR_LADDR_MAGIC 0x7472616464723030ull /* "traddr00"; weak: "traddr01" */
+/* The low two bits of the magic: the kind of address (its extension type
+ * in a payload is TR_EXT_ADDR + kind). */
+enum { TR_LK_STRONG = 0, TR_LK_WEAK = 1, TR_LK_OWNED = 2 /* strong, holds a reference */ };
 typedef struct {
-  uint64_t magic; /* TR_LADDR_MAGIC | weak: 16 bytes in all (a Lua block of 48
+  uint64_t magic; /* TR_LADDR_MAGIC | kind: 16 bytes in all (a Lua block of 48
                    * where a separate flag made it 64; one per actor) */
   tr_addr a;
 } tr_laddr;
@@ -200,23 +203,51 @@ static int error_tostring(lua_State *L) {
 }
 
 /* ---- addresses -------------------------------------------------------------------------- */
-static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
+/* A strong address of an owned actor, in any state of the host, is an
+ * MT_ADDR_OWNED userdata holding one strong reference (released by
+ * addr_gc); one per address and state (the cache), made by push_addr. How
+ * push_addr learns that the actor is owned: */
+enum {
+  PA_LOOKUP = 0, /* look it up (another scheduler's actor under its lock) */
+  PA_OWNED,      /* it is (a TR_EXT_OWNED value): take a reference */
+  PA_ADOPT       /* it is, and the caller holds a reference for it (a spawn) */
+};
+
+/* The address userdata at the top becomes an owned one (it holds `held`
+ * references already: 0 or 1). */
+static void make_owned(tr_lstate *ls, lua_State *L, tr_laddr *u, int held) {
+  if (!held) tr__refs_add(ls->s, u->a, 1);
+  u->magic = TR_LADDR_MAGIC | TR_LK_OWNED;
+  set_mt(ls, L, MTI_OWNED);
+}
+
+static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a, int mode) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cache_ref);
   if (lua_rawgeti(L, -1, (lua_Integer)a) == LUA_TUSERDATA) {
     lua_remove(L, -2);
+    if (mode != PA_LOOKUP && ls->h) {
+      tr_laddr *u = lua_touserdata(L, -1);
+      if ((u->magic & 3) != TR_LK_OWNED) make_owned(ls, L, u, mode == PA_ADOPT);
+      else if (mode == PA_ADOPT) tr__refs_add(ls->s, a, -1); /* it holds one already */
+    }
     return;
   }
   lua_pop(L, 1);
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = TR_LADDR_MAGIC;
   u->a = a;
-  tr_actor *act = ls->h ? tr__lookup(ls->s, a) : NULL;
-  if (act && act->owned) {
-    act->refs++;
-    set_mt(ls, L, MTI_OWNED);
-  } else {
-    set_mt(ls, L, MTI_ADDR);
+  int owned = 0;
+  if (ls->h) {
+    tr_actor *act = tr__lookup(ls->s, a);
+    if (act) {
+      owned = act->owned;
+    } else if (tr__foreign(ls->s, a)) {
+      owned = mode != PA_LOOKUP || tr__owned_any(ls->s, a);
+    }
+    if (!owned && mode == PA_ADOPT) tr__refs_add(ls->s, a, -1); /* (gone already) */
   }
+  if (owned) make_owned(ls, L, u, mode == PA_ADOPT);
+  else set_mt(ls, L, MTI_ADDR);
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, (lua_Integer)a);
   lua_remove(L, -2);
@@ -224,25 +255,24 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
 
 static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->magic = TR_LADDR_MAGIC | 1;
+  u->magic = TR_LADDR_MAGIC | TR_LK_WEAK;
   u->a = a;
   set_mt(ls, L, MTI_WEAK);
 }
 
-/* An address (strong or weak) at idx, or 0 with *ok = 0. */
-static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
+/* An address (strong, weak or owned: *kind) at idx, or TR_NOADDR. */
+static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *kind) {
   (void)ls;
   tr_laddr *p = lua_touserdata(L, idx); /* (a light userdata's raw length is 0) */
   if (!p || lua_rawlen(L, idx) != sizeof *p ||
-      (p->magic | 1) != (TR_LADDR_MAGIC | 1))
+      (p->magic | 3) != (TR_LADDR_MAGIC | 3))
     return TR_NOADDR;
-  if (weak) *weak = (int)(p->magic & 1);
+  if (kind) *kind = (int)(p->magic & 3);
   return p->a;
 }
 
 static tr_addr check_addr(lua_State *L, int idx) {
-  int weak = 0;
-  tr_addr a = to_addr(NULL, L, idx, &weak); /* (to_addr does not use ls) */
+  tr_addr a = to_addr(NULL, L, idx, NULL); /* (to_addr does not use ls) */
   if (a == TR_NOADDR) luaL_typeerror(L, idx, "troupe address");
   return a;
 }
@@ -250,14 +280,15 @@ static tr_addr check_addr(lua_State *L, int idx) {
 static int addr_gc(lua_State *L) {
   tr_lstate *ls = LS(L);
   tr_laddr *u = lua_touserdata(L, 1);
-  if (ls->h && !tr__closing(ls->h)) tr_release(ls->h, u->a);
+  if (ls->h) tr__refs_add(ls->s, u->a, -1); /* (nothing while the host closes) */
   return 0;
 }
 
 static int addr_tostring(lua_State *L) {
   tr_lstate *ls = LS(L);
-  int weak = 0;
-  tr_addr a = to_addr(ls, L, 1, &weak);
+  int kind = 0;
+  tr_addr a = to_addr(ls, L, 1, &kind);
+  int weak = kind == TR_LK_WEAK;
   char buf[160];
   tr_addr_format(ls->h, a, buf, sizeof buf);
   if (weak) {
@@ -293,6 +324,7 @@ typedef struct encoder {
   path_seg path[MAX_DEPTH + 1];
   char err[384];
   int code;
+  int owned;    /* an owned address was written (s->own_hint) */
   tr_buf *out;  /* where pk writes */
   int overflow; /* a write was refused (the payload went over the maximum) */
 } encoder;
@@ -412,12 +444,13 @@ static int enc_value(encoder *e, int idx, const char *label, int argno) {
     }
     case LUA_TTABLE: return enc_table(e, idx, label, argno);
     case LUA_TUSERDATA: {
-      int weak = 0;
-      tr_addr a = to_addr(e->ls, L, idx, &weak);
+      int kind = 0;
+      tr_addr a = to_addr(e->ls, L, idx, &kind);
       if (a != TR_NOADDR) {
         char be[8];
         tr__addr_be(a, be);
-        msgpack_pack_ext_with_body(&e->pk, be, 8, weak ? TR_EXT_WEAK : TR_EXT_ADDR);
+        msgpack_pack_ext_with_body(&e->pk, be, 8, (int8_t)(TR_EXT_ADDR + kind));
+        if (kind == TR_LK_OWNED) e->owned = 1;
         return 0;
       }
       enc_fail(e, label, argno, "userdata cannot be sent");
@@ -448,6 +481,7 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
   e->ls = ls;
   e->depth = 0;
   e->code = 0;
+  e->owned = 0;
   e->out = b;
   e->overflow = 0;
   msgpack_packer_init(&e->pk, e, enc_write);
@@ -460,6 +494,9 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
     rc = TR_EBADVALUE;
   }
   if (rc && err) snprintf(err, errcap, "%s", e->err);
+  /* owned addresses in it: the envelope made from these bytes takes the
+   * references (see tr_sched.own_hint) */
+  if (ls->h) ls->s->own_hint = rc == 0 && e->owned ? b->data : TR_NO_HINT;
   if (mine) ls->enc_busy = 0;
   else free(e);
   return rc;
@@ -469,7 +506,7 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
  * addresses) written straight into out, byte for byte what msgpack-c's packer
  * writes for them. Returns the length, or -1 when a value is of another kind
  * or out is too small: the caller then takes encode_values, which also makes
- * the error messages. */
+ * the error messages. An owned address makes out the scheduler's own_hint. */
 static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *out,
                        size_t cap) {
   size_t pos = 0;
@@ -507,11 +544,12 @@ static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *o
         break;
       }
       case LUA_TUSERDATA: {
-        int weak = 0;
-        tr_addr a = to_addr(ls, L, i, &weak);
+        int kind = 0;
+        tr_addr a = to_addr(ls, L, i, &kind);
         if (a == TR_NOADDR) return -1;
         p[0] = (char)0xd7;
-        p[1] = (char)(weak ? TR_EXT_WEAK : TR_EXT_ADDR);
+        p[1] = (char)(TR_EXT_ADDR + kind);
+        if (kind == TR_LK_OWNED && ls->h) ls->s->own_hint = out;
         tr__addr_be(a, p + 2);
         pos += 10;
         break;
@@ -535,6 +573,10 @@ static tr_env *env_scalars(tr_sched *s, tr_lstate *ls, lua_State *L, const char 
     return NULL;
   }
   e->len = (uint32_t)n;
+  if (__builtin_expect(s->own_hint == TR_ENV_PAYLOAD(e), 0)) { /* owned addresses */
+    s->own_hint = TR_NO_HINT;
+    tr__env_own(s, e);
+  }
   return e;
 }
 
@@ -565,7 +607,11 @@ static int push_scalar(tr_lstate *ls, lua_State *L, const msgpack_object *o) {
     case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return 0;
     case MSGPACK_OBJECT_EXT:
       if (o->via.ext.type == TR_EXT_ADDR) {
-        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr));
+        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr), PA_LOOKUP);
+        return 0;
+      }
+      if (o->via.ext.type == TR_EXT_OWNED) { /* its reference, before the envelope's goes */
+        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr), PA_OWNED);
         return 0;
       }
       if (o->via.ext.type == TR_EXT_WEAK) {
@@ -1737,12 +1783,11 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   }
   if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
   if (rc) return raise_error(L, rc, NULL);
-  push_addr(ls, L, a);
-  if (remote_owned) { /* this userdata holds a strong reference: counted there */
-    set_mt(ls, L, MTI_OWNED);
-    if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
-      tr_retain(ls->h, a); /* C behaviours: the spawn request carries no count */
-  }
+  if (!remote_owned) push_addr(ls, L, a, PA_LOOKUP); /* here: an owned one is counted */
+  else if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
+    push_addr(ls, L, a, PA_OWNED); /* C behaviours: the spawn request carries no count */
+  else
+    push_addr(ls, L, a, PA_ADOPT); /* the request's count (q->refs) is this userdata's */
   return 1;
 pinned:
   tr_buf_free(&args);
@@ -2158,7 +2203,7 @@ static int l_upgrade(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_addr a = check_addr(L, 1);
   if (!tr_alive(ls->h, a)) return 0;
-  push_addr(ls, L, a);
+  push_addr(ls, L, a, PA_LOOKUP);
   return 1;
 }
 
@@ -2171,7 +2216,7 @@ static int l_self(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_actor *a = current_actor(ls);
   if (!a) return 0;
-  push_addr(ls, L, a->addr);
+  push_addr(ls, L, a->addr, PA_LOOKUP);
   return 1;
 }
 
@@ -2179,7 +2224,7 @@ static int l_sender(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_actor *a = current_actor(ls);
   if (!a || !a->cur || a->cur->from == TR_NOADDR) return 0;
-  push_addr(ls, L, a->cur->from);
+  push_addr(ls, L, a->cur->from, PA_LOOKUP);
   return 1;
 }
 
@@ -2541,7 +2586,7 @@ static int l_whereis(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_addr a;
   if (tr_whereis(ls->h, luaL_checkstring(L, 1), &a)) return 0;
-  push_addr(ls, L, a);
+  push_addr(ls, L, a, PA_LOOKUP);
   return 1;
 }
 
@@ -2942,7 +2987,7 @@ TR_EXTERN int luaopen_troupe(lua_State *L) {
 
 /* ---- for the REPL (repl.c) ------------------------------------------------------------------- */
 void tr__lua_push_addr(tr_host *h, lua_State *L, tr_addr a) {
-  push_addr(h->sched[0].ls, L, a);
+  push_addr(h->sched[0].ls, L, a, PA_LOOKUP);
 }
 
 tr_addr tr__lua_to_addr(tr_host *h, lua_State *L, int idx) {
