@@ -481,7 +481,7 @@ describe("lifetimes", function()
       troupe.sleep(5)
       b:kill()
       -- waiting for room when the sender dies
-      local full = holder({ mailbox_capacity = 1 })
+      local full = holder({ mailbox = 1 })
       full:send("hold", 1000)
       troupe.sleep(5)
       full:send("hold", 1) -- the mailbox is full now
