@@ -188,8 +188,9 @@ static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const 
     e->cap = (uint32_t)need;
   }
   env_fill(e, method, mlen, payload, len);
-  /* the Lua encoder's bytes with owned addresses: references for them */
-  if (__builtin_expect(s && payload == s->own_hint, 0)) tr__env_own(s, e);
+  /* the Lua encoder's bytes with owned addresses: references for them (an
+   * empty payload, as env_scalars asks for, has none) */
+  if (len && __builtin_expect(s && payload == s->own_hint, 0)) tr__env_take_hint(s, e);
   return e;
 }
 
@@ -208,7 +209,7 @@ tr_env *tr__env_new_local(tr_sched *s, const char *method, size_t mlen, const ch
   e->buf = e->inl;
   e->cap = 0;
   env_fill(e, method, mlen, payload, len);
-  if (__builtin_expect(payload == s->own_hint, 0)) tr__env_own(s, e);
+  if (__builtin_expect(payload == s->own_hint, 0)) tr__env_take_hint(s, e);
   return e;
 }
 
@@ -910,7 +911,7 @@ void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *
   e->kind = TR_K_REPLY;
   e->status = (int8_t)status;
   e->lane = 0;
-  if (payload == s->own_hint) tr__env_own(s, e);
+  if (payload == s->own_hint) tr__env_take_hint(s, e);
   reply_send(s, p, e);
 }
 
@@ -2062,6 +2063,11 @@ void tr__env_own(tr_sched *s, tr_env *e) {
   if (e->own) return; /* (its references are taken) */
   refs_walk w = {s, 1};
   e->own = tr__payload_owned(TR_ENV_PAYLOAD(e), e->len, refs_one, &w) > 0;
+}
+
+void tr__env_take_hint(tr_sched *s, tr_env *e) {
+  s->own_hint = TR_NO_HINT;
+  tr__env_own(s, e);
 }
 
 /* (with no scheduler: the host is being freed, no count matters) */

@@ -565,9 +565,12 @@ struct tr_sched {
   tr_env *pool;
   uint32_t pool_n;
   /* the bytes this scheduler's Lua encoder last wrote with an owned address
-   * in them (TR_NO_HINT: none): an envelope made from exactly these bytes
-   * (env_new, tr__reply_in) takes the references (tr__env_own). A stale
-   * hint costs a scan that finds what the bytes hold, never a wrong count. */
+   * in them (TR_NO_HINT: none): the first envelope made from exactly these
+   * bytes (env_new, tr__reply_in) takes the references (tr__env_take_hint).
+   * A stale hint costs a scan that finds what the bytes hold, never a wrong
+   * count. Code that makes a second envelope from the same bytes, or runs
+   * Lua code (which may encode) between encoding and making the envelope,
+   * sets it again. */
   const char *own_hint;
   tr_pending *ppool;
   uint32_t ppool_n;
@@ -741,6 +744,9 @@ int tr__owned_any(tr_sched *s, tr_addr a);
  * timer's message). C code that packs addresses (tr_pack_addr) writes
  * TR_EXT_ADDR and keeps its own references (tr_retain). */
 void tr__env_own(tr_sched *s, tr_env *e);
+/* e was made from the bytes s->own_hint names: the hint is used up, and e
+ * takes the references. */
+void tr__env_take_hint(tr_sched *s, tr_env *e);
 /* Release the references of e (e->own) and clear the flag: env_free does,
  * and whoever replaces e's payload (tr__reply_in). */
 void tr__env_disown(tr_sched *s, tr_env *e);

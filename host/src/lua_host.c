@@ -496,7 +496,7 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
   if (rc && err) snprintf(err, errcap, "%s", e->err);
   /* owned addresses in it: the envelope made from these bytes takes the
    * references (see tr_sched.own_hint) */
-  if (ls->h) ls->s->own_hint = rc == 0 && e->owned ? b->data : TR_NO_HINT;
+  if (ls->h && rc == 0 && e->owned) ls->s->own_hint = b->data;
   if (mine) ls->enc_busy = 0;
   else free(e);
   return rc;
@@ -506,10 +506,13 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
  * addresses) written straight into out, byte for byte what msgpack-c's packer
  * writes for them. Returns the length, or -1 when a value is of another kind
  * or out is too small: the caller then takes encode_values, which also makes
- * the error messages. An owned address makes out the scheduler's own_hint. */
+ * the error messages. With an owned address among them the length has
+ * ENC_OWNED added: the caller's envelope takes references for it. */
+#define ENC_OWNED (1 << 30)
 static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *out,
                        size_t cap) {
   size_t pos = 0;
+  int owned = 0;
   for (int i = first; i <= last; i++) {
     if (cap - pos < 10) return -1;
     char *p = out + pos;
@@ -549,15 +552,15 @@ static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *o
         if (a == TR_NOADDR) return -1;
         p[0] = (char)0xd7;
         p[1] = (char)(TR_EXT_ADDR + kind);
-        if (kind == TR_LK_OWNED && ls->h) ls->s->own_hint = out;
         tr__addr_be(a, p + 2);
         pos += 10;
+        if (kind == TR_LK_OWNED) owned = ENC_OWNED;
         break;
       }
       default: return -1;
     }
   }
-  return (int)pos;
+  return (int)pos | owned;
 }
 
 /* An envelope for `method` whose payload is stack values [first, last], by
@@ -572,11 +575,12 @@ static tr_env *env_scalars(tr_sched *s, tr_lstate *ls, lua_State *L, const char 
     tr__env_free(s, e);
     return NULL;
   }
-  e->len = (uint32_t)n;
-  if (__builtin_expect(s->own_hint == TR_ENV_PAYLOAD(e), 0)) { /* owned addresses */
-    s->own_hint = TR_NO_HINT;
+  if (__builtin_expect(n & ENC_OWNED, 0)) { /* owned addresses: references for them */
+    e->len = (uint32_t)(n & ~ENC_OWNED);
     tr__env_own(s, e);
+    return e;
   }
+  e->len = (uint32_t)n;
   return e;
 }
 
@@ -756,6 +760,10 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
       lua_pop(co, 1);
     } else if ((n = enc_scalars(ls, co, first, top, b.data, b.cap)) >= 0) {
       b.len = (size_t)n; /* the fast path: scalars into the buffer's inline storage */
+      if (__builtin_expect(n & ENC_OWNED, 0)) { /* the reply takes references for them */
+        b.len = (size_t)(n & ~ENC_OWNED);
+        s->own_hint = b.data;
+      }
       rc = 0;
     } else {
       rc = encode_values(ls, co, first, top, &b, "reply value", 1, err, sizeof err);
@@ -1461,8 +1469,10 @@ static int spawn_lua_remote(tr_lstate *ls, lua_State *L, tr_sched *t, int from_f
                             size_t len, const tr_spawn_options *o, tr_addr *out) {
   /* loaded here too (a file once per state, as on every scheduler) so that
    * what fails to load fails for the spawner */
+  const char *hint = SCH(ls)->own_hint; /* (the load runs Lua code) */
   int lrc = load_behaviour(ls, L, from_file, src, chunkname);
   if (lrc) return lrc; /* the message is on the stack */
+  SCH(ls)->own_hint = hint;
   lua_getfield(L, -1, "_NAME"); /* load_behaviour named it; no tr_lbeh here: it runs there */
   const char *bn = lua_tostring(L, -1);
   char *behname = bn ? strdup(bn) : NULL;
@@ -1721,6 +1731,9 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   tr_addr a = TR_NOADDR;
   int rc, remote_owned = 0;
   tr_sched *here = SCH(ls);
+  /* (loading a behaviour runs Lua code, which may encode: the init
+   * envelope's references are taken from this hint) */
+  const char *hint = here->own_hint;
   if (lua_type(L, behidx) == LUA_TUSERDATA && luaL_testudata(L, behidx, MT_CBEH)) {
     tr_lcbeh *cb = lua_touserdata(L, behidx);
     rc = tr_spawn(ls->h, cb->b, &args, &o, &a);
@@ -1768,6 +1781,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
         return raise_error(L, rc, lua_tostring(L, -1));
       }
       tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
+      here->own_hint = hint;
       rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
     }
   } else {
@@ -1938,10 +1952,12 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
                        "call from outside an actor while the loop runs: call from a handler");
   }
   tr_pending *p;
+  const char *hint = s->own_hint; /* owned addresses in args: for each envelope made */
   int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout,
                           nowait ? TR_P_BLOCK | TR_P_TRY : TR_P_BLOCK, &p);
   if (rc == TR_EFULL && !nowait) {
     rc = wait_room_blocking(ls, to);
+    s->own_hint = hint;
     if (rc == 0)
       rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
                           &p);
