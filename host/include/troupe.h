@@ -105,7 +105,7 @@ TR_EXTERN int tr_pack_int(tr_buf *b, int64_t v);
 TR_EXTERN int tr_pack_double(tr_buf *b, double v);
 TR_EXTERN int tr_pack_str(tr_buf *b, const char *s); /* NUL-terminated */
 TR_EXTERN int tr_pack_lstr(tr_buf *b, const char *s, size_t len);
-TR_EXTERN int tr_pack_addr(tr_buf *b, tr_addr a);
+TR_EXTERN int tr_pack_addr(tr_buf *b, tr_addr a); /* counts as no reference (tr_retain) */
 TR_EXTERN int tr_pack_array(tr_buf *b, uint32_t n); /* then n values */
 TR_EXTERN int tr_pack_map(tr_buf *b, uint32_t n);   /* then n key, value */
 /* Format packing: n nil, b bool(int), i int, I int64_t, d double, s const
@@ -301,7 +301,14 @@ TR_EXTERN int tr_spawn_lua_string(tr_host *h, const char *code, const char *chun
  * where spec is one map value built with tr_pack_fmt (see docs). */
 TR_EXTERN int tr_spawn_named(tr_host *h, const char *name, const tr_buf *args,
                              const tr_spawn_options *o, tr_addr *out);
-/* Strong references for owned actors (Lua addresses hold one each). */
+/* Strong references for owned actors: an owned actor stops when its count
+ * falls to 0. Each Lua strong address of an owned actor holds one (in any
+ * scheduler's state), and so does each message, reply, spawn request or
+ * timer whose payload a Lua actor wrote with one inside (until it is
+ * handled or dropped). Addresses packed in C (tr_pack_addr), or payload
+ * bytes a C handler copies on (tr_msg_bytes), hold none: C code that keeps
+ * an owned actor's address, or sends one, holds its own reference with
+ * tr_retain and gives it back with tr_release. */
 TR_EXTERN int tr_retain(tr_host *h, tr_addr a);
 TR_EXTERN int tr_release(tr_host *h, tr_addr a);
 

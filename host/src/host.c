@@ -71,6 +71,25 @@ int tr__alive_any(tr_sched *s, tr_addr a) {
 
 int tr_alive(tr_host *h, tr_addr a) { return h && tr__alive_any(tr__here(h), a); }
 
+int tr__owned_any(tr_sched *s, tr_addr a) {
+  if (!tr__foreign(s, a)) {
+    tr_actor *act = tr__lookup(s, a);
+    return act && act->owned;
+  }
+  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(a)];
+  uv_mutex_lock(&t->actors_lock);
+  tr_actor *act = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+  int owned;
+  if (act && act->addr == a) {
+    owned = act->owned && act->state != TR_S_DEAD;
+  } else {
+    tr_spawnreq *q = tr_map_get(&t->reserved, TR_ADDR_SERIAL(a));
+    owned = q && q->o.owned;
+  }
+  uv_mutex_unlock(&t->actors_lock);
+  return owned;
+}
+
 const char *tr__addr_name(tr_host *h, tr_addr a) {
   tr_actor *act = h ? tr__lookup(tr__here(h), a) : NULL;
   if (!act) return NULL;
@@ -139,6 +158,7 @@ static inline __attribute__((always_inline)) tr_env *env_fill(tr_env *e, const c
   e->kind = TR_K_SEND;
   e->status = 0;
   e->lane = 0;
+  e->own = 0;
   e->mlen = (uint16_t)mlen;
   e->len = (uint32_t)len;
   return e;
@@ -167,7 +187,11 @@ static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const 
     }
     e->cap = (uint32_t)need;
   }
-  return env_fill(e, method, mlen, payload, len);
+  env_fill(e, method, mlen, payload, len);
+  /* the Lua encoder's bytes with owned addresses: references for them (an
+   * empty payload, as env_scalars asks for, has none) */
+  if (len && __builtin_expect(s && payload == s->own_hint, 0)) tr__env_take_hint(s, e);
+  return e;
 }
 
 /* An envelope that never leaves s and is freed by s (the INIT message of a
@@ -184,7 +208,9 @@ tr_env *tr__env_new_local(tr_sched *s, const char *method, size_t mlen, const ch
   if (!e) return env_new(s, method, mlen, payload, len);
   e->buf = e->inl;
   e->cap = 0;
-  return env_fill(e, method, mlen, payload, len);
+  env_fill(e, method, mlen, payload, len);
+  if (__builtin_expect(payload == s->own_hint, 0)) tr__env_take_hint(s, e);
+  return e;
 }
 
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
@@ -194,6 +220,7 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
 
 static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
+  if (__builtin_expect(e->own, 0)) tr__env_disown(s, e);
   if (e->cap) free(e->buf);
   if (s && tr_arena_owns(&s->arena, e)) { /* tr__env_new_local's */
     tr_arena_free(&s->arena, e);
@@ -960,6 +987,7 @@ void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *
     tr__env_free(s, e);
     return;
   }
+  if (e->own) tr__env_disown(s, e); /* the call's arguments go */
   e->buf[0] = 0; /* no method */
   if (len) tr__copy(e->buf + 1, payload, len);
   e->mlen = 0;
@@ -970,6 +998,7 @@ void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *
   e->kind = TR_K_REPLY;
   e->status = (int8_t)status;
   e->lane = 0;
+  if (payload == s->own_hint) tr__env_take_hint(s, e);
   reply_send(s, p, e);
 }
 
@@ -1214,6 +1243,7 @@ static void on_timer(uv_timer_t *ut) {
         tr_env *e = tr__env_new(s, TR_ENV_METHOD(tm->tmpl), tm->tmpl->mlen,
                                 TR_ENV_PAYLOAD(tm->tmpl), tm->tmpl->len);
         int rc = TR_ENOMEM;
+        if (e && tm->tmpl->own) tr__env_own(s, e); /* each copy holds its own */
         if (e) {
           e->from = e->to = tm->actor;
           rc = tr__deliver(s, e, 1, NULL);
@@ -2082,14 +2112,55 @@ int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
   return 0;
 }
 
+static void refs_add(tr_sched *s, tr_actor *act, int d) {
+  act->refs += d;
+  if (act->refs < 0) act->refs = 0;
+  if (d < 0 && act->refs == 0 && act->owned) tr_stop(s->h, act->addr);
+}
+
 static void op_refs(tr_sched *s, tr_env *e) {
   tr_actor *act = tr__lookup(s, e->to);
   int d = e->status;
   tr__env_free(s, e);
-  if (!act) return;
-  act->refs += d;
-  if (act->refs < 0) act->refs = 0;
-  if (d < 0 && act->refs == 0 && act->owned) tr_stop(s->h, act->addr);
+  if (act) refs_add(s, act, d);
+}
+
+void tr__refs_add(tr_sched *s, tr_addr a, int d) {
+  if (tr__closing(s->h)) return;
+  if (tr__foreign(s, a)) {
+    tr__op(s, a, op_refs, TR_NOADDR, 0, d, NULL, 0);
+    return;
+  }
+  tr_actor *act = tr__lookup(s, a);
+  if (act) refs_add(s, act, d);
+}
+
+/* ---- references held by envelopes (owned addresses in flight) ---- */
+const char tr__no_hint;
+
+typedef struct { tr_sched *s; int d; } refs_walk;
+static void refs_one(void *ud, tr_addr a) {
+  refs_walk *w = ud;
+  tr__refs_add(w->s, a, w->d);
+}
+
+void tr__env_own(tr_sched *s, tr_env *e) {
+  if (e->own) return; /* (its references are taken) */
+  refs_walk w = {s, 1};
+  e->own = tr__payload_owned(TR_ENV_PAYLOAD(e), e->len, refs_one, &w) > 0;
+}
+
+void tr__env_take_hint(tr_sched *s, tr_env *e) {
+  s->own_hint = TR_NO_HINT;
+  tr__env_own(s, e);
+}
+
+/* (with no scheduler: the host is being freed, no count matters) */
+void tr__env_disown(tr_sched *s, tr_env *e) {
+  e->own = 0;
+  if (!s) return;
+  refs_walk w = {s, -1};
+  tr__payload_owned(TR_ENV_PAYLOAD(e), e->len, refs_one, &w);
 }
 
 int tr_retain(tr_host *h, tr_addr a) {
@@ -2577,6 +2648,7 @@ static void on_close(uv_handle_t *hd) {
 static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   s->h = h;
   s->index = index;
+  s->own_hint = TR_NO_HINT;
   if (index == 0) {
     s->loop = h->loop;
   } else {

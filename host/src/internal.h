@@ -24,6 +24,10 @@
 
 #define TR_EXT_ADDR 1 /* MessagePack extension type of a strong address */
 #define TR_EXT_WEAK 2 /* ... of a weak address */
+#define TR_EXT_OWNED 3 /* ... of a strong address of an owned actor, written by
+                        * the Lua encoder: an envelope carrying one holds a
+                        * strong reference for it (tr__env_own). Readers take
+                        * it for a strong address (TR_T_ADDR). */
 
 typedef struct tr_sched tr_sched;
 typedef struct tr_actor tr_actor;
@@ -47,6 +51,9 @@ typedef struct tr_env {
   uint8_t kind;
   int8_t status;
   uint8_t lane;    /* crossing schedulers: 1 for the private lane */
+  uint8_t own;     /* the payload holds TR_EXT_OWNED addresses and the
+                    * envelope one strong reference for each (tr__env_own);
+                    * env_free releases them */
   uint16_t mlen;   /* method length; method is NUL-terminated at buf */
   uint32_t len;    /* payload length; payload at buf + mlen + 1 */
   uint32_t cap;    /* capacity of buf when it is on the heap (0: inline) */
@@ -558,6 +565,14 @@ struct tr_sched {
   tr_pending *done_head, *done_tail;
   tr_env *pool;
   uint32_t pool_n;
+  /* the bytes this scheduler's Lua encoder last wrote with an owned address
+   * in them (TR_NO_HINT: none): the first envelope made from exactly these
+   * bytes (env_new, tr__reply_in) takes the references (tr__env_take_hint).
+   * A stale hint costs a scan that finds what the bytes hold, never a wrong
+   * count. Code that makes a second envelope from the same bytes, or runs
+   * Lua code (which may encode) between encoding and making the envelope,
+   * sets it again. */
+  const char *own_hint;
   tr_pending *ppool;
   uint32_t ppool_n;
   lua_State *L;
@@ -738,6 +753,30 @@ int tr__op(tr_sched *s, tr_addr target, tr_opfn fn, tr_addr a2, uint64_t n, int 
 
 /* ---- core (host.c) ---------------------------------------------------------------- */
 void tr__log(tr_host *h, const char *fmt, ...);
+extern const char tr__no_hint;
+#define TR_NO_HINT (&tr__no_hint) /* tr_sched.own_hint: none */
+/* Strong references of owned actors. The count lives on the actor, changed
+ * on its own scheduler: tr__refs_add changes it at once for an actor of s,
+ * else through the owner's inbox (FIFO from each thread, so a reference
+ * taken here before one is released here is counted first). A count that
+ * falls to 0 stops the owned actor. Never while the host closes. */
+void tr__refs_add(tr_sched *s, tr_addr a, int d);
+/* Is `a` an owned actor (alive, or reserved by a spawn on its way), on
+ * any scheduler (another's looked up under its lock)? */
+int tr__owned_any(tr_sched *s, tr_addr a);
+/* e's payload holds TR_EXT_OWNED addresses: take one reference for each and
+ * set e->own (nothing when it holds none). Done where bytes with owned
+ * addresses become an envelope's payload: made from the Lua encoder's
+ * bytes (s->own_hint), or copied from another envelope that has e->own (a
+ * timer's message). C code that packs addresses (tr_pack_addr) writes
+ * TR_EXT_ADDR and keeps its own references (tr_retain). */
+void tr__env_own(tr_sched *s, tr_env *e);
+/* e was made from the bytes s->own_hint names: the hint is used up, and e
+ * takes the references. */
+void tr__env_take_hint(tr_sched *s, tr_env *e);
+/* Release the references of e (e->own) and clear the flag: env_free does,
+ * and whoever replaces e's payload (tr__reply_in). */
+void tr__env_disown(tr_sched *s, tr_env *e);
 tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *payload,
                     size_t len);
 void tr__env_free(tr_sched *s, tr_env *e);
@@ -874,6 +913,9 @@ void tr__packer(msgpack_packer *pk, tr_buf *b);
 void tr__addr_be(tr_addr a, char out[8]);
 tr_addr tr__addr_from_be(const char *p);
 int tr__payload_check(const char *data, size_t len); /* complete values, counts that fit */
+/* Calls fn(ud, addr) for every TR_EXT_OWNED value in a checked payload, at
+ * any depth; returns how many (-1 for bytes that are not complete values). */
+int tr__payload_owned(const char *data, size_t len, void (*fn)(void *ud, tr_addr a), void *ud);
 size_t tr__format_object(tr_host *h, const msgpack_object *o, char *out, size_t cap,
                          size_t pos, int depth);
 

@@ -116,8 +116,11 @@ static int64_t host_lua_bytes(tr_host *h) {
 /* Address userdata. The tag lets to_addr recognise ours without fetching the
  * metatable (which cost ~150 instructions per check on the send path). */
 #define TR_LADDR_MAGIC 0x7472616464723030ull /* "traddr00"; weak: "traddr01" */
+/* The low two bits of the magic: the kind of address (its extension type
+ * in a payload is TR_EXT_ADDR + kind). */
+enum { TR_LK_STRONG = 0, TR_LK_WEAK = 1, TR_LK_OWNED = 2 /* strong, holds a reference */ };
 typedef struct {
-  uint64_t magic; /* TR_LADDR_MAGIC | weak: 16 bytes in all (a Lua block of 48
+  uint64_t magic; /* TR_LADDR_MAGIC | kind: 16 bytes in all (a Lua block of 48
                    * where a separate flag made it 64; one per actor) */
   tr_addr a;
 } tr_laddr;
@@ -200,23 +203,51 @@ static int error_tostring(lua_State *L) {
 }
 
 /* ---- addresses -------------------------------------------------------------------------- */
-static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
+/* A strong address of an owned actor, in any state of the host, is an
+ * MT_ADDR_OWNED userdata holding one strong reference (released by
+ * addr_gc); one per address and state (the cache), made by push_addr. How
+ * push_addr learns that the actor is owned: */
+enum {
+  PA_LOOKUP = 0, /* look it up (another scheduler's actor under its lock) */
+  PA_OWNED,      /* it is (a TR_EXT_OWNED value): take a reference */
+  PA_ADOPT       /* it is, and the caller holds a reference for it (a spawn) */
+};
+
+/* The address userdata at the top becomes an owned one (it holds `held`
+ * references already: 0 or 1). */
+static void make_owned(tr_lstate *ls, lua_State *L, tr_laddr *u, int held) {
+  if (!held) tr__refs_add(ls->s, u->a, 1);
+  u->magic = TR_LADDR_MAGIC | TR_LK_OWNED;
+  set_mt(ls, L, MTI_OWNED);
+}
+
+static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a, int mode) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cache_ref);
   if (lua_rawgeti(L, -1, (lua_Integer)a) == LUA_TUSERDATA) {
     lua_remove(L, -2);
+    if (mode != PA_LOOKUP && ls->h) {
+      tr_laddr *u = lua_touserdata(L, -1);
+      if ((u->magic & 3) != TR_LK_OWNED) make_owned(ls, L, u, mode == PA_ADOPT);
+      else if (mode == PA_ADOPT) tr__refs_add(ls->s, a, -1); /* it holds one already */
+    }
     return;
   }
   lua_pop(L, 1);
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = TR_LADDR_MAGIC;
   u->a = a;
-  tr_actor *act = ls->h ? tr__lookup(ls->s, a) : NULL;
-  if (act && act->owned) {
-    act->refs++;
-    set_mt(ls, L, MTI_OWNED);
-  } else {
-    set_mt(ls, L, MTI_ADDR);
+  int owned = 0;
+  if (ls->h) {
+    tr_actor *act = tr__lookup(ls->s, a);
+    if (act) {
+      owned = act->owned;
+    } else if (tr__foreign(ls->s, a)) {
+      owned = mode != PA_LOOKUP || tr__owned_any(ls->s, a);
+    }
+    if (!owned && mode == PA_ADOPT) tr__refs_add(ls->s, a, -1); /* (gone already) */
   }
+  if (owned) make_owned(ls, L, u, mode == PA_ADOPT);
+  else set_mt(ls, L, MTI_ADDR);
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, (lua_Integer)a);
   lua_remove(L, -2);
@@ -224,25 +255,24 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a) {
 
 static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
   tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->magic = TR_LADDR_MAGIC | 1;
+  u->magic = TR_LADDR_MAGIC | TR_LK_WEAK;
   u->a = a;
   set_mt(ls, L, MTI_WEAK);
 }
 
-/* An address (strong or weak) at idx, or 0 with *ok = 0. */
-static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *weak) {
+/* An address (strong, weak or owned: *kind) at idx, or TR_NOADDR. */
+static tr_addr to_addr(tr_lstate *ls, lua_State *L, int idx, int *kind) {
   (void)ls;
   tr_laddr *p = lua_touserdata(L, idx); /* (a light userdata's raw length is 0) */
   if (!p || lua_rawlen(L, idx) != sizeof *p ||
-      (p->magic | 1) != (TR_LADDR_MAGIC | 1))
+      (p->magic | 3) != (TR_LADDR_MAGIC | 3))
     return TR_NOADDR;
-  if (weak) *weak = (int)(p->magic & 1);
+  if (kind) *kind = (int)(p->magic & 3);
   return p->a;
 }
 
 static tr_addr check_addr(lua_State *L, int idx) {
-  int weak = 0;
-  tr_addr a = to_addr(NULL, L, idx, &weak); /* (to_addr does not use ls) */
+  tr_addr a = to_addr(NULL, L, idx, NULL); /* (to_addr does not use ls) */
   if (a == TR_NOADDR) luaL_typeerror(L, idx, "troupe address");
   return a;
 }
@@ -250,14 +280,15 @@ static tr_addr check_addr(lua_State *L, int idx) {
 static int addr_gc(lua_State *L) {
   tr_lstate *ls = LS(L);
   tr_laddr *u = lua_touserdata(L, 1);
-  if (ls->h && !tr__closing(ls->h)) tr_release(ls->h, u->a);
+  if (ls->h) tr__refs_add(ls->s, u->a, -1); /* (nothing while the host closes) */
   return 0;
 }
 
 static int addr_tostring(lua_State *L) {
   tr_lstate *ls = LS(L);
-  int weak = 0;
-  tr_addr a = to_addr(ls, L, 1, &weak);
+  int kind = 0;
+  tr_addr a = to_addr(ls, L, 1, &kind);
+  int weak = kind == TR_LK_WEAK;
   char buf[160];
   tr_addr_format(ls->h, a, buf, sizeof buf);
   if (weak) {
@@ -293,6 +324,7 @@ typedef struct encoder {
   path_seg path[MAX_DEPTH + 1];
   char err[384];
   int code;
+  int owned;    /* an owned address was written (s->own_hint) */
   tr_buf *out;  /* where pk writes */
   int overflow; /* a write was refused (the payload went over the maximum) */
 } encoder;
@@ -412,12 +444,13 @@ static int enc_value(encoder *e, int idx, const char *label, int argno) {
     }
     case LUA_TTABLE: return enc_table(e, idx, label, argno);
     case LUA_TUSERDATA: {
-      int weak = 0;
-      tr_addr a = to_addr(e->ls, L, idx, &weak);
+      int kind = 0;
+      tr_addr a = to_addr(e->ls, L, idx, &kind);
       if (a != TR_NOADDR) {
         char be[8];
         tr__addr_be(a, be);
-        msgpack_pack_ext_with_body(&e->pk, be, 8, weak ? TR_EXT_WEAK : TR_EXT_ADDR);
+        msgpack_pack_ext_with_body(&e->pk, be, 8, (int8_t)(TR_EXT_ADDR + kind));
+        if (kind == TR_LK_OWNED) e->owned = 1;
         return 0;
       }
       enc_fail(e, label, argno, "userdata cannot be sent");
@@ -448,6 +481,7 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
   e->ls = ls;
   e->depth = 0;
   e->code = 0;
+  e->owned = 0;
   e->out = b;
   e->overflow = 0;
   msgpack_packer_init(&e->pk, e, enc_write);
@@ -460,6 +494,9 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
     rc = TR_EBADVALUE;
   }
   if (rc && err) snprintf(err, errcap, "%s", e->err);
+  /* owned addresses in it: the envelope made from these bytes takes the
+   * references (see tr_sched.own_hint) */
+  if (ls->h && rc == 0 && e->owned) ls->s->own_hint = b->data;
   if (mine) ls->enc_busy = 0;
   else free(e);
   return rc;
@@ -469,10 +506,13 @@ static int encode_values(tr_lstate *ls, lua_State *L, int first, int last, tr_bu
  * addresses) written straight into out, byte for byte what msgpack-c's packer
  * writes for them. Returns the length, or -1 when a value is of another kind
  * or out is too small: the caller then takes encode_values, which also makes
- * the error messages. */
+ * the error messages. With an owned address among them the length has
+ * ENC_OWNED added: the caller's envelope takes references for it. */
+#define ENC_OWNED (1 << 30)
 static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *out,
                        size_t cap) {
   size_t pos = 0;
+  int owned = 0;
   for (int i = first; i <= last; i++) {
     if (cap - pos < 10) return -1;
     char *p = out + pos;
@@ -507,19 +547,20 @@ static int enc_scalars(tr_lstate *ls, lua_State *L, int first, int last, char *o
         break;
       }
       case LUA_TUSERDATA: {
-        int weak = 0;
-        tr_addr a = to_addr(ls, L, i, &weak);
+        int kind = 0;
+        tr_addr a = to_addr(ls, L, i, &kind);
         if (a == TR_NOADDR) return -1;
         p[0] = (char)0xd7;
-        p[1] = (char)(weak ? TR_EXT_WEAK : TR_EXT_ADDR);
+        p[1] = (char)(TR_EXT_ADDR + kind);
         tr__addr_be(a, p + 2);
         pos += 10;
+        if (kind == TR_LK_OWNED) owned = ENC_OWNED;
         break;
       }
       default: return -1;
     }
   }
-  return (int)pos;
+  return (int)pos | owned;
 }
 
 /* An envelope for `method` whose payload is stack values [first, last], by
@@ -533,6 +574,11 @@ static tr_env *env_scalars(tr_sched *s, tr_lstate *ls, lua_State *L, const char 
   if (n < 0) {
     tr__env_free(s, e);
     return NULL;
+  }
+  if (__builtin_expect(n & ENC_OWNED, 0)) { /* owned addresses: references for them */
+    e->len = (uint32_t)(n & ~ENC_OWNED);
+    tr__env_own(s, e);
+    return e;
   }
   e->len = (uint32_t)n;
   return e;
@@ -565,7 +611,11 @@ static int push_scalar(tr_lstate *ls, lua_State *L, const msgpack_object *o) {
     case MSGPACK_OBJECT_BIN: lua_pushlstring(L, o->via.str.ptr, o->via.str.size); return 0;
     case MSGPACK_OBJECT_EXT:
       if (o->via.ext.type == TR_EXT_ADDR) {
-        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr));
+        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr), PA_LOOKUP);
+        return 0;
+      }
+      if (o->via.ext.type == TR_EXT_OWNED) { /* its reference, before the envelope's goes */
+        push_addr(ls, L, tr__addr_from_be(o->via.ext.ptr), PA_OWNED);
         return 0;
       }
       if (o->via.ext.type == TR_EXT_WEAK) {
@@ -710,6 +760,10 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
       lua_pop(co, 1);
     } else if ((n = enc_scalars(ls, co, first, top, b.data, b.cap)) >= 0) {
       b.len = (size_t)n; /* the fast path: scalars into the buffer's inline storage */
+      if (__builtin_expect(n & ENC_OWNED, 0)) { /* the reply takes references for them */
+        b.len = (size_t)(n & ~ENC_OWNED);
+        s->own_hint = b.data;
+      }
       rc = 0;
     } else {
       rc = encode_values(ls, co, first, top, &b, "reply value", 1, err, sizeof err);
@@ -1415,8 +1469,10 @@ static int spawn_lua_remote(tr_lstate *ls, lua_State *L, tr_sched *t, int from_f
                             size_t len, const tr_spawn_options *o, tr_addr *out) {
   /* loaded here too (a file once per state, as on every scheduler) so that
    * what fails to load fails for the spawner */
+  const char *hint = SCH(ls)->own_hint; /* (the load runs Lua code) */
   int lrc = load_behaviour(ls, L, from_file, src, chunkname);
   if (lrc) return lrc; /* the message is on the stack */
+  SCH(ls)->own_hint = hint;
   lua_getfield(L, -1, "_NAME"); /* load_behaviour named it; no tr_lbeh here: it runs there */
   const char *bn = lua_tostring(L, -1);
   char *behname = bn ? strdup(bn) : NULL;
@@ -1675,6 +1731,9 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   tr_addr a = TR_NOADDR;
   int rc, remote_owned = 0;
   tr_sched *here = SCH(ls);
+  /* (loading a behaviour runs Lua code, which may encode: the init
+   * envelope's references are taken from this hint) */
+  const char *hint = here->own_hint;
   if (lua_type(L, behidx) == LUA_TUSERDATA && luaL_testudata(L, behidx, MT_CBEH)) {
     tr_lcbeh *cb = lua_touserdata(L, behidx);
     rc = tr_spawn(ls->h, cb->b, &args, &o, &a);
@@ -1722,6 +1781,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
         return raise_error(L, rc, lua_tostring(L, -1));
       }
       tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
+      here->own_hint = hint;
       rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
     }
   } else {
@@ -1737,12 +1797,11 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   }
   if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
   if (rc) return raise_error(L, rc, NULL);
-  push_addr(ls, L, a);
-  if (remote_owned) { /* this userdata holds a strong reference: counted there */
-    set_mt(ls, L, MTI_OWNED);
-    if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
-      tr_retain(ls->h, a); /* C behaviours: the spawn request carries no count */
-  }
+  if (!remote_owned) push_addr(ls, L, a, PA_LOOKUP); /* here: an owned one is counted */
+  else if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
+    push_addr(ls, L, a, PA_OWNED); /* C behaviours: the spawn request carries no count */
+  else
+    push_addr(ls, L, a, PA_ADOPT); /* the request's count (q->refs) is this userdata's */
   return 1;
 pinned:
   tr_buf_free(&args);
@@ -1900,10 +1959,12 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
                        "call from outside an actor while the loop runs: call from a handler");
   }
   tr_pending *p;
+  const char *hint = s->own_hint; /* owned addresses in args: for each envelope made */
   int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
                           &p);
   while (rc == TR_EFULL && !nowait) { /* wait for room, then try again */
     rc = wait_room_blocking(ls, to);
+    s->own_hint = hint;
     if (rc == 0)
       rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
                           &p);
@@ -2166,7 +2227,7 @@ static int l_upgrade(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_addr a = check_addr(L, 1);
   if (!tr_alive(ls->h, a)) return 0;
-  push_addr(ls, L, a);
+  push_addr(ls, L, a, PA_LOOKUP);
   return 1;
 }
 
@@ -2179,7 +2240,7 @@ static int l_self(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_actor *a = current_actor(ls);
   if (!a) return 0;
-  push_addr(ls, L, a->addr);
+  push_addr(ls, L, a->addr, PA_LOOKUP);
   return 1;
 }
 
@@ -2187,7 +2248,7 @@ static int l_sender(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_actor *a = current_actor(ls);
   if (!a || !a->cur || a->cur->from == TR_NOADDR) return 0;
-  push_addr(ls, L, a->cur->from);
+  push_addr(ls, L, a->cur->from, PA_LOOKUP);
   return 1;
 }
 
@@ -2549,7 +2610,7 @@ static int l_whereis(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_addr a;
   if (tr_whereis(ls->h, luaL_checkstring(L, 1), &a)) return 0;
-  push_addr(ls, L, a);
+  push_addr(ls, L, a, PA_LOOKUP);
   return 1;
 }
 
@@ -2950,7 +3011,7 @@ TR_EXTERN int luaopen_troupe(lua_State *L) {
 
 /* ---- for the REPL (repl.c) ------------------------------------------------------------------- */
 void tr__lua_push_addr(tr_host *h, lua_State *L, tr_addr a) {
-  push_addr(h->sched[0].ls, L, a);
+  push_addr(h->sched[0].ls, L, a, PA_LOOKUP);
 }
 
 tr_addr tr__lua_to_addr(tr_host *h, lua_State *L, int idx) {

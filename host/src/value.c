@@ -192,8 +192,13 @@ int tr__pack_vfmt(tr_buf *b, const char *fmt, va_list *ap) { return pack_vfmt(b,
  * 4 billion entries would ask for ~100 GB; after this walk every declared
  * element is known to exist, so decoding allocates O(len). One pass, no
  * recursion: `pending` counts the values still to read (each needs at least
- * a byte, which bounds it). Returns 0 or -1. */
-int tr__payload_check(const char *data, size_t len) {
+ * a byte, which bounds it). The same walk finds the owned addresses of a
+ * payload for the references its envelope holds (tr__payload_owned: fn for
+ * each). Returns how many it found (always 0 for the check), or -1. */
+static inline __attribute__((always_inline)) int payload_walk(const char *data, size_t len,
+                                                              void (*fn)(void *, tr_addr),
+                                                              void *ud) {
+  int owned = 0;
   const unsigned char *p = (const unsigned char *)data;
   size_t off = 0, pending = 0;
   while (off < len || pending) {
@@ -228,7 +233,13 @@ int tr__payload_check(const char *data, size_t len) {
         case 0xd4: skip = 2; break;                         /* fixext 1..16 (+type) */
         case 0xd5: skip = 3; break;
         case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
+        case 0xd7:                                          /* fixext 8: addresses */
+          if (fn && len - off >= 9 && p[off] == TR_EXT_OWNED) {
+            fn(ud, tr__addr_from_be((const char *)p + off + 1));
+            owned++;
+          }
+          skip = 9;
+          break;
         case 0xd8: skip = 17; break;
         case 0xdc: case 0xde: lenbytes = 2; break;          /* array16, map16 */
         case 0xdd: case 0xdf: lenbytes = 4; break;          /* array32, map32 */
@@ -248,7 +259,16 @@ int tr__payload_check(const char *data, size_t len) {
     if (items > len - off || pending + items > len - off) return -1;
     pending += (size_t)items;
   }
-  return 0;
+  return owned;
+}
+
+int tr__payload_check(const char *data, size_t len) {
+  return payload_walk(data, len, NULL, NULL);
+}
+
+int tr__payload_owned(const char *data, size_t len, void (*fn)(void *ud, tr_addr a),
+                      void *ud) {
+  return payload_walk(data, len, fn, ud);
 }
 
 void tr__msg_zone_free(tr_msg *m) {
@@ -332,7 +352,8 @@ static inline __attribute__((always_inline)) tr_type obj_type(const msgpack_obje
     case MSGPACK_OBJECT_ARRAY: return TR_T_ARRAY;
     case MSGPACK_OBJECT_MAP: return TR_T_MAP;
     case MSGPACK_OBJECT_EXT:
-      return (o->via.ext.type == TR_EXT_ADDR || o->via.ext.type == TR_EXT_WEAK) &&
+      /* TR_EXT_ADDR, TR_EXT_WEAK or TR_EXT_OWNED */
+      return (uint8_t)(o->via.ext.type - TR_EXT_ADDR) <= TR_EXT_OWNED - TR_EXT_ADDR &&
                      o->via.ext.size == 8
                  ? TR_T_ADDR
                  : TR_T_OTHER;
@@ -511,7 +532,8 @@ size_t tr__format_object(tr_host *h, const msgpack_object *o, char *out, size_t 
       }
       return put(out, cap, pos, "}", 1);
     case MSGPACK_OBJECT_EXT:
-      if ((o->via.ext.type == TR_EXT_ADDR || o->via.ext.type == TR_EXT_WEAK) &&
+      if ((o->via.ext.type == TR_EXT_ADDR || o->via.ext.type == TR_EXT_WEAK ||
+           o->via.ext.type == TR_EXT_OWNED) &&
           o->via.ext.size == 8) {
         char tmp[128];
         size_t n = tr_addr_format(h, tr__addr_from_be(o->via.ext.ptr), tmp, sizeof tmp);

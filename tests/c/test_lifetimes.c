@@ -1,7 +1,10 @@
 /* Lifetimes under re-entrant C callbacks: an actor killed by a room callback
  * during its own turn, a caller killed while its answer waits in the
- * completion queue, a shutdown whose timeout kill answers a Lua caller. */
+ * completion queue, a shutdown whose timeout kill answers a Lua caller;
+ * the references envelopes hold for owned addresses in their payload. */
 #include "helpers.h"
+
+#include "internal.h"
 
 /* ---- a room callback kills the actor whose turn made the room ---------------------------- */
 static tr_addr g_victim;
@@ -179,12 +182,83 @@ static void shutdown_hook_lookup_raises(void **state) {
   tr_host_free(h);
 }
 
+/* ---- envelopes hold references for the owned addresses in their payload ----------------- */
+static int32_t refs_of(tr_host *h, tr_addr a) {
+  tr_actor *act = tr__lookup(&h->sched[0], a);
+  return act ? act->refs : -1;
+}
+static void owned_payload(tr_buf *b, tr_addr a) {
+  char raw[10];
+  raw[0] = (char)0xd7;
+  raw[1] = (char)TR_EXT_OWNED;
+  tr__addr_be(a, raw + 2);
+  tr_buf_init(b);
+  tr_pack_array(b, 2);
+  tr__buf_write(b, raw, sizeof raw);
+  tr__buf_write(b, raw, sizeof raw);
+}
+
+static void envelope_owned_references(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_sched *s = &h->sched[0];
+  tr_spawn_options o = {0};
+  o.owned = 1;
+  o.link = TR_NOADDR;
+  o.scheduler = 1;
+  tr_addr a, sink;
+  assert_int_equal(tr_spawn(h, &counter, NULL, &o, &a), TR_OK);
+  o.owned = 0;
+  assert_int_equal(tr_spawn(h, &counter, NULL, &o, &sink), TR_OK);
+  assert_int_equal(tr_retain(h, a), TR_OK); /* this test's own reference */
+  run_ready(h);
+  assert_int_equal(refs_of(h, a), 1);
+  tr_buf b;
+  owned_payload(&b, a);
+  /* bytes from anywhere but the encoder's hint: no reference taken */
+  tr_env *e = tr__env_new(s, "x", 1, b.data, b.len);
+  assert_int_equal(e->own, 0);
+  /* the envelope takes one per owned value, once */
+  tr__env_own(s, e);
+  tr__env_own(s, e);
+  assert_int_equal(e->own, 1);
+  assert_int_equal(refs_of(h, a), 3);
+  /* bytes the encoder handed over: env_new takes them */
+  s->own_hint = b.data;
+  tr_env *e2 = tr__env_new(s, "x", 1, b.data, b.len);
+  s->own_hint = TR_NO_HINT;
+  assert_int_equal(e2->own, 1);
+  assert_int_equal(refs_of(h, a), 5);
+  /* a message to a missing handler is dropped: its references go */
+  e2->to = sink;
+  assert_int_equal(tr__deliver(s, e2, 0, NULL), 0);
+  run_ready(h);
+  assert_int_equal(refs_of(h, a), 3);
+  /* a call turned into its reply gives the arguments' references back */
+  tr_pending *p = tr__pending_new(s, TR_P_BLOCK, TR_NOADDR, sink, TR_TIMEOUT_INFINITE);
+  assert_non_null(p);
+  e->kind = TR_K_CALL;
+  e->to = sink;
+  e->req = p->req;
+  tr__reply_in(s, e, sink, TR_OK, NULL, 0);
+  assert_int_equal(refs_of(h, a), 1);
+  assert_true(p->done);
+  tr__pending_free(s, p);
+  /* the last reference goes: the owned actor stops */
+  assert_int_equal(tr_release(h, a), TR_OK);
+  run_ready(h);
+  assert_false(tr_alive(h, a));
+  tr_buf_free(&b);
+  tr_host_free(h);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(room_callback_kills_target),
       cmocka_unit_test(caller_killed_with_answer_queued),
       cmocka_unit_test(shutdown_timeout_kill_lua_caller),
       cmocka_unit_test(shutdown_hook_lookup_raises),
+      cmocka_unit_test(envelope_owned_references),
   };
   RUN_TESTS(tests, argc, argv);
 }

@@ -4,6 +4,7 @@ local troupe = require "troupe"
 local helpers = require "spec_helpers"
 
 local raised = helpers.syserr
+local wait_until = helpers.wait_until
 
 local Simple = troupe.behaviour("Simple", {
   init = function(self, tag) self.tag = tag end,
@@ -304,6 +305,207 @@ describe("lifetimes", function()
       a:kill()
       assert.is_false(w:alive())
       assert.is_nil(w:upgrade())
+    end)
+  end)
+
+  -- A strong address of an owned actor counts wherever it is: in a message
+  -- on its way (a send, a call's arguments, a reply, spawn arguments, a
+  -- timer's message), as in a variable. Each case also checks that it stops
+  -- once the last holder and every message are gone (no reference leaks).
+  describe("owned addresses in flight", function()
+    local W = { ping = function() return "pong" end }
+    local Holder = {
+      init = function(self, w) self.w = w end,
+      hold = function(self, ms) troupe.sleep(ms) end,
+      keep = function(self, w) self.w = w end,
+      drop = function(self) self.w = nil; collectgarbage(); collectgarbage() end,
+      ask = function(self) return self.w:alive(), pcall(self.w.call, self.w, "ping") end,
+      -- a call to `target` carrying w, from a coroutine that is killed meanwhile
+      call_keep = function(self, target, w) target:call("keep", w) end,
+      -- a timer whose message carries w
+      arm = function(self, ms, w) troupe.send_after(ms, "keep", w) end,
+      arm_every = function(self, ms, w) self.t = troupe.send_every(ms, "keep", w) end,
+      cancel = function(self) self.t:cancel(); self.t = nil end,
+      -- deferred: the reply leaves, then the spawner drops its address
+      make = function(self)
+        local tok = troupe.defer()
+        local w = troupe.spawn_with({ owned = true }, W)
+        tok:reply(w)
+        w = nil
+        collectgarbage()
+        collectgarbage()
+      end,
+    }
+    local function gc() collectgarbage(); collectgarbage() end
+    -- holders are killed after each case, passed or failed (a repeating
+    -- timer left behind would keep the loop busy)
+    local live = {}
+    local function holder(opts, ...)
+      local a = troupe.spawn_with(opts or {}, Holder, ...)
+      live[#live + 1] = a
+      return a
+    end
+    after_each(function()
+      for i, a in ipairs(live) do a:kill(); live[i] = nil end
+    end)
+    local function gone(w) return wait_until(function() return not w:alive() end) end
+
+    it("a send waiting in a busy mailbox keeps it alive, then it stops", function()
+      local b = holder()
+      b:send("hold", 50) -- b is busy for a while
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      b:send("keep", w) -- the only other reference is in flight
+      w = nil
+      gc()
+      troupe.sleep(100)
+      local alive, ok, v = b:call("ask")
+      assert.is_true(alive)
+      assert.is_true(ok)
+      assert.equals("pong", v)
+      b:call("drop")
+      gc()
+      assert.is_true(gone(weak), "leaked: the owned actor outlived every address")
+      b:kill()
+    end)
+
+    it("a call's arguments keep it alive though the caller is gone", function()
+      local b, c = holder(), holder()
+      b:send("hold", 50)
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      c:send("call_keep", b, w)
+      troupe.sleep(5) -- c calls b (busy): the call waits in b's mailbox
+      c:kill()        -- c's stack (and its address) is gone
+      w = nil
+      gc()
+      troupe.sleep(100)
+      local alive, ok, v = b:call("ask")
+      assert.is_true(alive)
+      assert.is_true(ok)
+      assert.equals("pong", v)
+      b:call("drop")
+      gc()
+      assert.is_true(gone(weak), "leaked: the owned actor outlived every address")
+      b:kill()
+    end)
+
+    it("a reply keeps it alive until the caller has it", function()
+      local m = holder()
+      local w = m:call("make")
+      assert.is_true(w:alive())
+      assert.equals("pong", w:call("ping"))
+      local weak = w:weak()
+      w = nil
+      gc()
+      assert.is_true(gone(weak), "leaked: the owned actor outlived every address")
+      m:kill()
+    end)
+
+    it("spawn arguments keep it alive until init has them", function()
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      local h = holder(nil, w) -- init has not run yet
+      w = nil
+      gc()
+      troupe.sleep(20)
+      local alive, ok, v = h:call("ask")
+      assert.is_true(alive)
+      assert.is_true(ok)
+      assert.equals("pong", v)
+      h:call("drop")
+      gc()
+      assert.is_true(gone(weak), "leaked: the owned actor outlived every address")
+      h:kill()
+    end)
+
+    it("a timer's message keeps it alive until it fires", function()
+      local h = holder()
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      h:call("arm", 40, w)
+      w = nil
+      gc()
+      h:call("hold", 1) -- (a turn of h, whose stack held the address)
+      gc()
+      troupe.sleep(10)
+      assert.is_true(weak:alive(), "stopped while a timer's message held its address")
+      troupe.sleep(60)
+      local alive, ok, v = h:call("ask")
+      assert.is_true(alive)
+      assert.is_true(ok)
+      assert.equals("pong", v)
+      h:call("drop")
+      gc()
+      assert.is_true(gone(weak), "leaked: the owned actor outlived every address")
+      h:kill()
+    end)
+
+    it("a repeating timer holds it until cancelled", function()
+      local h = holder()
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      h:call("arm_every", 5, w)
+      w = nil
+      gc()
+      troupe.sleep(30)
+      h:call("drop") -- the next tick brings it back
+      gc()
+      troupe.sleep(30)
+      assert.is_true(weak:alive(), "stopped while a timer's message held its address")
+      h:call("cancel")
+      h:call("drop")
+      gc()
+      assert.is_true(gone(weak), "leaked: a cancelled timer kept its reference")
+      h:kill()
+    end)
+
+    it("messages dropped on the way release their references", function()
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      -- to a dead actor
+      local d = holder()
+      d:kill()
+      assert.is_nil((d:send("keep", w)))
+      assert.is_false((pcall(d.call, d, "keep", w)))
+      -- to a missing handler (a send and a call), in a table too
+      local h = holder()
+      h:send("nope", w)
+      h:send("nope", { list = { w, w } })
+      assert.is_false((pcall(h.call, h, "nope", w)))
+      -- left in a mailbox discarded at death
+      local b = holder()
+      b:send("hold", 1000)
+      b:send("keep", w)
+      b:send("keep", { w })
+      troupe.sleep(5)
+      b:kill()
+      -- waiting for room when the sender dies
+      local full = holder({ mailbox = 1 })
+      full:send("hold", 1000)
+      troupe.sleep(5)
+      full:send("hold", 1) -- the mailbox is full now
+      local c = holder()
+      c:send("call_keep", full, w) -- waits for room
+      troupe.sleep(5)
+      c:kill()
+      full:kill()
+      w = nil
+      gc()
+      assert.is_true(gone(weak), "leaked: a dropped message kept its reference")
+      h:kill()
+    end)
+
+    it("a weak address in flight does not keep it alive", function()
+      local b = holder()
+      b:send("hold", 50)
+      local w = troupe.spawn_with({ owned = true }, W)
+      local weak = w:weak()
+      b:send("keep", weak)
+      w = nil
+      gc()
+      assert.is_true(gone(weak))
+      b:kill()
     end)
   end)
 

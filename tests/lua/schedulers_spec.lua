@@ -1370,6 +1370,132 @@ describe("schedulers", function()
     end)
   end)
 
+  -- Strong addresses of owned actors count on every scheduler and on their
+  -- way between schedulers; each case also ends with the actor stopped once
+  -- the last holder and every message are gone.
+  describe("owned actors' addresses across schedulers", function()
+    local function gc() collectgarbage(); collectgarbage() end
+
+    it("a holder on scheduler 2 keeps a scheduler-1 owned actor alive; it stops once dropped", function()
+      local holder = remote()
+      local w
+      do
+        local a = troupe.spawn_with({ owned = true }, Local, "one")
+        assert.equals(1, troupe.scheduler(a))
+        w = a:weak()
+        holder:call("keep", a)
+      end
+      gc()
+      troupe.sleep(30)
+      assert.is_true(w:alive(), "stopped while an actor on scheduler 2 held its address")
+      assert.equals("one", holder:call("call", holder:call("kept"), "tag"))
+      holder:call("keep", nil)
+      holder:call("gc")
+      gc()
+      assert.is_true(dead(w), "the holder dropped its address but the owned actor lives on")
+      holder:kill()
+    end)
+
+    it("a scheduler-2 owned actor handed over in a reply lives while scheduler 1 holds it", function()
+      local maker = remote()
+      local c = maker:call("spawn_child", { owned = true }, ADDER, 5)
+      assert.equals(2, troupe.scheduler(c))
+      local w = c:weak()
+      maker:call("gc") -- the spawner's own address is gone
+      troupe.sleep(30)
+      assert.is_true(w:alive(), "stopped while scheduler 1 held its address")
+      assert.equals(15, c:call("add", 10))
+      c = nil
+      gc()
+      assert.is_true(dead(w), "scheduler 1 dropped its address but the owned actor lives on")
+      maker:kill()
+    end)
+
+    it("a message on its way to a busy scheduler-2 actor keeps it alive", function()
+      local holder = remote()
+      holder:send("nap", 60)
+      local a = troupe.spawn_with({ owned = true }, Local, "flying")
+      local w = a:weak()
+      holder:send("keep", a) -- the only other reference is in flight
+      a = nil
+      gc()
+      troupe.sleep(100)
+      assert.is_true(w:alive(), "stopped while a message to scheduler 2 held its address")
+      assert.equals("flying", holder:call("call", holder:call("kept"), "tag"))
+      holder:call("keep", nil)
+      holder:call("gc")
+      gc()
+      assert.is_true(dead(w), "leaked: the owned actor outlived every address")
+      holder:kill()
+    end)
+
+    it("spawn arguments for scheduler 2 keep it alive", function()
+      local a = troupe.spawn_with({ owned = true }, Local, "arg")
+      local w = a:weak()
+      local h = remote(a) -- its init keeps a (as its tag)
+      a = nil
+      gc()
+      troupe.sleep(30)
+      assert.is_true(w:alive(), "stopped while spawn arguments held its address")
+      assert.equals("arg", h:call("call", h:call("tag"), "tag"))
+      h:kill()
+      local other = remote()
+      other:call("gc")
+      gc()
+      assert.is_true(dead(w), "leaked: the owned actor outlived every address")
+      other:kill()
+    end)
+
+    it("a message waiting for room in a scheduler-1 mailbox keeps it alive", function()
+      local sink = troupe.spawn_with({ scheduler = 1, mailbox = 1 }, REMOTE)
+      local flag = troupe.spawn(Local)
+      sink:send("pause", 150, flag)
+      assert.is_true(wait_until(function() return flag:call("is_set") end))
+      local prod, other = remote(), remote()
+      assert.is_true(prod:call("send_to", sink, "put", 1)) -- fills the mailbox
+      local a = troupe.spawn_with({ owned = true }, Local, "waiting")
+      local w = a:weak()
+      prod:send("send_to_keep", sink, "put", a) -- waits for room
+      troupe.sleep(30)
+      prod:kill() -- the sender's stack is gone: the waiting message is the only holder
+      a = nil
+      gc()
+      other:call("gc")
+      assert.is_true(wait_until(function() return #sink:call("got") >= 1 end))
+      troupe.sleep(30)
+      local got = sink:call("got")
+      if got[2] ~= nil then -- let in: it arrived alive
+        assert.equals("waiting", got[2]:call("tag"))
+      end
+      got = nil
+      sink:kill()
+      gc()
+      assert.is_true(dead(w), "leaked: the owned actor outlived every address")
+      other:kill()
+    end)
+
+    it("messages dropped on scheduler 2 release their references", function()
+      local a = troupe.spawn_with({ owned = true }, Local, "dropped")
+      local w = a:weak()
+      local h = remote()
+      h:send("nope", a)                       -- no such handler
+      assert.is_false((pcall(h.call, h, "nope", { a })))
+      local busy = remote()
+      busy:send("nap", 1000)
+      busy:send("keep", a)                    -- discarded with its mailbox
+      busy:send("keep", { a, a })
+      local gone = remote()
+      gone:kill()
+      gone:send("keep", a)                    -- to a dead actor
+      troupe.sleep(20)
+      busy:kill()
+      a = nil
+      gc()
+      assert.is_true(dead(w), "leaked: a dropped message kept its reference")
+      h:kill()
+    end)
+  end)
+
   describe("printing addresses across schedulers", function()
     after_each(function()
       troupe.unregister("sched_print")
