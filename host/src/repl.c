@@ -256,19 +256,25 @@ typedef struct {
   sbuf b;
 } handlers_job;
 
-static void handler_lines(tr_sched *s, void *ud) {
-  handlers_job *j = ud;
-  tr_actor *a = tr__lookup(s, j->addr);
-  if (!a) return;
+/* a's handler names into b, each followed by `after` (on a's scheduler's
+ * thread, in its Lua state); how many. */
+static lua_Integer handler_text(tr_sched *s, tr_actor *a, const char *after, sbuf *b) {
   lua_State *L = s->L;
   push_handlers(s->h, L, a);
   lua_Integer n = luaL_len(L, -1);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
-    sb_printf(&j->b, "%s\n", lua_tostring(L, -1));
+    sb_printf(b, "%s%s", lua_tostring(L, -1), i < n || *after == '\n' ? after : "");
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  return n;
+}
+
+static void handler_lines(tr_sched *s, void *ud) {
+  handlers_job *j = ud;
+  tr_actor *a = tr__lookup(s, j->addr);
+  if (a) handler_text(s, a, "\n", &j->b);
 }
 
 /* Completion: the handlers of the actor with id argument 1, whatever
@@ -958,17 +964,8 @@ static void info_rows(tr_sched *s, void *ud) {
   sb_printf(o, "  pending    %d calls made, %d deferred replies owed, %d timers\n", calls, owed,
             timers);
   if (a->owned) sb_printf(o, "  owned      yes (%d strong references)\n", (int)a->refs);
-  lua_State *L = s->L; /* the actor's own state: this thread's */
-  push_handlers(h, L, a);
-  lua_Integer n = luaL_len(L, -1);
   sb_printf(o, "  handlers   ");
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    sb_printf(o, "%s%s", i > 1 ? ", " : "", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  sb_printf(o, "%s", n ? "" : "-");
+  if (!handler_text(s, a, ", ", o)) sb_printf(o, "-"); /* (in a's state: this thread's) */
 }
 
 static void on_owner(tr_repl *r, const char *cmd, char *args,
