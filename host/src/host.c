@@ -62,7 +62,7 @@ int tr__alive_any(tr_sched *s, tr_addr a) {
   if (!tr__foreign(s, a)) return tr__lookup(s, a) != NULL;
   tr_sched *t = &s->h->sched[TR_ADDR_SCHED(a)];
   uv_mutex_lock(&t->actors_lock);
-  tr_actor *act = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+  tr_actor *act = tr_stab_get(&t->actors, TR_ADDR_SERIAL(a));
   int alive = (act && act->addr == a) /* present: alive, or dying right now */
               || tr_map_get(&t->reserved, TR_ADDR_SERIAL(a)); /* about to be */
   uv_mutex_unlock(&t->actors_lock);
@@ -78,7 +78,7 @@ int tr__owned_any(tr_sched *s, tr_addr a) {
   }
   tr_sched *t = &s->h->sched[TR_ADDR_SCHED(a)];
   uv_mutex_lock(&t->actors_lock);
-  tr_actor *act = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+  tr_actor *act = tr_stab_get(&t->actors, TR_ADDR_SERIAL(a));
   int owned;
   if (act && act->addr == a) {
     owned = act->owned && act->state != TR_S_DEAD;
@@ -114,7 +114,7 @@ size_t tr_addr_format(tr_host *h, tr_addr a, char *out, size_t cap) {
     tr_sched *t = &h->sched[TR_ADDR_SCHED(a)];
     tr_spawnreq *q;
     uv_mutex_lock(&t->actors_lock);
-    tr_actor *f = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+    tr_actor *f = tr_stab_get(&t->actors, TR_ADDR_SERIAL(a));
     if (f && f->addr == a) {
       const char *beh = f->lang == TR_LANG_C ? (f->cb->name ? f->cb->name : "C")
                                                : tr__lua_behaviour_name(f);
@@ -484,7 +484,7 @@ static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
   uint64_t serial = TR_ADDR_SERIAL(e->to);
   int rc = 0;
   uv_mutex_lock(&t->actors_lock);
-  tr_actor *f = tr_map_get(&t->actors, serial);
+  tr_actor *f = tr_stab_get(&t->actors, serial);
   if (f && f->addr == e->to) {
     if (!private_lane) {
       /* the owner changes the depth without the lock: a recent value */
@@ -1163,7 +1163,7 @@ int tr_send_at(tr_host *h, tr_addr self, uint64_t at_ms, const char *method,
 static void timer_free(tr_sched *s, tr_timer *t) {
   tr_map_del(&s->timers, t->id);
   tr__timer_del(s, &t->te);
-  tr_actor *a = tr_map_get(&s->actors, TR_ADDR_SERIAL(t->actor));
+  tr_actor *a = tr_stab_get(&s->actors, TR_ADDR_SERIAL(t->actor));
   if (a && a->addr == t->actor) {
     if (t->prev) t->prev->next = t->next;
     else if (a->timers == t) a->timers = t->next;
@@ -1691,7 +1691,7 @@ static tr_addr waits_on(tr_sched *s, tr_addr a, int *remote) {
   tr_sched *t = &s->h->sched[TR_ADDR_SCHED(a)];
   tr_addr next = TR_NOADDR;
   uv_mutex_lock(&t->actors_lock);
-  tr_actor *f = tr_map_get(&t->actors, TR_ADDR_SERIAL(a));
+  tr_actor *f = tr_stab_get(&t->actors, TR_ADDR_SERIAL(a));
   if (f && f->addr == a) {
     uint8_t w = __atomic_load_n(&f->wait, __ATOMIC_RELAXED);
     if (w == TR_W_CALL || w == TR_W_ROOM) next = __atomic_load_n(&f->wait_target, __ATOMIC_RELAXED);
@@ -1921,14 +1921,14 @@ uint64_t tr__new_serial(tr_sched *t) {
 
 static void actors_put(tr_sched *s, uint64_t serial, tr_actor *a, int *rc) {
   if (s->h->nsched > 1) uv_mutex_lock(&s->actors_lock);
-  *rc = tr_map_put(&s->actors, serial, a);
+  *rc = tr_stab_put(&s->actors, serial, a);
   if (s->reserved.n) tr_map_del(&s->reserved, serial);
   if (s->h->nsched > 1) uv_mutex_unlock(&s->actors_lock);
 }
 
 static void actors_del(tr_sched *s, uint64_t serial) {
   if (s->h->nsched > 1) uv_mutex_lock(&s->actors_lock);
-  tr_map_del(&s->actors, serial);
+  tr_stab_del(&s->actors, serial);
   if (s->reserved.n) tr_map_del(&s->reserved, serial);
   if (s->h->nsched > 1) uv_mutex_unlock(&s->actors_lock);
 }
@@ -2657,7 +2657,7 @@ static int sched_init(tr_host *h, tr_sched *s, unsigned index) {
   }
   /* address space only: memory is taken as it is used */
   tr_arena_init(&s->arena, sizeof(void *) >= 8 ? (size_t)16 << 30 : (size_t)256 << 20);
-  tr_map_init(&s->actors);
+  tr_stab_init(&s->actors);
   tr_map_init(&s->owed);
   tr_map_init(&s->timers);
   tr_map_init(&s->mons);
@@ -2819,14 +2819,18 @@ void tr_host_exit(tr_host *h, int code) {
   else tr__op(s, (tr_addr)1, op_host_exit, TR_NOADDR, 0, 0, NULL, 0); /* scheduler 1's loop */
 }
 
+struct addr_list { tr_addr *a; size_t n; };
+static void add_addr(void *ud, void *val) {
+  struct addr_list *l = ud;
+  l->a[l->n++] = ((tr_actor *)val)->addr;
+}
+
 static size_t live_actors(tr_sched *s, tr_addr **out) {
-  size_t n = 0;
-  tr_addr *list = malloc((s->actors.n + 1) * sizeof *list);
-  if (!list) return 0;
-  for (size_t i = 0; s->actors.slots && i <= s->actors.mask; i++)
-    if (s->actors.slots[i].key) list[n++] = ((tr_actor *)s->actors.slots[i].val)->addr;
-  *out = list;
-  return n;
+  struct addr_list l = {malloc((s->actors.n + 1) * sizeof *l.a), 0};
+  if (!l.a) return 0;
+  tr_stab_each(&s->actors, add_addr, &l);
+  *out = l.a;
+  return l.n;
 }
 
 /* Stop every actor of s gracefully (stop hooks run, vetoes ignored). */
@@ -2976,7 +2980,7 @@ static void sched_free(tr_host *h, tr_sched *s) {
     s->ppool = p->next;
     free(p);
   }
-  tr_map_free(&s->actors);
+  tr_stab_free(&s->actors);
   tr_map_free(&s->reserved);
   free(s->pslots); /* a blocked caller's entry, freed by it, is found no more */
   s->pslots = NULL;

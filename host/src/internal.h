@@ -546,7 +546,7 @@ struct tr_sched {
   tr_addr dc_addr;      /* the last actor a message was delivered to here, */
   tr_actor *dc_actor;   /* (NULL once its record is freed): no hash lookup
                          * for the next one to it (deliver) */
-  tr_map actors;    /* serial -> tr_actor* */
+  tr_stab actors;   /* serial -> tr_actor* */
   tr_pslot *pslots; /* pending calls by the index in their request id */
   uint32_t pslots_n, pslots_cap, pfree; /* slots used so far; first free + 1 */
   tr_map owed;      /* req -> tr_owed* */
@@ -689,7 +689,7 @@ static inline tr_sched *tr__sched_of(tr_host *h, tr_addr a) {
 static inline tr_actor *tr__lookup(tr_sched *s, tr_addr a) {
   /* node 0 and scheduler s: the top 16 bits are s->index */
   if ((a >> 48) != s->index || a == TR_NOADDR) return NULL;
-  tr_actor *act = tr_map_get(&s->actors, TR_ADDR_SERIAL(a));
+  tr_actor *act = tr_stab_get(&s->actors, TR_ADDR_SERIAL(a));
   if (!act || act->addr != a || act->state == TR_S_DEAD) return NULL;
   return act;
 }

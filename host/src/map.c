@@ -64,3 +64,72 @@ void *tr_map_del(tr_map *m, uint64_t key) {
   m->n--;
   return val;
 }
+
+/* ---- tr_stab ------------------------------------------------------------------------- */
+void tr_stab_init(tr_stab *t) {
+  tr_map_init(&t->chunks);
+  t->last_c = 0;
+  t->last = NULL;
+  t->spare = NULL;
+  t->n = 0;
+}
+
+void tr_stab_free(tr_stab *t) {
+  for (size_t i = 0; t->chunks.slots && i <= t->chunks.mask; i++)
+    if (t->chunks.slots[i].key) free(t->chunks.slots[i].val);
+  tr_map_free(&t->chunks);
+  free(t->spare);
+  tr_stab_init(t);
+}
+
+int tr_stab_put(tr_stab *t, uint64_t key, void *val) {
+  uint64_t c = (key >> TR_STAB_SHIFT) + 1;
+  tr_stab_chunk *ch = c == t->last_c ? t->last : tr_map_get(&t->chunks, c);
+  if (!ch) {
+    ch = t->spare ? t->spare : calloc(1, sizeof *ch); /* (the spare is all NULL) */
+    if (!ch || tr_map_put(&t->chunks, c, ch)) {
+      if (ch != t->spare) free(ch);
+      return -1;
+    }
+    if (ch == t->spare) t->spare = NULL;
+  }
+  t->last_c = c;
+  t->last = ch;
+  void **slot = &ch->p[key & (TR_STAB_CHUNK - 1)];
+  if (!*slot) {
+    ch->n++;
+    t->n++;
+  }
+  *slot = val;
+  return 0;
+}
+
+void *tr_stab_del(tr_stab *t, uint64_t key) {
+  uint64_t c = (key >> TR_STAB_SHIFT) + 1;
+  tr_stab_chunk *ch = c == t->last_c ? t->last : tr_map_get(&t->chunks, c);
+  if (!ch) return NULL;
+  void **slot = &ch->p[key & (TR_STAB_CHUNK - 1)];
+  void *val = *slot;
+  if (!val) return NULL;
+  *slot = NULL;
+  t->n--;
+  if (--ch->n == 0) {
+    tr_map_del(&t->chunks, c);
+    if (t->last == ch) {
+      t->last_c = 0;
+      t->last = NULL;
+    }
+    if (!t->spare) t->spare = ch;
+    else free(ch);
+  }
+  return val;
+}
+
+void tr_stab_each(const tr_stab *t, void (*fn)(void *ud, void *val), void *ud) {
+  for (size_t i = 0; t->chunks.slots && i <= t->chunks.mask; i++) {
+    tr_stab_chunk *ch = t->chunks.slots[i].val;
+    if (!t->chunks.slots[i].key) continue;
+    for (size_t k = 0; k < TR_STAB_CHUNK; k++)
+      if (ch->p[k]) fn(ud, ch->p[k]);
+  }
+}

@@ -807,17 +807,22 @@ static int cmp_actor(const void *x, const void *y) {
   return a < b ? -1 : a > b;
 }
 
+struct actor_list { tr_actor **a; size_t n; };
+static void add_live(void *ud, void *val) {
+  struct actor_list *l = ud;
+  tr_actor *a = val;
+  if (a->state != TR_S_DEAD) l->a[l->n++] = a;
+}
+
 /* Live actors of scheduler s sorted by address; the caller frees the array. */
 static size_t sched_actors(tr_sched *s, tr_actor ***out) {
   tr_actor **list = malloc((s->actors.n + 1) * sizeof *list);
   size_t n = 0;
   *out = list; /* NULL when out of memory: no rows, and free(NULL) is fine */
   if (!list) return 0;
-  for (size_t i = 0; s->actors.slots && i <= s->actors.mask; i++)
-    if (s->actors.slots[i].key) {
-      tr_actor *a = s->actors.slots[i].val;
-      if (a->state != TR_S_DEAD) list[n++] = a;
-    }
+  struct actor_list l = {list, 0};
+  tr_stab_each(&s->actors, add_live, &l);
+  n = l.n;
   qsort(list, n, sizeof *list, cmp_actor);
   *out = list;
   return n;

@@ -466,7 +466,7 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   /* monitors it held */
   while (a->watching) {
     tr_mon *m = a->watching;
-    tr_actor *t = tr_map_get(&s->actors, TR_ADDR_SERIAL(m->target));
+    tr_actor *t = tr_stab_get(&s->actors, TR_ADDR_SERIAL(m->target));
     if (t && t->addr != m->target) t = NULL;
     mon_unlink(s, m, t, a);
     if (tr__foreign(s, m->target) && !tr__closing(h)) /* cleanup, not a notice */
