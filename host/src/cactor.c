@@ -20,7 +20,7 @@ struct tr_ctx {
 tr_host *tr_ctx_host(tr_ctx *c) { return c ? c->s->h : NULL; }
 tr_addr tr_ctx_self(tr_ctx *c) { return c ? c->a->addr : TR_NOADDR; }
 tr_addr tr_ctx_sender(tr_ctx *c) { return c && c->e ? c->e->from : TR_NOADDR; }
-void *tr_ctx_state(tr_ctx *c) { return c ? c->a->cstate : NULL; }
+void *tr_ctx_state(tr_ctx *c) { return c ? c->a->cold->cstate : NULL; }
 const char *tr_ctx_method(tr_ctx *c) { return c && c->e ? TR_ENV_METHOD(c->e) : ""; }
 int tr_ctx_is_call(tr_ctx *c) { return c && c->e && c->e->kind == TR_K_CALL; }
 
@@ -113,17 +113,18 @@ static inline int name_is(const char *p, size_t n, const uint64_t k[2]) {
 static inline tr_handler_fn find_method(tr_actor *a, const tr_env *e) {
   const char *name = TR_ENV_METHOD(e);
   const tr_method *tab = a->cb->methods;
-  if (a->mc_len && e->mlen == a->mc_len && tab == a->mc_tab && name_is(name, e->mlen, a->mc_key))
-    return a->mc_fn;
+  tr_actor_cold *c = a->cold; /* (its own once init ran: it holds the state) */
+  if (c->mc_len && e->mlen == c->mc_len && tab == c->mc_tab && name_is(name, e->mlen, c->mc_key))
+    return c->mc_fn;
   for (const tr_method *m = tab; m && m->name; m++)
     if (strcmp(m->name, name) == 0) {
       uint64_t k[2];
-      if (name_key(name, e->mlen, k)) {
-        a->mc_tab = tab;
-        a->mc_fn = m->fn;
-        a->mc_key[0] = k[0];
-        a->mc_key[1] = k[1];
-        a->mc_len = e->mlen;
+      if (c != &tr__cold_none && name_key(name, e->mlen, k)) {
+        c->mc_tab = tab;
+        c->mc_fn = m->fn;
+        c->mc_key[0] = k[0];
+        c->mc_key[1] = k[1];
+        c->mc_len = e->mlen;
       }
       return m->fn;
     }
@@ -154,8 +155,9 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   a->cur = e;
   if (e->kind == TR_K_INIT) {
     c.e = NULL;
-    a->cstate = calloc(1, a->cb->state_size ? a->cb->state_size : 1);
-    int rc = a->cstate ? 0 : TR_ENOMEM;
+    tr_actor_cold *cd = tr__cold(a); /* a C actor's state is kept there */
+    if (cd) cd->cstate = calloc(1, a->cb->state_size ? a->cb->state_size : 1);
+    int rc = cd && cd->cstate ? 0 : TR_ENOMEM;
     if (rc == 0 && a->cb->init) rc = a->cb->init(&c, &m);
     a->cur = NULL;
     tr__env_free(s, e);
@@ -221,6 +223,7 @@ int tr__c_hooks(tr_sched *s, tr_actor *a, int which) {
 
 void tr__c_destroy(tr_sched *s, tr_actor *a) {
   (void)s;
-  free(a->cstate);
-  a->cstate = NULL;
+  if (a->cold == &tr__cold_none) return;
+  free(a->cold->cstate);
+  a->cold->cstate = NULL;
 }

@@ -440,14 +440,33 @@ void tr__schedule(tr_sched *s, tr_actor *a) { schedule(s, a); }
  * them with malloc is most of a spawn's time in a VM), else from malloc. */
 static tr_actor *actor_alloc(tr_sched *s) {
   tr_actor *a = tr_arena_alloc(&s->arena, sizeof *a);
-  if (!a) return calloc(1, sizeof *a);
-  memset(a, 0, sizeof *a);
+  if (!a) a = calloc(1, sizeof *a);
+  else memset(a, 0, sizeof *a);
+  if (a) a->cold = (tr_actor_cold *)&tr__cold_none;
   return a;
+}
+
+/* Read by every actor that has no cold part of its own: never written (it
+ * is in read-only memory, so a write through an actor's `cold` that did
+ * not go through tr__cold faults at once). */
+const tr_actor_cold tr__cold_none = {.env_ref = LUA_NOREF};
+
+tr_actor_cold *tr__cold_make(tr_actor *a) {
+  tr_actor_cold *c = tr_arena_alloc(&a->s->arena, sizeof *c);
+  if (!c) c = malloc(sizeof *c);
+  if (!c) return NULL;
+  *c = tr__cold_none;
+  a->cold = c;
+  return c;
 }
 
 static void actor_mem_free(tr_actor *a) {
   tr_arena *ar = &a->s->arena;
   if (a->s->dc_actor == a) a->s->dc_actor = NULL;
+  if (a->cold != &tr__cold_none) {
+    if (tr_arena_owns(ar, a->cold)) tr_arena_free(ar, a->cold);
+    else free(a->cold);
+  }
   if (tr_arena_owns(ar, a)) tr_arena_free(ar, a);
   else free(a);
 }
@@ -455,8 +474,8 @@ static void actor_mem_free(tr_actor *a) {
 static void actor_free_if_done(tr_sched *s, tr_actor *a) {
   (void)s;
   if (a->state == TR_S_DEAD && !a->in_runq && !a->running) {
-    free(a->kill_msg);
-    free(a->interrupt);
+    free(a->cold->kill_msg);
+    free(a->cold->interrupt);
     actor_mem_free(a);
   }
 }
@@ -551,27 +570,29 @@ int tr__deliver(tr_sched *s, tr_env *e, int private_lane, tr_actor **full) {
 
 int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env *e) {
   (void)s;
-  tr_roomwait *w = calloc(1, sizeof *w);
+  tr_actor_cold *c = tr__cold(target);
+  tr_roomwait *w = c ? calloc(1, sizeof *w) : NULL;
   if (!w) return TR_ENOMEM;
   w->sender = sender;
   w->env = e;
-  if (target->room_tail) target->room_tail->next = w;
-  else target->room_head = w;
-  target->room_tail = w;
+  if (c->room_tail) c->room_tail->next = w;
+  else c->room_head = w;
+  c->room_tail = w;
   return 0;
 }
 
 /* A message left the public lane: let one waiting sender in. */
 static void room_made(tr_sched *s, tr_actor *a) {
-  while (a->room_head && a->pub.n < a->cap) {
-    tr_roomwait *w = a->room_head;
+  tr_actor_cold *c = a->cold; /* (its own: it has room waiters) */
+  while (c->room_head && a->pub.n < a->cap) {
+    tr_roomwait *w = c->room_head;
     /* another scheduler's asker tries its send again: room for it counts
      * what is on its way too, as that send will */
     if (!w->env && !w->cb &&
         a->pub.n + __atomic_load_n(&a->inflight, __ATOMIC_RELAXED) >= a->cap)
       break;
-    a->room_head = w->next;
-    if (!a->room_head) a->room_tail = NULL;
+    c->room_head = w->next;
+    if (!c->room_head) c->room_tail = NULL;
     if (w->env && tr__foreign(s, w->sender)) { /* another scheduler's sender: admit */
       if (w->env->kind == TR_K_CALL) { /* its caller now waits for the answer */
         q_push(&a->pub, w->env);
@@ -619,10 +640,11 @@ static void op_room_wait(tr_sched *s, tr_env *e) {
   uint64_t req = e->req;
   tr__env_free(s, e);
   tr_roomwait *w = NULL;
+  tr_actor_cold *c = NULL;
   int status = TR_OK;
   if (!a) status = TR_EDEAD;
   else if (a->pub.n + __atomic_load_n(&a->inflight, __ATOMIC_RELAXED) >= a->cap &&
-           !(w = calloc(1, sizeof *w)))
+           (!(c = tr__cold(a)) || !(w = calloc(1, sizeof *w))))
     status = TR_ENOMEM;
   if (!w) {
     tr__reply(s, to, caller, req, status, NULL, 0);
@@ -630,9 +652,9 @@ static void op_room_wait(tr_sched *s, tr_env *e) {
   }
   w->sender = caller;
   w->req = req;
-  if (a->room_tail) a->room_tail->next = w;
-  else a->room_head = w;
-  a->room_tail = w;
+  if (c->room_tail) c->room_tail->next = w;
+  else c->room_head = w;
+  c->room_tail = w;
 }
 
 int tr__room_wait(tr_sched *s, tr_addr to, tr_addr caller, uint64_t req) {
@@ -693,13 +715,14 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
     }
     return rc;
   }
-  tr_roomwait *w = calloc(1, sizeof *w);
+  tr_actor_cold *c = tr__cold(a);
+  tr_roomwait *w = c ? calloc(1, sizeof *w) : NULL;
   if (!w) return TR_ENOMEM;
   w->cb = cb;
   w->ud = ud;
-  if (a->room_tail) a->room_tail->next = w;
-  else a->room_head = w;
-  a->room_tail = w;
+  if (c->room_tail) c->room_tail->next = w;
+  else c->room_head = w;
+  c->room_tail = w;
   if (a->pub.n < a->cap) room_made(a->s, a);
   return 0;
 }
@@ -1014,7 +1037,8 @@ void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, in
 
 /* ---- owed replies (deferred tokens) ------------------------------------------------------ */
 tr_owed *tr__owe(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller) {
-  tr_owed *o = calloc(1, sizeof *o);
+  tr_actor_cold *c = tr__cold(a);
+  tr_owed *o = c ? calloc(1, sizeof *o) : NULL;
   if (!o) return NULL;
   o->req = req;
   o->caller = caller;
@@ -1023,16 +1047,16 @@ tr_owed *tr__owe(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller) {
     free(o);
     return NULL;
   }
-  o->next = a->owed;
-  if (a->owed) a->owed->prev = o;
-  a->owed = o;
+  o->next = c->owed;
+  if (c->owed) c->owed->prev = o;
+  c->owed = o;
   return o;
 }
 
 static void owed_unlink(tr_sched *s, tr_owed *o) {
   tr_map_del(&s->owed, o->req);
   if (o->prev) o->prev->next = o->next;
-  else o->owner->owed = o->next;
+  else o->owner->cold->owed = o->next;
   if (o->next) o->next->prev = o->prev;
 }
 
@@ -1076,7 +1100,8 @@ int tr_token_fail(tr_host *h, const tr_token *t, const tr_buf *value) {
 static int timer_add(tr_sched *s, tr_actor *a, tr_timer_id id, int64_t delay_ms,
                      int64_t interval_ms, const char *method, size_t mlen, const char *args,
                      size_t len) {
-  tr_timer *t = calloc(1, sizeof *t);
+  tr_actor_cold *c = tr__cold(a);
+  tr_timer *t = c ? calloc(1, sizeof *t) : NULL;
   if (!t) return TR_ENOMEM;
   t->tmpl = tr__env_new(s, method, mlen, args, len);
   if (!t->tmpl) {
@@ -1098,9 +1123,9 @@ static int timer_add(tr_sched *s, tr_actor *a, tr_timer_id id, int64_t delay_ms,
     free(t);
     return TR_ENOMEM;
   }
-  t->next = a->timers;
-  if (a->timers) a->timers->prev = t;
-  a->timers = t;
+  t->next = c->timers;
+  if (c->timers) c->timers->prev = t;
+  c->timers = t;
   return 0;
 }
 
@@ -1166,7 +1191,7 @@ static void timer_free(tr_sched *s, tr_timer *t) {
   tr_actor *a = tr_stab_get(&s->actors, TR_ADDR_SERIAL(t->actor));
   if (a && a->addr == t->actor) {
     if (t->prev) t->prev->next = t->next;
-    else if (a->timers == t) a->timers = t->next;
+    else if (a->cold->timers == t) a->cold->timers = t->next;
     if (t->next) t->next->prev = t->prev;
   }
   tr__env_free(s, t->tmpl);
@@ -1704,7 +1729,7 @@ static tr_addr waits_on(tr_sched *s, tr_addr a, int *remote) {
  * queued, or owed. */
 static int holds_call_from(tr_actor *me, tr_addr from) {
   if (me->cur && me->cur->kind == TR_K_CALL && me->cur->req && me->cur->from == from) return 1;
-  for (tr_owed *o = me->owed; o; o = o->next)
+  for (tr_owed *o = me->cold->owed; o; o = o->next)
     if (o->caller == from) return 1;
   tr_queue *qs[2] = {&me->priv, &me->pub};
   for (int i = 0; i < 2; i++)
@@ -1789,7 +1814,7 @@ tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
   tr_env *e = q->head;
   if (!e || e->kind > TR_K_CALL) return NULL;
   q_pop(q);
-  if (q == &a->pub && a->room_head) room_made(s, a);
+  if (q == &a->pub && a->cold->room_head) room_made(s, a);
   s->turn_left--;
   a->n_in++;
   if (a->traced && tr__tracer(s->h))
@@ -1803,7 +1828,7 @@ tr_env *tr__runner_next(tr_sched *s, tr_actor *a) {
  * CPU limit keeps one coroutine per message, which is what its limit
  * times. */
 static inline int runner_takes(tr_actor *a) {
-  if (a->priv.n + a->pub.n < 2 || a->lang != TR_LANG_LUA || a->cpu_limit_ms) return 0;
+  if (a->priv.n + a->pub.n < 2 || a->lang != TR_LANG_LUA || a->cold->cpu_limit_ms) return 0;
   tr_env *e = a->priv.head ? a->priv.head : a->pub.head;
   return e->kind <= TR_K_CALL;
 }
@@ -1842,7 +1867,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
           drained = 1;
           break;
         }
-        if (a->room_head) room_made(s, a);
+        if (a->cold->room_head) room_made(s, a);
       }
       dispatch(s, a, e);
       a->running = 0;
@@ -1850,7 +1875,8 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
   next:
     if (a->kill_pending && a->state != TR_S_DEAD) {
       a->running = 1; /* keeps tr__actor_died from freeing `a`: freed below */
-      tr__actor_died(s, a, a->kill_code ? a->kill_code : TR_EKILLED, a->kill_msg, NULL);
+      tr__actor_died(s, a, a->cold->kill_code ? a->cold->kill_code : TR_EKILLED, a->cold->kill_msg,
+                     NULL);
       a->running = 0;
     }
     if (a->wait == TR_W_YIELD) break; /* the handler yielded: go behind the others */
@@ -1955,9 +1981,16 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
   else a->lb = (struct tr_lbeh *)beh;
   a->cap = (o && o->mailbox_capacity) ? o->mailbox_capacity : h->mailbox_cap;
   a->owned = o && o->owned;
-  a->mem_limit = o ? (int64_t)o->mem_limit : 0;
-  a->cpu_limit_ms = o ? o->cpu_limit_ms : 0;
-  a->co_ref = a->self_ref = a->env_ref = LUA_NOREF;
+  a->co_ref = a->self_ref = LUA_NOREF;
+  if (o && (o->mem_limit || o->cpu_limit_ms || o->owned)) { /* (an owned one counts refs) */
+    tr_actor_cold *c = tr__cold(a);
+    if (!c) {
+      actor_mem_free(a);
+      return TR_ENOMEM;
+    }
+    c->mem_limit = (int64_t)o->mem_limit;
+    c->cpu_limit_ms = o->cpu_limit_ms;
+  }
   int rc;
   actors_put(s, serial, a, &rc);
   if (rc) {
@@ -2014,7 +2047,7 @@ static void op_spawn(tr_sched *s, tr_env *e) {
   if (q->lang == TR_LANG_C) {
     tr_actor *a;
     rc = tr__spawn_actor(s, q->serial, 1, TR_LANG_C, q->b, &o, e, &a);
-    if (rc == 0) a->refs += q->refs;
+    if (rc == 0 && a->owned) a->cold->refs += q->refs;
   } else {
     rc = tr__lua_spawn_req(s, q, e, &why);
   }
@@ -2113,9 +2146,11 @@ int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
 }
 
 static void refs_add(tr_sched *s, tr_actor *act, int d) {
-  act->refs += d;
-  if (act->refs < 0) act->refs = 0;
-  if (d < 0 && act->refs == 0 && act->owned) tr_stop(s->h, act->addr);
+  if (!act->owned) return; /* (counted only for owned actors: their cold part exists) */
+  tr_actor_cold *c = act->cold;
+  c->refs += d;
+  if (c->refs < 0) c->refs = 0;
+  if (d < 0 && c->refs == 0) tr_stop(s->h, act->addr);
 }
 
 static void op_refs(tr_sched *s, tr_env *e) {
@@ -2270,7 +2305,8 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
   /* the words are only built when someone will read them (a quiet death,
    * e.g. of 10^6 idle actors at shutdown, formats nothing) */
   char who[96] = "", text[256] = "";
-  if (a->cur || a->priv.n || a->pub.n || a->owed || a->calls || a->links || a->room_head ||
+  tr_actor_cold *c = a->cold;
+  if (a->cur || a->priv.n || a->pub.n || c->owed || a->calls || c->links || c->room_head ||
       code == TR_ECRASHED || code == TR_EOOM || code == TR_ETIMEOUT) {
     fmt_addr(h, a->addr, who, sizeof who);
     snprintf(text, sizeof text, "%s stopped (%s)", who, tr__reason_name(code, a->stop_self));
@@ -2302,8 +2338,8 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     a->wait_req = 0;
   }
   a->wait = TR_W_NONE;
-  while (a->owed) {
-    tr_owed *o = a->owed;
+  while (c->owed) {
+    tr_owed *o = c->owed;
     uint64_t req = o->req;
     tr_addr caller = o->caller;
     owed_unlink(s, o);
@@ -2334,18 +2370,20 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     }
   }
   if (s->done_head) done_flush_caller(s, a->addr);
+  c = a->cold; /* (as it is now) */
   /* unlink first: timer_free cannot find `a` (it left the actor table above) */
-  while (a->timers) {
-    tr_timer *t = a->timers;
-    a->timers = t->next;
+  while (c->timers) {
+    tr_timer *t = c->timers;
+    c->timers = t->next;
     t->prev = t->next = NULL;
     timer_free(s, t);
   }
   if (a->lang == TR_LANG_C) tr__c_destroy(s, a);
   else tr__lua_destroy(s, a);
   /* senders waiting for room: their sends fail */
-  tr_roomwait *w = a->room_head;
-  a->room_head = a->room_tail = NULL;
+  c = a->cold;
+  tr_roomwait *w = c->room_head;
+  if (w) c->room_head = c->room_tail = NULL;
   while (w) {
     tr_roomwait *next = w->next;
     if (w->env && tr__foreign(s, w->sender)) { /* its send fails there */

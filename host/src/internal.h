@@ -396,6 +396,42 @@ typedef struct tr_stopwait { /* someone waiting for this actor to stop */
   tr_addr caller;
 } tr_stopwait;
 
+/* The rarely used part of an actor: kill and interrupt texts, monitors,
+ * links, stop waiters, limits, owned references, owed replies, room waiters,
+ * timers, the Lua env proxy, a C actor's state and method cache. An actor
+ * starts with `cold` pointing at tr__cold_none, one shared read-only record
+ * (so reading a field needs no test: a write there would fault); the first
+ * write goes through tr__cold(), which makes the actor its own (from its
+ * scheduler's arena). Only the owner's thread touches it. Why: an idle Lua
+ * actor is its record plus a few Lua objects, and at a million of them the
+ * first touch of each new byte is most of a spawn's time (docs/performance.md,
+ * session 4). */
+typedef struct tr_actor_cold {
+  int16_t kill_code; /* reason for a deferred kill (kill_pending) */
+  uint16_t mc_len;   /* 0: no method kept (mc_*) */
+  int32_t refs;      /* strong references (owned actors) */
+  int env_ref;       /* Lua: the env proxy (LUA_NOREF: none yet) */
+  char *kill_msg;
+  char *interrupt;   /* pending interrupt of its handler (tr__lua_interrupt) */
+  tr_mon *mons;      /* monitors on this actor */
+  tr_mon *watching;  /* monitors this actor holds */
+  tr_lnk *links;
+  tr_stopwait *stopwait;
+  int64_t mem_limit;
+  int64_t cpu_limit_ms;
+  uint64_t cpu_ns;   /* CPU time of the current message so far (with a CPU limit) */
+  tr_owed *owed;
+  tr_roomwait *room_head, *room_tail;
+  tr_timer *timers;
+  /* C behaviour: its state, and the method its last message went to
+   * (tr__c_deliver): the name's bytes as a key, the table and the handler
+   * found there */
+  void *cstate;
+  const tr_method *mc_tab;
+  tr_handler_fn mc_fn;
+  uint64_t mc_key[2];
+} tr_actor_cold;
+
 struct tr_actor {
   tr_addr addr;
   tr_sched *s;
@@ -404,7 +440,7 @@ struct tr_actor {
   uint8_t wait;      /* TR_W_* */
   uint8_t in_runq;
   uint8_t running;   /* inside a handler now */
-  uint8_t kill_pending;
+  uint8_t kill_pending; /* cold->kill_code and kill_msg say why */
   uint8_t stop_pending; /* a TR_K_STOP is queued */
   uint8_t owned;
   uint8_t started;   /* init done */
@@ -412,18 +448,6 @@ struct tr_actor {
   uint8_t trap_exit; /* linked exits arrive as "on_exit" messages */
   uint8_t stop_self; /* the graceful stop came from itself: reason "normal" */
   uint8_t oom;       /* went over its memory limit */
-  int16_t kill_code; /* reason for a deferred kill (kill_pending) */
-  char *kill_msg;
-  char *interrupt;   /* pending interrupt of its handler (tr__lua_interrupt) */
-  tr_mon *mons;      /* monitors on this actor */
-  tr_mon *watching;  /* monitors this actor holds */
-  tr_lnk *links;
-  tr_stopwait *stopwait;
-  int64_t mem;       /* Lua bytes allocated net while it ran (approximate) */
-  int64_t mem_limit;
-  int64_t cpu_limit_ms;
-  uint64_t cpu_ns;   /* CPU time of the current message so far */
-  int32_t refs;      /* strong references (owned actors) */
   uint32_t cap;      /* public lane capacity */
   uint32_t inflight; /* atomic: public messages from other schedulers on their way */
   tr_actor *runq_next;
@@ -433,26 +457,25 @@ struct tr_actor {
   uint64_t wait_req;
   tr_addr wait_target;
   uint64_t wait_since;
-  tr_owed *owed;
   tr_pending *calls; /* calls this actor made that are still pending */
-  tr_roomwait *room_head, *room_tail;
-  tr_name *names;
-  tr_timer *timers;
+  tr_name *names;    /* (read by other threads under names_lock) */
+  int64_t mem;       /* Lua bytes allocated net while it ran (approximate) */
   uint64_t n_in, n_out;
-  /* C behaviour */
-  const tr_behaviour *cb;
-  void *cstate;
-  /* the method its last message went to (tr__c_deliver): the name's bytes
-   * as a key, the table and the handler found there */
-  const tr_method *mc_tab;
-  tr_handler_fn mc_fn;
-  uint64_t mc_key[2];
-  uint16_t mc_len; /* 0: nothing kept */
-  /* Lua behaviour */
-  struct tr_lbeh *lb;
+  union {
+    const tr_behaviour *cb;  /* lang C */
+    struct tr_lbeh *lb;      /* lang Lua */
+  };
   lua_State *co;     /* the handler coroutine while one is active */
-  int co_ref, self_ref, env_ref;
+  int co_ref, self_ref;
+  tr_actor_cold *cold; /* &tr__cold_none until written (tr__cold) */
 };
+
+extern const tr_actor_cold tr__cold_none;
+tr_actor_cold *tr__cold_make(tr_actor *a);
+/* a's own cold part, made now if it has none: NULL when out of memory */
+static inline tr_actor_cold *tr__cold(tr_actor *a) {
+  return a->cold != &tr__cold_none ? a->cold : tr__cold_make(a);
+}
 
 /* ---- timers: one heap per scheduler, one uv_timer ------------------------------- */
 enum { TR_T_TIMEOUT = 0, TR_T_ACTOR, TR_T_SLEEP, TR_T_FLAG };

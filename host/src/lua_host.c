@@ -784,7 +784,7 @@ static void co_done(tr_lstate *ls, tr_actor *a, lua_State *co, int reusable) {
   co_put(ls, co, a->co_ref, reusable);
   a->co = NULL;
   a->co_ref = LUA_NOREF;
-  a->cpu_ns = 0;
+  if (a->cold->cpu_limit_ms) a->cold->cpu_ns = 0;
 }
 
 static int tolstring_p(lua_State *L) {
@@ -805,28 +805,29 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr_lstate *ls = s->ls;
   int nres = 0;
   a->co = co;
-  uint64_t t0 = a->cpu_limit_ms ? thread_cpu_ns() : 0;
+  tr_actor_cold *c = a->cold; /* (a limit is set at spawn: c is its own then) */
+  uint64_t t0 = c->cpu_limit_ms ? thread_cpu_ns() : 0;
   tr_actor *charged = ls->mem->charge;
   ls->mem->charge = a;
   tr__preempt_enter(s, a, co);
   int st = lua_resume(co, ls->L, nargs, &nres);
   int preempted = tr__preempt_leave(s, co);
   ls->mem->charge = charged;
-  if (a->cpu_limit_ms) a->cpu_ns += thread_cpu_ns() - t0;
+  if (c->cpu_limit_ms) c->cpu_ns += thread_cpu_ns() - t0;
   char why[160];
   if (a->oom || st == LUA_ERRMEM) {
     snprintf(why, sizeof why, "went over its memory limit (%lld bytes)",
-             (long long)(a->mem_limit ? a->mem_limit : (int64_t)s->h->mem_limit));
+             (long long)(c->mem_limit ? c->mem_limit : (int64_t)s->h->mem_limit));
     lua_settop(co, 0);
     tr__actor_died(s, a, TR_EOOM, why, NULL);
     return;
   }
   /* over its CPU limit: preempted (a yield with no wait), or stopped by the
    * hook inside a C function (an error) */
-  if (a->cpu_limit_ms && a->cpu_ns > (uint64_t)a->cpu_limit_ms * 1000000u &&
+  if (c->cpu_limit_ms && c->cpu_ns > (uint64_t)c->cpu_limit_ms * 1000000u &&
       ((st == LUA_YIELD && a->wait == TR_W_NONE) || (st != LUA_OK && st != LUA_YIELD))) {
     snprintf(why, sizeof why, "handler ran longer than its CPU limit (%lld ms)",
-             (long long)a->cpu_limit_ms);
+             (long long)c->cpu_limit_ms);
     lua_settop(co, 0);
     tr__actor_died(s, a, TR_ETIMEOUT, why, NULL);
     return;
@@ -1185,8 +1186,9 @@ void tr__lua_destroy(tr_sched *s, tr_actor *a) {
   a->co = NULL;
   a->co_ref = LUA_NOREF;
   luaL_unref(L, LUA_REGISTRYINDEX, a->self_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, a->env_ref);
-  a->self_ref = a->env_ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, a->cold->env_ref);
+  a->self_ref = LUA_NOREF;
+  if (a->cold != &tr__cold_none) a->cold->env_ref = LUA_NOREF;
 }
 
 static int msgh(lua_State *L) {
@@ -1230,8 +1232,8 @@ int tr__lua_hooks(tr_sched *s, tr_actor *a, int which) {
 static int proxy_index(lua_State *L) {
   tr_lstate *ls = LS(L);
   tr_actor *a = current_actor(ls);
-  if (a && a->env_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->env_ref);
+  if (a && a->cold->env_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->cold->env_ref);
     lua_pushvalue(L, 2);
     if (lua_rawget(L, -2) != LUA_TNIL) return 1;
     lua_pop(L, 2);
@@ -1249,11 +1251,13 @@ static int proxy_newindex(lua_State *L) {
     lua_settable(L, lua_upvalueindex(2));
     return 0;
   }
-  if (a->env_ref == LUA_NOREF) {
+  tr_actor_cold *c = tr__cold(a);
+  if (!c) return luaL_error(L, "not enough memory");
+  if (c->env_ref == LUA_NOREF) {
     lua_newtable(L);
-    a->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->env_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->env_ref);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_rawset(L, -3);
@@ -1457,7 +1461,7 @@ int tr__lua_spawn_req(tr_sched *s, tr_spawnreq *q, tr_env *init, const char **wh
   tr_spawn_options o = q->o;
   o.name = q->name;
   tr_actor *a = spawn_lua_env(ls, L, b, init, q->serial, &o, &rc);
-  if (a) a->refs += q->refs;
+  if (a && a->owned) a->cold->refs += q->refs;
   lua_settop(L, top);
   return rc;
 }
@@ -1615,7 +1619,7 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       if (a) a->oom = 1;
       return NULL;
     }
-    if (a && a->mem_limit && a->mem + (int64_t)grow > a->mem_limit) {
+    if (a && a->cold->mem_limit && a->mem + (int64_t)grow > a->cold->mem_limit) {
       a->oom = 1;
       return NULL;
     }
@@ -1637,8 +1641,10 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why) {
   if (!a || a->lang != TR_LANG_LUA || !a->co || a->state == TR_S_DEAD) return;
-  free(a->interrupt);
-  a->interrupt = strdup(why ? why : "interrupted");
+  tr_actor_cold *c = tr__cold(a);
+  if (!c) return;
+  free(c->interrupt);
+  c->interrupt = strdup(why ? why : "interrupted");
   if (a->running) return; /* the running handler sees it at its next hook */
   switch (a->wait) { /* stop waiting: the hook raises as soon as it resumes */
     case TR_W_CALL: tr__pending_free(s, tr__pending_get(s, a->wait_req)); break;

@@ -31,11 +31,11 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   tr_actor *a = tls_actor;
   /* the handler's coroutine, or the nested one it runs now (tr__preempt_nest);
    * not a coroutine that merely inherited this hook when it was created */
-  if (a && a->interrupt && (a->co == L || tls_co == L)) {
+  if (a && a->cold->interrupt && (a->co == L || tls_co == L)) {
     char why[256];
-    snprintf(why, sizeof why, "%s", a->interrupt);
-    free(a->interrupt);
-    a->interrupt = NULL;
+    snprintf(why, sizeof why, "%s", a->cold->interrupt);
+    free(a->cold->interrupt);
+    a->cold->interrupt = NULL;
     luaL_error(L, "%s", why);
     return;
   }
@@ -58,7 +58,7 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
                      : uv_hrtime();
   if (!tls_stuck_since) tls_stuck_since = now;
   if (a) {
-    int64_t limit = a->cpu_limit_ms ? a->cpu_limit_ms
+    int64_t limit = a->cold->cpu_limit_ms ? a->cold->cpu_limit_ms
                                     : (int64_t)a->s->h->slice_ms * TR_UNYIELDING_SLICES;
     if ((int64_t)(now - tls_stuck_since) > limit * 1000000) {
       tls_stuck_since = 0;
@@ -66,7 +66,7 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
       snprintf(why, sizeof why,
                "%s: it ran for over %lld ms inside a C function (a table.sort comparator, a "
                "string.gsub function, a metamethod called from C), where it cannot be preempted",
-               a->cpu_limit_ms ? "stopped at its CPU limit" : "stopped", (long long)limit);
+               a->cold->cpu_limit_ms ? "stopped at its CPU limit" : "stopped", (long long)limit);
       luaL_where(L, 0); /* the Lua function that runs there */
       lua_pushstring(L, why);
       lua_concat(L, 2);
@@ -102,7 +102,7 @@ void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
   __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&s->in_resume, 1, __ATOMIC_RELEASE);
   tls_co = co;
-  if (a && a->interrupt) tr__preempt_arm(co);
+  if (a && a->cold->interrupt) tr__preempt_arm(co);
 }
 
 int tr__preempt_leave(tr_sched *s, lua_State *co) {
@@ -128,7 +128,7 @@ lua_State *tr__preempt_nest(lua_State *co) {
   lua_State *prev = tls_co;
   if (prev) {
     tls_co = co;
-    if (tls_actor && tls_actor->interrupt) tr__preempt_arm(co); /* raise it in there */
+    if (tls_actor && tls_actor->cold->interrupt) tr__preempt_arm(co); /* raise it in there */
   }
   return prev;
 }

@@ -779,8 +779,8 @@ static void mem_text(tr_host *h, tr_actor *a, char *out, size_t cap) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->self_ref);
   int budget = 2000;
   size_t n = lua_istable(L, -1) ? lua_size(L, -1, &budget) : 0;
-  if (a->env_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->env_ref);
+  if (a->cold->env_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->cold->env_ref);
     n += lua_size(L, -1, &budget);
     lua_pop(L, 1);
   }
@@ -964,11 +964,11 @@ static void info_rows(tr_sched *s, void *ud) {
             a->lang == TR_LANG_C ? " (C state)" : " (state and globals, estimated)");
   int calls = 0, owed = 0, timers = 0;
   for (tr_pending *p = a->calls; p; p = p->next) calls++;
-  for (tr_owed *ow = a->owed; ow; ow = ow->next) owed++;
-  for (tr_timer *t = a->timers; t; t = t->next) timers++;
+  for (tr_owed *ow = a->cold->owed; ow; ow = ow->next) owed++;
+  for (tr_timer *t = a->cold->timers; t; t = t->next) timers++;
   sb_printf(o, "  pending    %d calls made, %d deferred replies owed, %d timers\n", calls, owed,
             timers);
-  if (a->owned) sb_printf(o, "  owned      yes (%d strong references)\n", (int)a->refs);
+  if (a->owned) sb_printf(o, "  owned      yes (%d strong references)\n", (int)a->cold->refs);
   sb_printf(o, "  handlers   ");
   if (!handler_text(s, a, ", ", o)) sb_printf(o, "-"); /* (in a's state: this thread's) */
 }
@@ -1417,7 +1417,7 @@ static void mailbox_rows(tr_sched *s, void *ud) {
   if ((uint32_t)shown < a->priv.n + a->pub.n)
     sb_printf(o, "\n  ... and %u more", a->priv.n + a->pub.n - (uint32_t)shown);
   int waiting = 0;
-  for (tr_roomwait *w = a->room_head; w; w = w->next) waiting++;
+  for (tr_roomwait *w = a->cold->room_head; w; w = w->next) waiting++;
   if (waiting) sb_printf(o, "\n  %d senders wait for room", waiting);
 }
 
@@ -1467,7 +1467,7 @@ static void waits_rows(tr_sched *s, void *ud) {
                 ms, tag);
       j->shown++;
     }
-    for (tr_owed *o = a->owed; o; o = o->next) {
+    for (tr_owed *o = a->cold->owed; o; o = o->next) {
       sb_printf(&j->b, "%s owes a deferred reply to %s\n", fmt_addr(h, a->addr, who, sizeof who),
                 o->caller ? fmt_addr(h, o->caller, peer, sizeof peer) : "(outside)");
       j->shown++;

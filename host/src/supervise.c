@@ -47,12 +47,12 @@ static void mon_unlink(tr_sched *s, tr_mon *m, tr_actor *target, tr_actor *watch
   tr_map_del(&s->mons, m->ref);
   if (target) {
     if (m->tprev) m->tprev->tnext = m->tnext;
-    else if (target->mons == m) target->mons = m->tnext;
+    else if (target->cold->mons == m) target->cold->mons = m->tnext;
     if (m->tnext) m->tnext->tprev = m->tprev;
   }
   if (watcher) {
     if (m->wprev) m->wprev->wnext = m->wnext;
-    else if (watcher->watching == m) watcher->watching = m->wnext;
+    else if (watcher->cold->watching == m) watcher->cold->watching = m->wnext;
     if (m->wnext) m->wnext->wprev = m->wprev;
   }
 }
@@ -79,7 +79,8 @@ static void op_mon_add(tr_sched *s, tr_env *e) {
   uint64_t r = e->req;
   tr_addr watcher = e->from, target = e->to;
   tr__env_free(s, e);
-  tr_mon *m = t ? calloc(1, sizeof *m) : NULL;
+  tr_actor_cold *tc = t ? tr__cold(t) : NULL;
+  tr_mon *m = tc ? calloc(1, sizeof *m) : NULL;
   if (!m || tr_map_put(&s->mons, r, m)) {
     free(m);
     /* gone meanwhile: the watcher hears noproc (through its record) */
@@ -95,9 +96,9 @@ static void op_mon_add(tr_sched *s, tr_env *e) {
   m->ref = r;
   m->watcher = watcher;
   m->target = target;
-  m->tnext = t->mons;
-  if (t->mons) t->mons->tprev = m;
-  t->mons = m;
+  m->tnext = tc->mons;
+  if (tc->mons) tc->mons->tprev = m;
+  tc->mons = m;
 }
 
 /* On the watcher's scheduler: the target died (payload: on_down's values),
@@ -137,7 +138,8 @@ static int monitor_here(tr_sched *s, tr_addr watcher, tr_addr target, uint64_t r
     down_now(s, r, watcher, target, "noproc");
     return 0;
   }
-  tr_mon *m = calloc(1, sizeof *m);
+  tr_actor_cold *wc = tr__cold(w), *tc = t ? tr__cold(t) : NULL;
+  tr_mon *m = wc && (tc || !t) ? calloc(1, sizeof *m) : NULL;
   if (!m) return TR_ENOMEM;
   m->ref = r;
   m->watcher = watcher;
@@ -147,13 +149,13 @@ static int monitor_here(tr_sched *s, tr_addr watcher, tr_addr target, uint64_t r
     return TR_ENOMEM;
   }
   if (t) {
-    m->tnext = t->mons;
-    if (t->mons) t->mons->tprev = m;
-    t->mons = m;
+    m->tnext = tc->mons;
+    if (tc->mons) tc->mons->tprev = m;
+    tc->mons = m;
   }
-  m->wnext = w->watching;
-  if (w->watching) w->watching->wprev = m;
-  w->watching = m;
+  m->wnext = wc->watching;
+  if (wc->watching) wc->watching->wprev = m;
+  wc->watching = m;
   if (remote) tr__op(s, target, op_mon_add, watcher, r, 0, NULL, 0);
   return 0;
 }
@@ -205,23 +207,25 @@ int tr_demonitor(tr_host *h, uint64_t ref) {
 
 /* ---- links ------------------------------------------------------------------------- */
 static int link_has(tr_actor *a, tr_addr peer) {
-  for (tr_lnk *l = a->links; l; l = l->next)
+  for (tr_lnk *l = a->cold->links; l; l = l->next)
     if (l->peer == peer) return 1;
   return 0;
 }
 
 static int link_add(tr_actor *a, tr_addr peer) {
   if (link_has(a, peer)) return 0;
-  tr_lnk *l = calloc(1, sizeof *l);
+  tr_actor_cold *c = tr__cold(a);
+  tr_lnk *l = c ? calloc(1, sizeof *l) : NULL;
   if (!l) return TR_ENOMEM;
   l->peer = peer;
-  l->next = a->links;
-  a->links = l;
+  l->next = c->links;
+  c->links = l;
   return 0;
 }
 
 static void link_del(tr_actor *a, tr_addr peer) {
-  for (tr_lnk **pp = &a->links; *pp; pp = &(*pp)->next)
+  if (!a->cold->links) return; /* (none: its cold part may be the shared one) */
+  for (tr_lnk **pp = &a->cold->links; *pp; pp = &(*pp)->next)
     if ((*pp)->peer == peer) {
       tr_lnk *l = *pp;
       *pp = l->next;
@@ -332,11 +336,14 @@ void tr__drain_exits(tr_sched *s) {
     if (a) {
       if (a->running) { /* dies when its handler returns */
         if (!a->kill_pending) {
+          tr_actor_cold *c = tr__cold(a); /* (none: it dies as killed, without the text) */
           a->kill_pending = 1;
-          a->kill_code = TR_ELINKED;
-          free(a->kill_msg);
-          a->kill_msg = x.msg;
-          x.msg = NULL;
+          if (c) {
+            c->kill_code = TR_ELINKED;
+            free(c->kill_msg);
+            c->kill_msg = x.msg;
+            x.msg = NULL;
+          }
         }
       } else {
         tr__actor_died(s, a, TR_ELINKED, x.msg, NULL);
@@ -350,18 +357,19 @@ void tr__drain_exits(tr_sched *s) {
 /* ---- stop waiters ------------------------------------------------------------------- */
 int tr__stopwait_add(tr_sched *s, tr_actor *a, uint64_t req, tr_addr caller) {
   (void)s;
-  tr_stopwait *w = calloc(1, sizeof *w);
+  tr_actor_cold *c = tr__cold(a);
+  tr_stopwait *w = c ? calloc(1, sizeof *w) : NULL;
   if (!w) return TR_ENOMEM;
   w->req = req;
   w->caller = caller;
-  w->next = a->stopwait;
-  a->stopwait = w;
+  w->next = c->stopwait;
+  c->stopwait = w;
   return 0;
 }
 
 static void stopwait_answer(tr_sched *s, tr_actor *a, int status, const char *text) {
-  tr_stopwait *w = a->stopwait;
-  a->stopwait = NULL;
+  tr_stopwait *w = a->cold->stopwait;
+  if (w) a->cold->stopwait = NULL;
   tr_buf b;
   tr_buf_init(&b);
   tr_pack_str(&b, text);
@@ -462,10 +470,10 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   int quiet = tr__quiet(s);
   const char *reason = tr__reason_name(code, a->stop_self);
   /* those waiting for it to stop hear the reason */
-  if (a->stopwait) stopwait_answer(s, a, TR_OK, reason);
+  if (a->cold->stopwait) stopwait_answer(s, a, TR_OK, reason);
   /* monitors it held */
-  while (a->watching) {
-    tr_mon *m = a->watching;
+  while (a->cold->watching) {
+    tr_mon *m = a->cold->watching;
     tr_actor *t = tr_stab_get(&s->actors, TR_ADDR_SERIAL(m->target));
     if (t && t->addr != m->target) t = NULL;
     mon_unlink(s, m, t, a);
@@ -476,8 +484,8 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   tr_buf b;
   tr_buf_init(&b);
   /* monitors on it */
-  while (a->mons) {
-    tr_mon *m = a->mons;
+  while (a->cold->mons) {
+    tr_mon *m = a->cold->mons;
     int remote = tr__foreign(s, m->watcher);
     tr_actor *w = remote ? NULL : tr__lookup(s, m->watcher);
     mon_unlink(s, m, a, w);
@@ -493,10 +501,10 @@ void tr__death_notify(tr_sched *s, tr_actor *a, const char *who, int code, const
   }
   /* links */
   char text[256]; /* built only when there is a link to tell */
-  if (a->links) snprintf(text, sizeof text, "linked actor %s exited (%s)", who, reason);
-  while (a->links) {
-    tr_lnk *l = a->links;
-    a->links = l->next;
+  if (a->cold->links) snprintf(text, sizeof text, "linked actor %s exited (%s)", who, reason);
+  while (a->cold->links) {
+    tr_lnk *l = a->cold->links;
+    a->cold->links = l->next;
     if (tr__foreign(s, l->peer)) {
       if (!quiet) {
         tr_buf_reset(&b);

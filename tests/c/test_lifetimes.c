@@ -185,7 +185,7 @@ static void shutdown_hook_lookup_raises(void **state) {
 /* ---- envelopes hold references for the owned addresses in their payload ----------------- */
 static int32_t refs_of(tr_host *h, tr_addr a) {
   tr_actor *act = tr__lookup(&h->sched[0], a);
-  return act ? act->refs : -1;
+  return act ? act->cold->refs : -1;
 }
 static void owned_payload(tr_buf *b, tr_addr a) {
   char raw[10];
