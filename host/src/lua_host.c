@@ -50,6 +50,10 @@ typedef struct tr_lstate {
   lua_State *pool[CO_POOL];
   int pool_ref[CO_POOL];
   int pool_n;
+  /* registry slots for actors' self tables (self_ref_new): reserved in
+   * blocks, a free one holds false */
+  int *sref;
+  int sref_n, sref_cap;
   tr_lbeh *lbehs;
   msgpack_zone zone;
   /* metatables compared by pointer: luaL_getmetatable would look their
@@ -728,6 +732,62 @@ static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable) {
   }
 }
 
+/* ---- self refs --------------------------------------------------------------------------- */
+/* An actor's self table is kept in the registry, read there by
+ * lua_rawgeti(LUA_REGISTRYINDEX, a->self_ref) at each handler. luaL_ref cost
+ * ~450 instructions per spawn while the registry grows (no free slot: it
+ * asks lua_rawlen for the border, a search through the hash part) and
+ * luaL_unref ~320 per death. The host reserves slots in blocks instead: it
+ * takes one with luaL_ref, then the nil slots right after it, marking each
+ * taken one false (never nil, so the registry keeps a single border and
+ * luaL_ref never hands one of them out); a dead actor's slot goes back to
+ * the host's list holding false. */
+#define SREF_BLOCK 256
+
+static int sref_push(tr_lstate *ls, int r) {
+  if (ls->sref_n == ls->sref_cap) {
+    int cap = ls->sref_cap ? ls->sref_cap * 2 : SREF_BLOCK;
+    int *n = realloc(ls->sref, (size_t)cap * sizeof *n);
+    if (!n) return -1;
+    ls->sref = n;
+    ls->sref_cap = cap;
+  }
+  ls->sref[ls->sref_n++] = r;
+  return 0;
+}
+
+/* The value at the top of L goes to a free slot (popped): its ref. */
+static int self_ref_new(tr_lstate *ls, lua_State *L) {
+  if (ls->sref_n == 0) {
+    lua_pushboolean(L, 0);
+    int r = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* the slots after it, highest last so that they are taken in order */
+    int k = 1;
+    while (k < SREF_BLOCK && lua_rawgeti(L, LUA_REGISTRYINDEX, r + k) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushboolean(L, 0);
+      lua_rawseti(L, LUA_REGISTRYINDEX, r + k);
+      k++;
+    }
+    if (k < SREF_BLOCK) lua_pop(L, 1);
+    for (int i = k - 1; i >= 0; i--) {
+      if (sref_push(ls, r + i) == 0) continue;
+      luaL_unref(L, LUA_REGISTRYINDEX, r + i); /* (no room to list it: a plain free ref) */
+    }
+    if (ls->sref_n == 0) return luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  int r = ls->sref[--ls->sref_n];
+  lua_rawseti(L, LUA_REGISTRYINDEX, r);
+  return r;
+}
+
+static void self_ref_free(tr_lstate *ls, lua_State *L, int r) {
+  if (r == LUA_NOREF || r == LUA_REFNIL) return;
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, LUA_REGISTRYINDEX, r);
+  if (sref_push(ls, r)) luaL_unref(L, LUA_REGISTRYINDEX, r);
+}
+
 /* ---- Lua actors ----------------------------------------------------------------------- */
 const char *tr__lua_behaviour_name(tr_actor *a) {
   return a->lb && a->lb->name ? a->lb->name : "Actor";
@@ -1185,7 +1245,7 @@ void tr__lua_destroy(tr_sched *s, tr_actor *a) {
   }
   a->co = NULL;
   a->co_ref = LUA_NOREF;
-  luaL_unref(L, LUA_REGISTRYINDEX, a->self_ref);
+  self_ref_free(ls, L, a->self_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, a->cold->env_ref);
   a->self_ref = LUA_NOREF;
   if (a->cold != &tr__cold_none) a->cold->env_ref = LUA_NOREF;
@@ -1423,7 +1483,7 @@ static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *
   *rc = tr__spawn_actor(SCH(ls), serial, serial != 0, TR_LANG_LUA, b, o, init, &a);
   if (*rc) return NULL;
   lua_createtable(L, 0, 2);
-  a->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  a->self_ref = self_ref_new(ls, L);
   return a;
 }
 
@@ -2934,6 +2994,11 @@ void tr__lua_detach(tr_sched *s) {
   lua_State *L = ls->L;
   for (int i = 0; i < ls->pool_n; i++) luaL_unref(L, LUA_REGISTRYINDEX, ls->pool_ref[i]);
   ls->pool_n = 0;
+  if (!(h->owns_lua || s->index != 0)) /* the state lives on: its slots become free refs */
+    for (int i = 0; i < ls->sref_n; i++) luaL_unref(L, LUA_REGISTRYINDEX, ls->sref[i]);
+  free(ls->sref);
+  ls->sref = NULL;
+  ls->sref_n = ls->sref_cap = 0;
   while (ls->lbehs) {
     tr_lbeh *b = ls->lbehs;
     ls->lbehs = b->next;
