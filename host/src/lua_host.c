@@ -39,7 +39,10 @@ typedef struct tr_lstate {
   lua_State *L;
   int owns_host; /* created by require "troupe" in a plain interpreter */
   int cache_ref; /* weak table: addr -> address userdata */
-  int behs_ref;  /* table: behaviour table -> lightuserdata tr_lbeh */
+  int behs_ref;  /* table: behaviour table -> lightuserdata tr_lbeh (strong:
+                  * a behaviour table once used is never collected) */
+  const void *last_beh_p; /* the behaviour table lbeh_for_table found last, */
+  struct tr_lbeh *last_beh; /* ... and its record */
   int files_ref; /* table: path -> behaviour table */
   int named_ref; /* table: name -> behaviour table (troupe.behaviour(name, t)) */
   int proxies_ref; /* weak-keyed: env -> proxy env */
@@ -1382,12 +1385,18 @@ static void bind_envs(tr_lstate *ls, lua_State *L, int idx) {
 }
 
 static tr_lbeh *lbeh_for_table(tr_lstate *ls, lua_State *L, int idx, const char *name) {
+  /* a loop spawning actors of one behaviour: no lookup (the table is kept
+   * by behs, so no other table can have its address) */
+  const void *p = lua_topointer(L, idx);
+  if (p == ls->last_beh_p && p) return ls->last_beh;
   idx = lua_absindex(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->behs_ref);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TLIGHTUSERDATA) {
     tr_lbeh *b = lua_touserdata(L, -1);
     lua_pop(L, 2);
+    ls->last_beh_p = p;
+    ls->last_beh = b;
     return b;
   }
   lua_pop(L, 1);
@@ -1412,6 +1421,8 @@ static tr_lbeh *lbeh_for_table(tr_lstate *ls, lua_State *L, int idx, const char 
   lua_pushlightuserdata(L, b);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+  ls->last_beh_p = p;
+  ls->last_beh = b;
   return b;
 }
 
@@ -1793,7 +1804,14 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   read_spawn_opts(L, optidx, &o);
   tr_buf args;
   tr_buf_init(&args);
-  encode_or_raise(ls, L, behidx + 1, top, &args, "spawn arg");
+  /* scalars (the usual arguments) by the fast path, the rest by the encoder */
+  int n = enc_scalars(ls, L, behidx + 1, top, args.data, args.cap);
+  if (n >= 0) {
+    args.len = (size_t)(n & ~ENC_OWNED);
+    if ((n & ENC_OWNED) && ls->h) SCH(ls)->own_hint = args.data; /* as encode_values does */
+  } else {
+    encode_or_raise(ls, L, behidx + 1, top, &args, "spawn arg");
+  }
   tr_addr a = TR_NOADDR;
   int rc, remote_owned = 0;
   tr_sched *here = SCH(ls);
