@@ -1596,7 +1596,7 @@ int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkn
     return rc;
   }
   tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
-  tr_addr a;
+  tr_addr a = TR_NOADDR;
   rc = spawn_lua(ls, L, b, args ? args->data : NULL, args ? args->len : 0, o, &a);
   lua_settop(L, top);
   if (rc == 0 && out) *out = a;
@@ -1618,7 +1618,7 @@ int tr_spawn_named(tr_host *h, const char *name, const tr_buf *args, const tr_sp
       return TR_EINVAL;
     }
     tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
-    tr_addr a;
+    tr_addr a = TR_NOADDR;
     rc = spawn_lua(ls, L, b, args ? args->data : NULL, args ? args->len : 0, o, &a);
     if (rc == 0 && out) *out = a;
   } else {
