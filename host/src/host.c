@@ -418,7 +418,7 @@ static int ready(const tr_actor *a) {
   if (a->state == TR_S_DEAD || a->running) return 0;
   if (a->wake || a->wait == TR_W_YIELD) return 1;
   if (a->wait != TR_W_NONE) return 0;
-  return a->priv.n || a->pub.n;
+  return a->priv.n || a->pub.n || a->init_due;
 }
 
 static inline __attribute__((always_inline)) void runq_push(tr_sched *s, tr_actor *a) {
@@ -1833,6 +1833,21 @@ static inline int runner_takes(tr_actor *a) {
   return e->kind <= TR_K_CALL;
 }
 
+/* The INIT envelope of an actor whose init arguments wait in its record
+ * (init_due), made now, at its first turn: it lives only while init runs. */
+static tr_env *init_envelope(tr_sched *s, tr_actor *a) {
+  tr_env *e = tr__env_new_local(s, NULL, 0, a->init_args, a->init_len);
+  a->init_due = 0;
+  a->init_len = 0;
+  a->wait_req = 0; /* the wait's fields again */
+  a->wait_target = TR_NOADDR;
+  a->wait_since = 0;
+  if (!e) return NULL;
+  e->kind = TR_K_INIT;
+  e->to = a->addr;
+  return e;
+}
+
 static void actor_turn(tr_sched *s, tr_actor *a) {
   int drained = 0; /* left because both lanes were empty: not ready */
   s->current = a;
@@ -1850,6 +1865,14 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       a->running = 0;
     } else {
       if (a->wait != TR_W_NONE) break;
+      if (__builtin_expect(a->init_due, 0)) { /* first, as its envelope would be */
+        tr_env *e = init_envelope(s, a);
+        a->running = 1;
+        if (e) dispatch(s, a, e);
+        else tr__actor_died(s, a, TR_ECRASHED, "no memory for its init message", NULL);
+        a->running = 0;
+        goto next;
+      }
       if (runner_takes(a)) {
         a->running = 1;
         s->turn_left = left; /* it counts each message it takes (at least this one) */
@@ -1967,7 +1990,8 @@ static void name_release(tr_host *h, const char *name, tr_addr a);
  * one, else reserved by a spawner on another scheduler, which also reserved
  * o->name (reserved_name). */
 int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
-                    const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out) {
+                    const void *beh, const tr_spawn_options *o, tr_env *init, const char *iargs,
+                    size_t ilen, tr_actor **out) {
   tr_host *h = s->h;
   if (tr__quiet(s)) return TR_ESTOPPED;
   tr_actor *a = actor_alloc(s);
@@ -1998,9 +2022,15 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
     return TR_ENOMEM;
   }
   s->n_spawned++;
-  init->kind = TR_K_INIT;
-  init->to = a->addr;
-  q_push(&a->priv, init);
+  if (init) {
+    init->kind = TR_K_INIT;
+    init->to = a->addr;
+    q_push(&a->priv, init);
+  } else {
+    a->init_due = 1;
+    a->init_len = (uint8_t)ilen;
+    if (ilen) memcpy(a->init_args, iargs, ilen);
+  }
   if (o && o->name) {
     rc = reserved_name ? 0 : name_reserve(h, o->name, a->addr);
     if (rc == 0 && name_attach(a, o->name)) {
@@ -2009,7 +2039,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
     }
     if (rc) {
       actors_del(s, serial);
-      q_pop(&a->priv);
+      if (init) q_pop(&a->priv);
       tr__name_remove_all(h, a);
       actor_mem_free(a);
       return rc;
@@ -2020,7 +2050,7 @@ int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lan
     if (rc) {
       tr__name_remove_all(h, a);
       actors_del(s, serial);
-      q_pop(&a->priv);
+      if (init) q_pop(&a->priv);
       actor_mem_free(a);
       return rc;
     }
@@ -2046,7 +2076,7 @@ static void op_spawn(tr_sched *s, tr_env *e) {
   o.name = q->name;
   if (q->lang == TR_LANG_C) {
     tr_actor *a;
-    rc = tr__spawn_actor(s, q->serial, 1, TR_LANG_C, q->b, &o, e, &a);
+    rc = tr__spawn_actor(s, q->serial, 1, TR_LANG_C, q->b, &o, e, NULL, 0, &a);
     if (rc == 0 && a->owned) a->cold->refs += q->refs;
   } else {
     rc = tr__lua_spawn_req(s, q, e, &why);
@@ -2136,7 +2166,7 @@ int tr_spawn(tr_host *h, const tr_behaviour *b, const tr_buf *args,
       tr__env_new(s, NULL, 0, args ? args->data : NULL, args ? args->len : 0);
   if (!init) return TR_ENOMEM;
   tr_actor *a;
-  int rc = tr__spawn_actor(s, 0, 0, TR_LANG_C, b, o, init, &a);
+  int rc = tr__spawn_actor(s, 0, 0, TR_LANG_C, b, o, init, NULL, 0, &a);
   if (rc) {
     tr__env_free(s, init);
     return rc;

@@ -448,15 +448,27 @@ struct tr_actor {
   uint8_t trap_exit; /* linked exits arrive as "on_exit" messages */
   uint8_t stop_self; /* the graceful stop came from itself: reason "normal" */
   uint8_t oom;       /* went over its memory limit */
+  uint8_t init_due;  /* its init is due, with the arguments in init_args (no
+                      * INIT envelope): made into one at its first turn */
+  uint8_t init_len;  /* ... their length */
   uint32_t cap;      /* public lane capacity */
   uint32_t inflight; /* atomic: public messages from other schedulers on their way */
   tr_actor *runq_next;
   tr_queue priv, pub;
   tr_env *wake;      /* reply / wake-up to resume a suspended handler with */
   tr_env *cur;       /* the message being handled */
-  uint64_t wait_req;
-  tr_addr wait_target;
-  uint64_t wait_since;
+  union {
+    struct {           /* meaningful while it waits (wait != TR_W_NONE) */
+      uint64_t wait_req;
+      tr_addr wait_target;
+      uint64_t wait_since;
+    };
+    /* before its first turn (init_due), when it has never waited: the
+     * arguments of its init (a local spawn whose arguments fit here needs
+     * no INIT envelope until init runs: a million spawned in a row held a
+     * million envelopes) */
+    char init_args[24];
+  };
   tr_pending *calls; /* calls this actor made that are still pending */
   tr_name *names;    /* (read by other threads under names_lock) */
   int64_t mem;       /* Lua bytes allocated net while it ran (approximate) */
@@ -806,8 +818,11 @@ void tr__env_free(tr_sched *s, tr_env *e);
 /* An envelope freed only by s, never posted to another scheduler. */
 tr_env *tr__env_new_local(tr_sched *s, const char *method, size_t mlen, const char *payload,
                           size_t len);
+/* init: the INIT envelope (consumed on success), or NULL: then the actor
+ * keeps init's arguments (iargs, ilen <= sizeof init_args) in its record. */
 int tr__spawn_actor(tr_sched *s, uint64_t serial, int reserved_name, uint8_t lang,
-                    const void *beh, const tr_spawn_options *o, tr_env *init, tr_actor **out);
+                    const void *beh, const tr_spawn_options *o, tr_env *init, const char *iargs,
+                    size_t ilen, tr_actor **out);
 /* Where a spawn from s goes (NULL: o->scheduler is out of range). A behaviour
  * that is not relocatable (an inline Lua table) stays on s unless o says. */
 tr_sched *tr__place(tr_sched *s, const tr_spawn_options *o, int relocatable);

@@ -1489,9 +1489,10 @@ static int load_behaviour(tr_lstate *ls, lua_State *L, int from_file, const char
 }
 
 static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *init,
-                               uint64_t serial, const tr_spawn_options *o, int *rc) {
+                               const char *iargs, size_t ilen, uint64_t serial,
+                               const tr_spawn_options *o, int *rc) {
   tr_actor *a;
-  *rc = tr__spawn_actor(SCH(ls), serial, serial != 0, TR_LANG_LUA, b, o, init, &a);
+  *rc = tr__spawn_actor(SCH(ls), serial, serial != 0, TR_LANG_LUA, b, o, init, iargs, ilen, &a);
   if (*rc) return NULL;
   lua_createtable(L, 0, 2);
   a->self_ref = self_ref_new(ls, L);
@@ -1501,10 +1502,18 @@ static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *
 static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
                      const tr_spawn_options *o, tr_addr *out) {
   tr_sched *s = SCH(ls);
+  tr_actor *a;
+  int rc;
+  if (len <= sizeof a->init_args && payload != s->own_hint) {
+    /* small and no references to take: the arguments wait in the record */
+    a = spawn_lua_env(ls, L, b, NULL, payload, len, 0, o, &rc);
+    if (!a) return rc;
+    *out = a->addr;
+    return 0;
+  }
   tr_env *init = tr__env_new_local(s, NULL, 0, payload, len); /* run and freed here */
   if (!init) return TR_ENOMEM;
-  int rc;
-  tr_actor *a = spawn_lua_env(ls, L, b, init, 0, o, &rc);
+  a = spawn_lua_env(ls, L, b, init, NULL, 0, 0, o, &rc);
   if (!a) {
     tr__env_free(s, init);
     return rc;
@@ -1531,7 +1540,7 @@ int tr__lua_spawn_req(tr_sched *s, tr_spawnreq *q, tr_env *init, const char **wh
   tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
   tr_spawn_options o = q->o;
   o.name = q->name;
-  tr_actor *a = spawn_lua_env(ls, L, b, init, q->serial, &o, &rc);
+  tr_actor *a = spawn_lua_env(ls, L, b, init, NULL, 0, q->serial, &o, &rc);
   if (a && a->owned) a->cold->refs += q->refs;
   lua_settop(L, top);
   return rc;

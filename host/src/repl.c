@@ -740,7 +740,7 @@ static void status_text(tr_host *h, tr_actor *a, char *out, size_t cap, int long
   if (a->running) snprintf(out, cap, "%srunning", pre);
   else if (a->state == TR_S_STOPPING) snprintf(out, cap, "stopping");
   else if (a->co || a->wake) snprintf(out, cap, "running");
-  else if (a->priv.n || a->pub.n) snprintf(out, cap, "runnable");
+  else if (a->priv.n || a->pub.n || a->init_due) snprintf(out, cap, "runnable");
   else snprintf(out, cap, "idle");
 }
 
@@ -1394,8 +1394,13 @@ static void mailbox_rows(tr_sched *s, void *ud) {
   char who[160], peer[160], pl[1024];
   fmt_addr(h, a->addr, who, sizeof who);
   sb_printf(o, "%s: %u pending (private lane %u, public %u of %u)", who,
-            a->priv.n + a->pub.n, a->priv.n, a->pub.n, a->cap);
+            a->priv.n + a->pub.n + a->init_due, a->priv.n + a->init_due, a->pub.n, a->cap);
   int shown = 0, limit = 50;
+  if (a->init_due) { /* its init, not made into an envelope yet */
+    payload_text(h, a->init_args, a->init_len, pl, sizeof pl, 0);
+    sb_printf(o, "\n  priv %3d  init%s%s", 1, pl[0] ? " with " : "", pl);
+    shown++;
+  }
   const tr_queue *qs[2] = {&a->priv, &a->pub};
   for (int q = 0; q < 2; q++) {
     int i = 0;
@@ -1406,16 +1411,18 @@ static void mailbox_rows(tr_sched *s, void *ud) {
                          : e->from == a->addr ? "(self/timer)"
                                               : fmt_addr(h, e->from, peer, sizeof peer);
       if (e->kind == TR_K_STOP || e->kind == TR_K_INIT)
-        sb_printf(o, "\n  %s %3d  %s%s%s", q ? "pub " : "priv", i + 1, kind_name(e->kind),
+        sb_printf(o, "\n  %s %3d  %s%s%s", q ? "pub " : "priv", i + 1 + (q ? 0 : a->init_due),
+                  kind_name(e->kind),
                   e->kind == TR_K_INIT && pl[0] ? " with " : "", e->kind == TR_K_INIT ? pl : "");
       else
-        sb_printf(o, "\n  %s %3d  %-4s %s(%s) from %s", q ? "pub " : "priv", i + 1,
+        sb_printf(o, "\n  %s %3d  %-4s %s(%s) from %s", q ? "pub " : "priv",
+                  i + 1 + (q ? 0 : a->init_due),
                   kind_name(e->kind), TR_ENV_METHOD(e), pl, from);
       shown++;
     }
   }
-  if ((uint32_t)shown < a->priv.n + a->pub.n)
-    sb_printf(o, "\n  ... and %u more", a->priv.n + a->pub.n - (uint32_t)shown);
+  if ((uint32_t)shown < a->priv.n + a->pub.n + a->init_due)
+    sb_printf(o, "\n  ... and %u more", a->priv.n + a->pub.n + a->init_due - (uint32_t)shown);
   int waiting = 0;
   for (tr_roomwait *w = a->cold->room_head; w; w = w->next) waiting++;
   if (waiting) sb_printf(o, "\n  %d senders wait for room", waiting);

@@ -82,6 +82,46 @@ describe("lifetimes", function()
       assert.same({ "init", 1, 2, 3 }, log)
     end)
 
+    it("init gets its arguments whether they wait in the actor or in an envelope", function()
+      -- up to 24 bytes of arguments wait in the actor's record until its
+      -- first turn; longer ones, and owned addresses, come in an envelope
+      local Echo = {
+        init = function(self, ...) self.args = table.pack(...) end,
+        args = function(self) return table.unpack(self.args, 1, self.args.n) end,
+      }
+      local P = table.pack
+      local cases = {
+        P(), P(1), P(-7, true, false), P(nil, 2), P(1.5), P("short"),
+        P(string.rep("x", 21)), P(string.rep("y", 22)), P(string.rep("z", 40)),
+        P(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25),
+        P(2 ^ 53, -2 ^ 40, "ab"), P(troupe.spawn({})),
+      }
+      local actors = {}
+      for i, args in ipairs(cases) do actors[i] = troupe.spawn(Echo, table.unpack(args, 1, args.n)) end
+      for i, args in ipairs(cases) do
+        local got = table.pack(actors[i]:call("args"))
+        assert.equals(args.n, got.n, "case " .. i)
+        for k = 1, args.n do assert.equals(args[k], got[k], "case " .. i .. " value " .. k) end
+      end
+      for _, a in ipairs(actors) do a:kill() end
+    end)
+
+    it("an actor stopped or killed before its init ran runs no init", function()
+      local log = {}
+      local B = {
+        init = function(self, x) log[#log + 1] = "init " .. x end,
+        on_stopped = function(self) log[#log + 1] = "stopped" end,
+      }
+      local a = troupe.spawn(B, 1)
+      local b = troupe.spawn(B, 2)
+      assert.is_true(b:kill()) -- before its first turn
+      a:stop() -- queued behind its init: init runs, then the stop
+      troupe.sleep(5)
+      assert.is_false(a:alive())
+      assert.is_false(b:alive())
+      assert.same({ "init 1", "stopped" }, log)
+    end)
+
     it("on_stopping returning false vetoes a graceful stop", function()
       local log = {}
       local a = troupe.spawn({
