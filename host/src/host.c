@@ -1834,18 +1834,24 @@ static inline int runner_takes(tr_actor *a) {
 }
 
 /* The INIT envelope of an actor whose init arguments wait in its record
- * (init_due), made now, at its first turn: it lives only while init runs. */
-static tr_env *init_envelope(tr_sched *s, tr_actor *a) {
+ * (init_due), made at its first turn and put first in its private lane,
+ * where spawning would have put it: it lives only while init runs. -1: no
+ * memory for it. */
+static int init_envelope(tr_sched *s, tr_actor *a) {
   tr_env *e = tr__env_new_local(s, NULL, 0, a->init_args, a->init_len);
   a->init_due = 0;
   a->init_len = 0;
   a->wait_req = 0; /* the wait's fields again */
   a->wait_target = TR_NOADDR;
   a->wait_since = 0;
-  if (!e) return NULL;
+  if (!e) return -1;
   e->kind = TR_K_INIT;
   e->to = a->addr;
-  return e;
+  e->next = a->priv.head;
+  a->priv.head = e;
+  if (!a->priv.tail) a->priv.tail = e;
+  a->priv.n++;
+  return 0;
 }
 
 static void actor_turn(tr_sched *s, tr_actor *a) {
@@ -1865,13 +1871,11 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
       a->running = 0;
     } else {
       if (a->wait != TR_W_NONE) break;
-      if (__builtin_expect(a->init_due, 0)) { /* first, as its envelope would be */
-        tr_env *e = init_envelope(s, a);
-        a->running = 1;
-        if (e) dispatch(s, a, e);
-        else tr__actor_died(s, a, TR_ECRASHED, "no memory for its init message", NULL);
+      if (__builtin_expect(a->init_due, 0) && init_envelope(s, a)) {
+        a->running = 1; /* keeps tr__actor_died from freeing `a`: freed below */
+        tr__actor_died(s, a, TR_ECRASHED, "no memory for its init message", NULL);
         a->running = 0;
-        goto next;
+        break;
       }
       if (runner_takes(a)) {
         a->running = 1;
