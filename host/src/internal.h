@@ -579,7 +579,7 @@ struct tr_sched {
   tr_actor *cb_actor;   /* the actor whose C reply callback runs now (NULL once
                          * it dies): its calls from there need no lookup */
   tr_addr dc_addr;      /* the last actor a message was delivered to here, */
-  tr_actor *dc_actor;   /* (NULL once its record is freed): no hash lookup
+  tr_actor *dc_actor;   /* (NULL once its record is freed): no table lookup
                          * for the next one to it (deliver) */
   tr_stab actors;   /* serial -> tr_actor* */
   tr_pslot *pslots; /* pending calls by the index in their request id */

@@ -1,4 +1,5 @@
-/* A small open-addressing hash map from non-zero uint64 keys to pointers.
+/* tr_map: a small open-addressing hash map from non-zero uint64 keys to
+ * pointers. tr_stab (below): pointers by serial number. tr_map:
  * Linear probing with backward-shift deletion: no tombstones, O(1) average. */
 #ifndef TROUPE_MAP_H
 #define TROUPE_MAP_H
