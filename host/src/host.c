@@ -242,7 +242,9 @@ static void q_push(tr_queue *q, tr_env *e) {
   if (q->tail) q->tail->next = e;
   else q->head = e;
   q->tail = e;
-  q->n++;
+  /* only the owner writes n; other schedulers read a public lane's depth
+   * without the lock (deliver_foreign): a relaxed store (a plain one on x86) */
+  __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELAXED);
 }
 
 static tr_env *q_pop(tr_queue *q) {
@@ -250,7 +252,7 @@ static tr_env *q_pop(tr_queue *q) {
   if (!e) return NULL;
   q->head = e->next;
   if (!q->head) q->tail = NULL;
-  q->n--;
+  __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELAXED);
   e->next = NULL;
   return e;
 }
