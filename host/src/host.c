@@ -617,10 +617,10 @@ static void room_made(tr_sched *s, tr_actor *a) {
         q_push(&a->pub, w->env);
         s->n_msgs++;
         if (is_call) {
-          sender->wait = TR_W_CALL; /* in the mailbox: now wait for the answer */
+          tr__set_wait(sender, TR_W_CALL); /* in the mailbox: now wait for the answer */
         } else {
-          sender->wait = TR_W_YIELD; /* resume: the send went through */
-          sender->wait_target = TR_NOADDR;
+          tr__set_wait(sender, TR_W_YIELD); /* resume: the send went through */
+          tr__set_wait_target(sender, TR_NOADDR);
           tr__schedule(s, sender);
         }
       } else {
@@ -874,8 +874,8 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
       /* W_ROOM: the call timed out while its message waited for room */
       if (a && (a->wait == TR_W_CALL || a->wait == TR_W_ROOM) && a->wait_req == p->req) {
         a->wake = e;
-        a->wait = TR_W_NONE;
-        a->wait_target = TR_NOADDR;
+        tr__set_wait(a, TR_W_NONE);
+        tr__set_wait_target(a, TR_NOADDR);
         tr__schedule(s, a);
       } else {
         tr__env_free(s, e);
@@ -1288,7 +1288,7 @@ static void on_timer(uv_timer_t *ut) {
       case TR_T_SLEEP: {
         tr_actor *a = tr__lookup(s, t->actor);
         if (a && a->wait == TR_W_SLEEP && a->wait_req == (uint64_t)(uintptr_t)t) {
-          a->wait = TR_W_YIELD;
+          tr__set_wait(a, TR_W_YIELD);
           tr__schedule(s, a);
         }
         free(t);
@@ -1844,7 +1844,7 @@ static int init_envelope(tr_sched *s, tr_actor *a) {
   a->init_due = 0;
   a->init_len = 0;
   a->wait_req = 0; /* the wait's fields again */
-  a->wait_target = TR_NOADDR;
+  tr__set_wait_target(a, TR_NOADDR);
   a->wait_since = 0;
   if (!e) return -1;
   e->kind = TR_K_INIT;
@@ -1867,7 +1867,7 @@ static void actor_turn(tr_sched *s, tr_actor *a) {
     if (a->wake || a->wait == TR_W_YIELD) {
       tr_env *w = a->wake;
       a->wake = NULL;
-      a->wait = TR_W_NONE;
+      tr__set_wait(a, TR_W_NONE);
       a->running = 1;
       tr__lua_resume(s, a, w); /* a runner goes on with the next messages */
       a->running = 0;
@@ -2373,7 +2373,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     free(t);
     a->wait_req = 0;
   }
-  a->wait = TR_W_NONE;
+  tr__set_wait(a, TR_W_NONE);
   while (c->owed) {
     tr_owed *o = c->owed;
     uint64_t req = o->req;
@@ -2442,7 +2442,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
           wk->status = TR_EDEAD;
           sender->wake = wk;
         }
-        sender->wait = wk ? TR_W_NONE : TR_W_YIELD;
+        tr__set_wait(sender, wk ? TR_W_NONE : TR_W_YIELD);
         tr__schedule(s, sender);
       }
     } else if (w->cb) {

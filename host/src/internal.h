@@ -484,6 +484,16 @@ struct tr_actor {
 
 extern const tr_actor_cold tr__cold_none;
 tr_actor_cold *tr__cold_make(tr_actor *a);
+/* What an actor waits on is written by its owner and read, without the
+ * owner's cooperation, by another scheduler's deadlock check (waits_on): a
+ * recent value is enough there, so relaxed atomic stores (plain ones on x86)
+ * make it a defined read. */
+static inline void tr__set_wait(tr_actor *a, int w) {
+  __atomic_store_n(&a->wait, (uint8_t)w, __ATOMIC_RELAXED);
+}
+static inline void tr__set_wait_target(tr_actor *a, tr_addr t) {
+  __atomic_store_n(&a->wait_target, t, __ATOMIC_RELAXED);
+}
 /* a's own cold part, made now if it has none: NULL when out of memory */
 static inline tr_actor_cold *tr__cold(tr_actor *a) {
   return a->cold != &tr__cold_none ? a->cold : tr__cold_make(a);

@@ -898,7 +898,7 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   if (preempted) s->break_idle = 1; /* a slice went by: let libuv poll */
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
-    if (a->wait == TR_W_NONE) a->wait = TR_W_YIELD; /* preempted, or a bare yield */
+    if (a->wait == TR_W_NONE) tr__set_wait(a, TR_W_YIELD); /* preempted, or a bare yield */
     return;
   }
   tr_env *cur = a->cur;
@@ -1741,8 +1741,8 @@ void tr__lua_interrupt(tr_sched *s, tr_actor *a, const char *why) {
   }
   tr__env_free(s, a->wake);
   a->wake = NULL;
-  a->wait = TR_W_YIELD;
-  a->wait_target = TR_NOADDR;
+  tr__set_wait(a, TR_W_YIELD);
+  tr__set_wait_target(a, TR_NOADDR);
   tr__preempt_arm(a->co);
   tr__schedule(s, a);
 }
@@ -2038,9 +2038,9 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
       tr__pending_free(s, p);
       return raise_error(L, rc, delivery_error(ls, to, rc, msg, sizeof msg));
     }
-    a->wait = rc == 1 ? TR_W_ROOM : TR_W_CALL;
+    tr__set_wait(a, rc == 1 ? TR_W_ROOM : TR_W_CALL);
     a->wait_req = p->req;
-    a->wait_target = to;
+    tr__set_wait_target(a, to);
     a->wait_since = tr__now(s);
     a->n_out++;
     return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), call_k);
@@ -2101,9 +2101,9 @@ static int l_shutdown(lua_State *L) {
     return raise_error(L, TR_ENOMEM, NULL);
   }
   if (a) {
-    a->wait = TR_W_CALL;
+    tr__set_wait(a, TR_W_CALL);
     a->wait_req = p->req;
-    a->wait_target = to;
+    tr__set_wait_target(a, to);
     a->wait_since = tr__now(s);
     return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), call_k);
   }
@@ -2244,9 +2244,9 @@ static int do_send(lua_State *L, int nowait) {
     e->req = p ? p->req : 0;
     rc = p ? tr__deliver_admit(s, e) : TR_ENOMEM;
     if (rc == 0) {
-      a->wait = TR_W_ROOM;
+      tr__set_wait(a, TR_W_ROOM);
       a->wait_req = p->req;
-      a->wait_target = to;
+      tr__set_wait_target(a, to);
       a->wait_since = tr__now(s);
       a->n_out++;
       return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), send_k);
@@ -2255,8 +2255,8 @@ static int do_send(lua_State *L, int nowait) {
   } else if (rc == TR_EFULL && !nowait) {
     if (a) {
       if (tr__enqueue_room_wait(s, full, a->addr, e) == 0) {
-        a->wait = TR_W_ROOM;
-        a->wait_target = to;
+        tr__set_wait(a, TR_W_ROOM);
+        tr__set_wait_target(a, to);
         a->wait_since = tr__now(s);
         a->n_out++;
         return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), send_k);
@@ -2371,7 +2371,7 @@ static int l_sleep(lua_State *L) {
     tr_tentry *t = tr__timer_add(s, TR_T_SLEEP, NULL, (int64_t)ms);
     if (!t) return raise_error(L, TR_ENOMEM, NULL);
     t->actor = a->addr;
-    a->wait = TR_W_SLEEP;
+    tr__set_wait(a, TR_W_SLEEP);
     a->wait_req = (uint64_t)(uintptr_t)t;
     a->wait_since = tr__now(s);
     return lua_yieldk(L, 0, 0, sleep_k);
@@ -2392,7 +2392,7 @@ static int l_yield(lua_State *L) {
   tr_lstate *ls = check_ls(L);
   tr_actor *a = running_actor(ls, L);
   if (!a || !can_wait(ls, a, L)) return 0; /* (below a C call: nothing to give way from) */
-  a->wait = TR_W_YIELD;
+  tr__set_wait(a, TR_W_YIELD);
   return lua_yieldk(L, 0, 0, sleep_k);
 }
 
