@@ -89,6 +89,13 @@ local Nest = troupe.behaviour("CoNest", {
     end)
     return ok, tostring(err)
   end,
+  -- shutdown waits too; troupe.yield has nothing to give way from there
+  sort_shutdown_yield = function(self, echo)
+    local ok, err = pcall(table.sort, { 2, 1 }, function(x, y) return echo:shutdown(100) and x < y end)
+    local yielded = false
+    table.sort({ 2, 1 }, function(x, y) troupe.yield(); yielded = true; return x < y end)
+    return ok, tostring(err), yielded
+  end,
   sort_call_top = function(self, echo)
     local ok, err = pcall(table.sort, { 3, 1, 2 }, function(x, y) return echo:call("inc", x) < y end)
     return ok, tostring(err)
@@ -189,6 +196,12 @@ describe("coroutines inside handlers", function()
     ok, err = a:call("sort_sleep")
     assert.is_false(ok)
     assert.matches("troupe.sleep cannot wait here", err, 1, true)
+    local yielded
+    ok, err, yielded = a:call("sort_shutdown_yield", echo)
+    assert.is_false(ok)
+    assert.matches("troupe.shutdown cannot wait here", err, 1, true)
+    assert.is_true(yielded)
+    assert.is_true(echo:alive(), "a refused shutdown stopped nothing")
     ok, err = a:call("sort_call_top", echo)
     assert.is_false(ok)
     assert.matches("troupe.call cannot wait here", err, 1, true)
