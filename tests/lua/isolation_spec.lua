@@ -5,7 +5,9 @@ local helpers = require "spec_helpers"
 
 local tmpfiles = {}
 local function behaviour_file(code)
-  local path = os.tmpname() .. "_beh.lua"
+  local base = os.tmpname() -- (creates the file: removed with the others)
+  local path = base .. "_beh.lua"
+  tmpfiles[#tmpfiles + 1] = base
   local f = assert(io.open(path, "w"))
   f:write(code)
   f:close()

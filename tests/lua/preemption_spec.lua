@@ -233,7 +233,9 @@ describe("hostile input", function()
     local e = raised(troupe.spawn, "return {\n  ok = function() return 1 end,\n  bad = function( end\n}")
     assert.equals("load", e.code)
     assert.matches("behaviour:3:", e.message, 1, true)
-    local path = os.tmpname() .. ".lua"
+    local base = os.tmpname() -- (creates the file)
+    os.remove(base)
+    local path = base .. ".lua"
     local f = assert(io.open(path, "w"))
     f:write("return {\n\n  x = = 1,\n}\n")
     f:close()
