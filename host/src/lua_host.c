@@ -2216,8 +2216,8 @@ static int do_send(lua_State *L, int nowait) {
   tr_sched *s = SCH(ls);
   tr_addr to = check_addr(L, 1);
   size_t mlen;
-  const char *method = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &mlen) : NULL;
-  if (!method) method = luaL_checklstring(L, 2, &mlen); /* a number, or the error */
+  const char *method = lua_tolstring(L, 2, &mlen); /* (a number becomes its string) */
+  if (!method) method = luaL_checklstring(L, 2, &mlen); /* the error */
   luaL_argcheck(L, mlen > 0, 2, "method name must not be empty");
   tr_env *e = env_scalars(s, ls, L, method, mlen, 3, lua_gettop(L));
   if (!e) {
