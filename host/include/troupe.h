@@ -329,10 +329,14 @@ TR_EXTERN int tr_send(tr_host *h, tr_addr from, tr_addr to, const char *method,
                       const tr_buf *args);
 TR_EXTERN int tr_send_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method,
                           const char *fmt, ...);
-/* Any thread: queued and delivered on the target's scheduler; errors (dead,
- * full when it arrives) are logged, not returned. Such threads must stop
- * sending before tr_host_free (which cannot tell a sender still on its way
- * in). */
+/* Any thread: queued and delivered on the target's scheduler. Refused at
+ * once, as tr_send to another scheduler is: TR_EDEAD for an actor already
+ * gone, TR_EFULL when its public mailbox (what it holds plus what is on its
+ * way to it) is at its capacity. A message accepted is delivered unless the
+ * actor dies first (then it is logged and dropped; so is one to an actor
+ * whose spawn is still on its way that finds the mailbox full). Such threads
+ * must stop sending before tr_host_free (which cannot tell a sender still on
+ * its way in). */
 TR_EXTERN int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args);
 
 /* status: TR_OK (values in `reply`), TR_FAILED (the handler's own error value

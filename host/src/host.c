@@ -500,26 +500,48 @@ static inline void trace_out(tr_sched *s, const tr_env *e) {
   }
 }
 
-static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
-  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
-  uint64_t serial = TR_ADDR_SERIAL(e->to);
+/* May a message for `to` (an actor of scheduler t, asked from any thread)
+ * be posted to t's inbox? TR_EDEAD if it is gone, TR_EFULL if its public
+ * lane is full as recently seen; else 0, and *counted says whether it was
+ * counted on its way (then its owner queues it whatever the depth is when
+ * it arrives). An actor whose spawn is still on its way is not counted. */
+static int admit_foreign(tr_sched *t, tr_addr to, int private_lane, int *counted) {
+  uint64_t serial = TR_ADDR_SERIAL(to);
   int rc = 0;
+  *counted = 0;
   uv_mutex_lock(&t->actors_lock);
   tr_actor *f = tr_stab_get(&t->actors, serial);
-  if (f && f->addr == e->to) {
+  if (f && f->addr == to) {
     if (!private_lane) {
       /* the owner changes the depth without the lock: a recent value */
       uint32_t depth = __atomic_load_n(&f->pub.n, __ATOMIC_RELAXED) +
                        __atomic_load_n(&f->inflight, __ATOMIC_RELAXED);
       if (depth >= f->cap) rc = TR_EFULL;
-      else __atomic_add_fetch(&f->inflight, 1, __ATOMIC_RELAXED);
+      else {
+        __atomic_add_fetch(&f->inflight, 1, __ATOMIC_RELAXED);
+        *counted = 1;
+      }
     }
   } else if (!tr_map_get(&t->reserved, serial)) {
     rc = TR_EDEAD;
   }
   uv_mutex_unlock(&t->actors_lock);
+  return rc;
+}
+
+/* Undo admit_foreign's count for a message that will not be posted. */
+static void uncount_inflight(tr_sched *t, tr_addr to) {
+  uv_mutex_lock(&t->actors_lock);
+  tr_actor *f = tr_stab_get(&t->actors, TR_ADDR_SERIAL(to));
+  if (f && f->addr == to) __atomic_sub_fetch(&f->inflight, 1, __ATOMIC_RELAXED);
+  uv_mutex_unlock(&t->actors_lock);
+}
+
+static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
+  tr_sched *t = &s->h->sched[TR_ADDR_SCHED(e->to)];
+  int counted, rc = admit_foreign(t, e->to, private_lane, &counted);
   if (rc) return rc;
-  e->lane = private_lane ? 1 : f ? 3 : 0;
+  e->lane = private_lane ? 1 : counted ? 3 : 0;
   trace_out(s, e); /* (before the post: then e is the owner's) */
   tr__post(s, t, e);
   return 0;
@@ -1564,18 +1586,25 @@ int tr_send_async(tr_host *h, tr_addr to, const char *method, const tr_buf *args
   if (!h || !method || !*method) return TR_EINVAL;
   tr_sched *s = tr__sched_of(h, to);
   if (!s) return TR_EDEAD;
-  tr_env *e = tr__env_new(NULL, method, strlen(method), args ? args->data : NULL,
-                          args ? args->len : 0);
-  if (!e) return TR_ENOMEM;
-  e->to = to;
-  e->lane = 2; /* from outside: dropped (and logged) if the mailbox is full */
+  size_t len = args ? args->len : 0;
+  if (len > TR_MAX_PAYLOAD) return TR_EBADVALUE;
   uv_mutex_lock(&s->inbox_lock);
   int closing = __atomic_load_n(&h->closing, __ATOMIC_ACQUIRE);
   uv_mutex_unlock(&s->inbox_lock);
-  if (closing) {
-    tr__env_free(NULL, e);
-    return TR_ESTOPPED;
+  if (closing) return TR_ESTOPPED;
+  /* admitted as a send from another scheduler is: refused now (dead, full)
+   * rather than dropped on arrival */
+  int counted, rc = admit_foreign(s, to, 0, &counted);
+  if (rc) return rc;
+  tr_env *e = tr__env_new(NULL, method, strlen(method), args ? args->data : NULL, len);
+  if (!e) {
+    if (counted) uncount_inflight(s, to);
+    return TR_ENOMEM;
   }
+  e->to = to;
+  /* counted: queued whatever the depth when it arrives; else (its spawn is
+   * on its way) dropped and logged if the mailbox is full then */
+  e->lane = counted ? 3 : 2;
   tr_sched *me = tr__tls_sched;
   tr__post(me && me >= h->sched && me < h->sched + h->nsched ? me : NULL, s, e);
   return 0;

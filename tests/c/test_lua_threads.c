@@ -342,10 +342,14 @@ static void send_async_to_dead(void **state) {
   reset_globals();
   logcap lc;
   tr_host *h = new_host(&lc, 0, 0);
-  tr_addr a = spawn_counter(h, 0);
+  tr_addr a = spawn_counter(h, 0), b = spawn_counter(h, 0);
   assert_int_equal(tr_kill(h, a), 0);
-  /* queued from this thread too: the error is logged on delivery */
-  assert_int_equal(tr_send_async(h, a, "note", NULL), 0);
+  /* an actor already gone is refused at once */
+  assert_int_equal(tr_send_async(h, a, "note", NULL), TR_EDEAD);
+  assert_null(strstr(lc.buf, "dropped"));
+  /* one that dies while the message is on its way: logged on delivery */
+  assert_int_equal(tr_send_async(h, b, "note", NULL), 0);
+  assert_int_equal(tr_kill(h, b), 0);
   uv_timer_t guard; /* gives the loop one turn to take the inbox */
   uv_timer_init(tr_host_loop(h), &guard);
   uv_timer_start(&guard, noop_timer, 20, 0);
@@ -355,6 +359,36 @@ static void send_async_to_dead(void **state) {
   assert_non_null(strstr(lc.buf, "'note'"));
   /* an address of another node is refused at once */
   assert_int_equal(tr_send_async(h, ((tr_addr)2 << 56) | 1, "note", NULL), TR_EDEAD);
+  tr_host_free(h);
+}
+
+/* A full mailbox (what it holds plus what is on its way) refuses the send
+ * with TR_EFULL; every message accepted is delivered, none dropped. */
+static void send_async_full_is_refused(void **state) {
+  reset_globals();
+  logcap lc;
+  tr_host *h = new_host(&lc, 3, 0); /* mailboxes of 3 */
+  tr_addr a = spawn_counter(h, 0);
+  tr_buf b;
+  tr_buf_init(&b);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 3; i++) { /* the loop is not running: all on their way */
+      tr_buf_reset(&b);
+      tr_pack_int(&b, round * 10 + i);
+      assert_int_equal(tr_send_async(h, a, "note", &b), 0);
+    }
+    assert_int_equal(tr_send_async(h, a, "note", &b), TR_EFULL);
+    assert_int_equal(tr_send_async(h, a, "note", NULL), TR_EFULL);
+    uv_timer_t guard; /* the loop takes the inbox and runs the actor */
+    uv_timer_init(tr_host_loop(h), &guard);
+    uv_timer_start(&guard, noop_timer, 20, 0);
+    tr_host_run(h);
+    uv_close((uv_handle_t *)&guard, NULL);
+    tr_host_run(h);
+  }
+  tr_buf_free(&b);
+  assert_string_equal(g_events, "init(0);start;note(0);note(1);note(2);note(10);note(11);note(12);");
+  assert_null(strstr(lc.buf, "dropped"));
   tr_host_free(h);
 }
 
@@ -389,6 +423,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(lua_spawns_registered_c_behaviour),
       cmocka_unit_test(send_async_from_threads),
       cmocka_unit_test(send_async_to_dead),
+      cmocka_unit_test(send_async_full_is_refused),
       cmocka_unit_test(send_async_alive_delivers),
   };
   RUN_TESTS(tests, argc, argv);
