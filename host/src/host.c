@@ -575,7 +575,9 @@ static inline __attribute__((always_inline)) int deliver(tr_sched *s, tr_env *e,
     if (!tr__foreign(s, e->to)) return TR_EDEAD;
     return deliver_foreign(s, e, private_lane);
   }
-  if (!private_lane && a->pub.n >= a->cap) {
+  /* what is on its way from other threads counts too: it will be queued
+   * whatever the depth when it comes */
+  if (!private_lane && a->pub.n + __atomic_load_n(&a->inflight, __ATOMIC_RELAXED) >= a->cap) {
     if (full) *full = a;
     return TR_EFULL;
   }

@@ -392,6 +392,30 @@ static void send_async_full_is_refused(void **state) {
   tr_host_free(h);
 }
 
+/* Messages on their way from another thread count toward the bound for a
+ * sender on the actor's own scheduler too. */
+static void local_send_counts_async_in_flight(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 3, 0);
+  tr_spawn_options o = {0};
+  o.scheduler = 1; /* this thread's: tr_send below is a local send */
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &counter, NULL, &o, &a), TR_OK);
+  assert_int_equal(tr_send_async(h, a, "note", NULL), 0);
+  assert_int_equal(tr_send_async(h, a, "note", NULL), 0);
+  assert_int_equal(tr_send(h, TR_NOADDR, a, "note", NULL), 0);
+  assert_int_equal(tr_send(h, TR_NOADDR, a, "note", NULL), TR_EFULL); /* 1 + 2 on their way */
+  assert_int_equal(tr_send_async(h, a, "note", NULL), TR_EFULL);
+  uv_timer_t guard;
+  uv_timer_init(tr_host_loop(h), &guard);
+  uv_timer_start(&guard, noop_timer, 20, 0);
+  tr_host_run(h);
+  uv_close((uv_handle_t *)&guard, NULL);
+  tr_host_run(h);
+  assert_string_equal(g_events, "init();start;note();note();note();");
+  tr_host_free(h);
+}
+
 static void send_async_alive_delivers(void **state) {
   reset_globals();
   tr_host *h = new_host(NULL, 0, 0);
@@ -424,6 +448,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(send_async_from_threads),
       cmocka_unit_test(send_async_to_dead),
       cmocka_unit_test(send_async_full_is_refused),
+      cmocka_unit_test(local_send_counts_async_in_flight),
       cmocka_unit_test(send_async_alive_delivers),
   };
   RUN_TESTS(tests, argc, argv);
