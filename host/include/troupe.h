@@ -358,7 +358,11 @@ TR_EXTERN int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *meth
  * (status TR_ENOMEM if the owner had no memory to record it). Room is not
  * reserved: another sender may take it first, and tr_send then says TR_EFULL
  * again. A wait still pending at tr_host_free hears TR_EDEAD during it (its
- * actor is killed); no callback runs after tr_host_free returns. */
+ * actor is killed); no callback runs after tr_host_free returns. Asked from
+ * a C actor's code (a handler, or a reply or room callback of its own), the
+ * wait is that actor's: if it dies first, the callback hears TR_EDEAD as it
+ * dies, while its state (which `ud` may point into) still exists, as its
+ * pending calls do; never after. */
 typedef void (*tr_room_cb)(tr_host *h, tr_addr to, int status, void *ud);
 TR_EXTERN int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud);
 

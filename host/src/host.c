@@ -607,11 +607,49 @@ int tr__enqueue_room_wait(tr_sched *s, tr_actor *target, tr_addr sender, tr_env 
   return 0;
 }
 
+/* tr_notify_room has no `from`: the C actor whose code runs now asks (a
+ * room callback's asker, a reply callback's caller, the C actor whose
+ * handler runs), or main code (NULL). */
+static tr_actor *c_asker(tr_sched *s) {
+  tr_actor *a;
+  if (s->room_cb_depth) a = s->room_asker == TR_NOADDR ? NULL : tr__lookup(s, s->room_asker);
+  else if (!(a = s->cb_actor) && (a = s->current) && !a->running) a = NULL;
+  return a && a->lang == TR_LANG_C && a->state != TR_S_DEAD ? a : NULL;
+}
+
+static void asks_unlink(tr_roomwait *w) {
+  if (!w->asker) return;
+  tr_actor_cold *c = w->asker->cold;
+  if (w->aprev) w->aprev->anext = w->anext;
+  else c->asks = w->anext;
+  if (w->anext) w->anext->aprev = w->aprev;
+  w->aprev = w->anext = NULL;
+  w->asker = NULL;
+}
+
+/* A tr_notify_room callback of this scheduler, with its status; code in it
+ * asks on behalf of the same actor. */
+static void room_cb_run(tr_sched *s, tr_roomwait *w, tr_addr to, int status) {
+  tr_addr prev = s->room_asker;
+  s->room_asker = w->asker ? w->asker->addr : TR_NOADDR;
+  asks_unlink(w);
+  s->room_cb_depth++;
+  w->cb(s->h, to, status, w->ud);
+  s->room_cb_depth--;
+  s->room_asker = prev;
+}
+
 /* A message left the public lane: let one waiting sender in. */
 static void room_made(tr_sched *s, tr_actor *a) {
   tr_actor_cold *c = a->cold; /* (its own: it has room waiters) */
   while (c->room_head && a->pub.n < a->cap) {
     tr_roomwait *w = c->room_head;
+    if (w->cancelled) { /* its asker died (and heard so) */
+      c->room_head = w->next;
+      if (!c->room_head) c->room_tail = NULL;
+      free(w);
+      continue;
+    }
     /* another scheduler's asker tries its send again: room for it counts
      * what is on its way too, as that send will */
     if (!w->env && !w->cb &&
@@ -651,7 +689,7 @@ static void room_made(tr_sched *s, tr_actor *a) {
         tr__env_free(s, w->env); /* the sender died meanwhile */
       }
     } else if (w->cb) {
-      w->cb(s->h, a->addr, 0, w->ud);
+      room_cb_run(s, w, a->addr, 0);
     } else { /* another scheduler's asker (tr__room_wait) */
       tr__reply(s, a->addr, w->sender, w->req, TR_OK, NULL, 0);
     }
@@ -720,11 +758,15 @@ static void room_answer(tr_host *h, int status, const tr_msg *m, void *ud) {
 int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
   if (!h || !cb) return TR_EINVAL;
   tr_sched *s = tr__here(h);
-  tr_actor *a = tr__lookup(s, to);
+  tr_actor *a = tr__lookup(s, to), *asker = c_asker(s);
   if (!a) {
     if (!tr__foreign(s, to) || !tr__alive_any(s, to)) return TR_EDEAD;
     tr_roomask *r = malloc(sizeof *r);
-    tr_pending *p = r ? tr__pending_new(s, TR_P_CB, TR_NOADDR, to, TR_TIMEOUT_INFINITE) : NULL;
+    /* the asker's pending call: if it dies first, its callback hears
+     * TR_EDEAD then, as for its other calls */
+    tr_pending *p = r ? tr__pending_new(s, TR_P_CB, asker ? asker->addr : TR_NOADDR, to,
+                                        TR_TIMEOUT_INFINITE)
+                      : NULL;
     if (!p) {
       free(r);
       return TR_ENOMEM;
@@ -741,11 +783,18 @@ int tr_notify_room(tr_host *h, tr_addr to, tr_room_cb cb, void *ud) {
     }
     return rc;
   }
-  tr_actor_cold *c = tr__cold(a);
-  tr_roomwait *w = c ? calloc(1, sizeof *w) : NULL;
+  tr_actor_cold *c = tr__cold(a), *ac = asker ? tr__cold(asker) : NULL;
+  tr_roomwait *w = c && (!asker || ac) ? calloc(1, sizeof *w) : NULL;
   if (!w) return TR_ENOMEM;
   w->cb = cb;
   w->ud = ud;
+  w->to = to;
+  if (asker) {
+    w->asker = asker;
+    w->anext = ac->asks;
+    if (ac->asks) ac->asks->aprev = w;
+    ac->asks = w;
+  }
   if (c->room_tail) c->room_tail->next = w;
   else c->room_head = w;
   c->room_tail = w;
@@ -2436,6 +2485,24 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
       tr_buf_free(&b);
     }
   }
+  /* room it asked for on this scheduler: the callback hears TR_EDEAD now
+   * too; the entry stays in that mailbox's list, cancelled */
+  c = a->cold;
+  while (c->asks) {
+    tr_roomwait *w = c->asks;
+    asks_unlink(w);
+    tr_room_cb cb = w->cb;
+    void *ud = w->ud;
+    w->cb = NULL;
+    w->ud = NULL;
+    w->cancelled = 1;
+    tr_addr prev = s->room_asker;
+    s->room_asker = TR_NOADDR;
+    s->room_cb_depth++;
+    cb(h, w->to, TR_EDEAD, ud);
+    s->room_cb_depth--;
+    s->room_asker = prev;
+  }
   if (s->done_head) done_flush_caller(s, a->addr);
   c = a->cold; /* (as it is now) */
   /* unlink first: timer_free cannot find `a` (it left the actor table above) */
@@ -2476,8 +2543,9 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
         tr__set_wait(sender, wk ? TR_W_NONE : TR_W_YIELD);
         tr__schedule(s, sender);
       }
+    } else if (w->cancelled) {
     } else if (w->cb) {
-      w->cb(h, a->addr, TR_EDEAD, w->ud);
+      room_cb_run(s, w, a->addr, TR_EDEAD);
     } else { /* another scheduler's asker (tr__room_wait) */
       tr__reply(s, a->addr, w->sender, w->req, TR_EDEAD, NULL, 0);
     }

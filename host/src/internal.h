@@ -369,6 +369,14 @@ typedef struct tr_roomwait { /* a sender waiting for room in a mailbox */
   void *ud;
   uint64_t req;     /* neither: a waiter of another scheduler (tr__room_wait),
                      * told by an answer to this request id */
+  /* a C callback's: the C actor of this scheduler that asked (NULL: main
+   * code), on whose `asks` list it is; when that actor dies first, its
+   * callback hears TR_EDEAD then and the entry stays, cancelled, until the
+   * mailbox's list reaches it */
+  struct tr_actor *asker;
+  struct tr_roomwait *aprev, *anext;
+  tr_addr to;
+  uint8_t cancelled;
 } tr_roomwait;
 
 typedef struct tr_name {
@@ -422,6 +430,7 @@ typedef struct tr_actor_cold {
   uint64_t cpu_ns;   /* CPU time of the current message so far (with a CPU limit) */
   tr_owed *owed;
   tr_roomwait *room_head, *room_tail;
+  tr_roomwait *asks; /* a C actor's tr_notify_room waits on this scheduler */
   tr_timer *timers;
   /* C behaviour: its state, and the method its last message went to
    * (tr__c_deliver): the name's bytes as a key, the table and the handler
@@ -588,6 +597,9 @@ struct tr_sched {
   tr_actor *current;
   tr_actor *cb_actor;   /* the actor whose C reply callback runs now (NULL once
                          * it dies): its calls from there need no lookup */
+  tr_addr room_asker;   /* in a tr_notify_room callback (room_cb_depth > 0):
+                         * the C actor that asked (TR_NOADDR: main code) */
+  int room_cb_depth;
   tr_addr dc_addr;      /* the last actor a message was delivered to here, */
   tr_actor *dc_actor;   /* (NULL once its record is freed): no table lookup
                          * for the next one to it (deliver) */

@@ -1424,7 +1424,7 @@ static void mailbox_rows(tr_sched *s, void *ud) {
   if ((uint32_t)shown < a->priv.n + a->pub.n + a->init_due)
     sb_printf(o, "\n  ... and %u more", a->priv.n + a->pub.n + a->init_due - (uint32_t)shown);
   int waiting = 0;
-  for (tr_roomwait *w = a->cold->room_head; w; w = w->next) waiting++;
+  for (tr_roomwait *w = a->cold->room_head; w; w = w->next) waiting += !w->cancelled;
   if (waiting) sb_printf(o, "\n  %d senders wait for room", waiting);
 }
 

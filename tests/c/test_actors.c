@@ -459,6 +459,66 @@ static void mailbox_capacity_from_host_options(void **state) {
   tr_host_free(h);
 }
 
+/* A C actor that asks for room in a full mailbox, then dies before there is
+ * room: its callback hears TR_EDEAD while it dies (its state, which the
+ * callback's ud points into, still exists), and never again after. */
+typedef struct {
+  tr_addr self, target;
+  int64_t rounds; /* times its callback refills the mailbox and asks again */
+} asker_st;
+
+static void asker_room(tr_host *h, tr_addr to, int status, void *ud) {
+  asker_st *st = ud; /* its state: only valid while the actor exists */
+  ev("room(%s)", tr_errname(status));
+  if (status == 0 && st->rounds-- > 0) {
+    while (tr_send_fmt(h, TR_NOADDR, to, "note", "i", 7) == 0) {
+    }
+    int rc = tr_notify_room(h, to, asker_room, st); /* asked as this actor again */
+    ev("asked(%s)", tr_errname(rc));
+    tr_kill(h, st->self); /* not running: it dies here, inside its callback */
+  }
+}
+
+/* ask(target, rounds): fill target's mailbox, ask for room; with no rounds
+ * left, stop at the end of this turn */
+static int asker_ask(tr_ctx *ctx, const tr_msg *args) {
+  asker_st *st = tr_ctx_state(ctx);
+  tr_host *h = tr_ctx_host(ctx);
+  if (tr_msg_addr(args, 0, &st->target) || tr_msg_int(args, 1, &st->rounds)) return TR_EBADVALUE;
+  st->self = tr_ctx_self(ctx);
+  while (tr_send_fmt(h, st->self, st->target, "note", "i", 5) == 0) {
+  }
+  int rc = tr_notify_room(h, st->target, asker_room, st);
+  ev("asked(%s)", tr_errname(rc));
+  if (st->rounds == 0) tr_kill(h, st->self);
+  return 0;
+}
+static const tr_method asker_methods[] = {{"ask", asker_ask}, {NULL, NULL}};
+static const tr_behaviour asker = {
+    .name = "Asker", .state_size = sizeof(asker_st), .methods = asker_methods};
+
+static void notify_room_asker_dies_first(void **state) {
+  for (int rounds = 0; rounds < 2; rounds++) {
+    reset_globals();
+    tr_host *h = new_host(NULL, 2, 0);
+    tr_spawn_options o = {0};
+    o.scheduler = 1; /* both on one scheduler */
+    tr_addr t, x;
+    assert_int_equal(tr_spawn(h, &counter, NULL, &o, &t), TR_OK);
+    assert_int_equal(tr_spawn(h, &asker, NULL, &o, &x), TR_OK);
+    assert_int_equal(tr_send_fmt(h, TR_NOADDR, x, "ask", "ai", t, (int64_t)rounds), TR_OK);
+    tr_host_run(h);
+    assert_int_equal(tr_send_fmt(h, TR_NOADDR, x, "ask", "ai", t, (int64_t)0), TR_EDEAD);
+    if (rounds == 0) /* dead at the end of its turn, the target drained after */
+      assert_string_equal(g_events, "init();start;asked(ok);room(dead);note(5);note(5);");
+    else /* room once (as the first note leaves the mailbox); refilled and
+          * asked again from the callback; then died there */
+      assert_string_equal(g_events, "init();start;asked(ok);room(ok);asked(ok);room(dead);"
+                                    "note(5);note(5);note(7);");
+    tr_host_free(h);
+  }
+}
+
 static void notify_room_dead_or_free(void **state) {
   reset_globals();
   tr_host *h = new_host(NULL, 1, 0);
@@ -617,6 +677,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(mailbox_full_then_room),
       cmocka_unit_test(mailbox_capacity_from_host_options),
       cmocka_unit_test(notify_room_dead_or_free),
+      cmocka_unit_test(notify_room_asker_dies_first),
       cmocka_unit_test(stop_hooks_in_order),
       cmocka_unit_test(stop_veto),
       cmocka_unit_test(stop_self_from_handler),

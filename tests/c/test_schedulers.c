@@ -1907,6 +1907,35 @@ static void notify_room_across_calls_back_on_the_asker(void **state) {
   tr_host_free(h);
 }
 
+/* The asker, a C actor of scheduler 2, dies before a mailbox of scheduler 1
+ * has room: its callback hears TR_EDEAD as it dies (on its own thread, while
+ * its state exists) and the owner's later answer finds nothing. */
+static void notify_room_across_asker_dies_first(void **state) {
+  reset();
+  tr_host *h = new_sched_host(2);
+  tr_addr b1 = spawn_cap(h, 1, 3), a2 = spawn_on(h, 2, 0);
+  place p2 = where(h, a2);
+  /* this thread does not run its loop: b1 takes nothing */
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, a2, "fill", "a i", b1, 1000), TR_OK);
+  uint64_t t0 = uv_hrtime();
+  while (!atomic_load(&g_fill_done) && ms_since(t0) < 10000) uv_sleep(1);
+  assert_true(atomic_load(&g_fill_done));
+  assert_int_equal(atomic_load(&g_room_n), 0);
+  assert_int_equal(tr_kill(h, a2), TR_OK); /* done on scheduler 2 */
+  t0 = uv_hrtime();
+  while (atomic_load(&g_room_n) == 0 && ms_since(t0) < 10000) uv_sleep(1);
+  assert_int_equal(atomic_load(&g_room_n), 1);
+  assert_int_equal(atomic_load(&g_room_status), TR_EDEAD);
+  assert_true(same_thread(g_room_thread, p2.thread));
+  tr_host_run(h); /* b1 takes its three: room, answered to a gone asker */
+  spin_loop(h, 50);
+  assert_int_equal(atomic_load(&g_room_n), 1);
+  sreply r;
+  CALLF(h, b1, "get", &r, "");
+  assert_int_equal(r.r.i, 3); /* nothing sent from a callback */
+  tr_host_free(h);
+}
+
 /* The target dies (or is gone) before there is room: TR_EDEAD, once. */
 static void notify_room_across_dead(void **state) {
   reset();
@@ -2072,6 +2101,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(full_mailbox_across_pushes_back_on_c),
       cmocka_unit_test(notify_room_across_calls_back_on_the_asker),
       cmocka_unit_test(notify_room_across_dead),
+      cmocka_unit_test(notify_room_across_asker_dies_first),
       cmocka_unit_test(notify_room_across_pending_at_free),
   };
   RUN_TESTS(tests, argc, argv);
