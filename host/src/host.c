@@ -627,16 +627,23 @@ static void asks_unlink(tr_roomwait *w) {
   w->asker = NULL;
 }
 
-/* A tr_notify_room callback of this scheduler, with its status; code in it
- * asks on behalf of the same actor. */
-static void room_cb_run(tr_sched *s, tr_roomwait *w, tr_addr to, int status) {
+/* A tr_notify_room callback of this scheduler: code in it asks on behalf of
+ * `asker` (TR_NOADDR: nobody). */
+static void room_cb_call(tr_sched *s, tr_addr asker, tr_room_cb cb, tr_addr to, int status,
+                         void *ud) {
   tr_addr prev = s->room_asker;
-  s->room_asker = w->asker ? w->asker->addr : TR_NOADDR;
-  asks_unlink(w);
+  s->room_asker = asker;
   s->room_cb_depth++;
-  w->cb(s->h, to, status, w->ud);
+  cb(s->h, to, status, ud);
   s->room_cb_depth--;
   s->room_asker = prev;
+}
+
+/* w's callback, with its status (w leaves its asker's list first). */
+static void room_cb_run(tr_sched *s, tr_roomwait *w, tr_addr to, int status) {
+  tr_addr asker = w->asker ? w->asker->addr : TR_NOADDR;
+  asks_unlink(w);
+  room_cb_call(s, asker, w->cb, to, status, w->ud);
 }
 
 /* A message left the public lane: let one waiting sender in. */
@@ -2496,12 +2503,7 @@ void tr__actor_died(tr_sched *s, tr_actor *a, int code, const char *msg, const c
     w->cb = NULL;
     w->ud = NULL;
     w->cancelled = 1;
-    tr_addr prev = s->room_asker;
-    s->room_asker = TR_NOADDR;
-    s->room_cb_depth++;
-    cb(h, w->to, TR_EDEAD, ud);
-    s->room_cb_depth--;
-    s->room_asker = prev;
+    room_cb_call(s, TR_NOADDR, cb, w->to, TR_EDEAD, ud);
   }
   if (s->done_head) done_flush_caller(s, a->addr);
   c = a->cold; /* (as it is now) */
