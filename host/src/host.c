@@ -297,8 +297,19 @@ static void sched_settle(tr_sched *s, int handled);
  * when it fires early it re-arms for the new minimum. While the heap is empty
  * it is unref'd, so an armed but stale timer never keeps the loop alive. This
  * keeps uv_timer_start/stop off the per-call path. */
+/* The FIFO's first live entry: ids of calls answered since (no pending
+ * call with that id, or its entry left the FIFO) are dropped on the way. */
+static tr_tentry *fifo_first(tr_sched *s) {
+  while (s->fifo_head < s->fifo_tail) {
+    tr_pending *p = tr__pending_get(s, s->fifo[s->fifo_head]);
+    if (p && p->te.idx == TR_IN_FIFO) return &p->te;
+    s->fifo_head++;
+  }
+  return NULL;
+}
+
 static tr_tentry *timer_first(tr_sched *s) {
-  tr_tentry *h = s->heap_n ? s->heap[0] : NULL, *f = s->fifo_head;
+  tr_tentry *h = s->heap_n ? s->heap[0] : NULL, *f = s->fifo_live ? fifo_first(s) : NULL;
   if (!h) return f;
   if (!f) return h;
   return tless(f, h) ? f : h;
@@ -342,20 +353,40 @@ static int heap_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   return 0;
 }
 
-/* Appends when due is not before the FIFO's last deadline, else uses the heap. */
-static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
-  if (s->fifo_tail && due < s->fifo_tail->due) return heap_add(s, t, due);
+/* Room for one more id at the FIFO's tail: the stale ids go first; the
+ * array grows when more than half of it is live. Amortised O(1) per call;
+ * at most twice the live ids plus the stale ones since the last pass. */
+static int fifo_room(tr_sched *s) {
+  uint32_t n = 0;
+  for (uint32_t i = s->fifo_head; i < s->fifo_tail; i++) {
+    tr_pending *p = tr__pending_get(s, s->fifo[i]);
+    if (p && p->te.idx == TR_IN_FIFO) s->fifo[n++] = s->fifo[i];
+  }
+  s->fifo_head = 0;
+  s->fifo_tail = n;
+  if (n < s->fifo_cap / 2) return 0;
+  uint32_t cap = s->fifo_cap ? s->fifo_cap * 2 : 64;
+  uint64_t *nf = realloc(s->fifo, (size_t)cap * sizeof *nf);
+  if (!nf) return n < s->fifo_cap ? 0 : TR_ENOMEM;
+  s->fifo = nf;
+  s->fifo_cap = cap;
+  return 0;
+}
+
+/* Appends the call `req` (t its entry) when due is not before the FIFO's
+ * last deadline, else uses the heap. */
+static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry *t, uint64_t req,
+                                                      uint64_t due) {
+  if (due < s->fifo_last || (s->fifo_tail == s->fifo_cap && fifo_room(s)))
+    return heap_add(s, t, due);
   t->due = due;
   t->seq = ++s->tseq;
   t->idx = TR_IN_FIFO;
-  t->fnext = NULL;
-  t->fprev = s->fifo_tail;
-  if (s->fifo_tail) s->fifo_tail->fnext = t;
-  else s->fifo_head = t;
-  s->fifo_tail = t;
+  s->fifo[s->fifo_tail++] = req;
+  s->fifo_last = due;
   /* the first deadline: unless the timer is ref'd and fires no later (the
    * usual case: it stayed ref'd since the previous call, see tr__timer_del) */
-  if (s->fifo_head == t && !(s->timer_ref && s->armed_due && s->armed_due <= due))
+  if (s->fifo_live++ == 0 && !(s->timer_ref && s->armed_due && s->armed_due <= due))
     timer_arm(s);
   return 0;
 }
@@ -363,14 +394,13 @@ static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry
 static void heap_del(tr_sched *s, tr_tentry *t);
 static inline __attribute__((always_inline)) void timer_del(tr_sched *s, tr_tentry *t) {
   if (!t || t->idx == UINT32_MAX) return;
-  if (t->idx == TR_IN_FIFO) {
-    if (t->fprev) t->fprev->fnext = t->fnext;
-    else s->fifo_head = t->fnext;
-    if (t->fnext) t->fnext->fprev = t->fprev;
-    else s->fifo_tail = t->fprev;
+  if (t->idx == TR_IN_FIFO) { /* its id stays behind, stale (fifo_first) */
     t->idx = UINT32_MAX;
-    t->fprev = t->fnext = NULL;
-    if (!s->fifo_head && s->heap_n == 0) s->timer_idle = 1;
+    if (--s->fifo_live == 0) { /* none left: start again at the front */
+      s->fifo_head = s->fifo_tail = 0;
+      s->fifo_last = 0;
+      if (s->heap_n == 0) s->timer_idle = 1;
+    }
     return;
   }
   heap_del(s, t);
@@ -388,7 +418,7 @@ static void heap_del(tr_sched *s, tr_tentry *t) {
     heap_up(s, i);
     heap_down(s, s->heap[i]->idx);
   }
-  if (s->heap_n == 0 && !s->fifo_head) s->timer_idle = 1;
+  if (s->heap_n == 0 && !s->fifo_live) s->timer_idle = 1;
 }
 
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
@@ -785,7 +815,6 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
   p->kill_on_timeout = 0;
   p->prev = p->next = p->done_next = NULL;
   p->owner = NULL;
-  p->te.fprev = p->te.fnext = NULL;
   p->te.actor = TR_NOADDR;
   p->te.due = p->te.seq = 0;
   p->te.kind = TR_T_TIMEOUT;
@@ -798,15 +827,20 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
   p->kind = kind;
   p->caller = caller;
   p->target = target;
-  int dflt = timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0;
-  if (dflt) timeout_ms = s->h->call_timeout;
-  if (timeout_ms != TR_TIMEOUT_INFINITE) {
-    /* inside a callback the loop clock is fresh; from main code it may be as
-     * old as the last loop run (a long computation would eat the timeout) */
+  /* inside a callback the loop clock is fresh; from main code it may be as
+   * old as the last loop run (a long computation would eat the timeout).
+   * (loop->time is what uv_now returns, without a call through the PLT) */
+  if (timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0) { /* call_timeout > 0 */
+    if (!s->in_callback) uv_update_time(s->loop);
+    if (fifo_add(s, &p->te, p->req, s->loop->time + (uint64_t)s->h->call_timeout)) {
+      pslot_put(s, (uint32_t)slot);
+      free(p);
+      return NULL;
+    }
+  } else if (timeout_ms != TR_TIMEOUT_INFINITE) {
     if (!s->in_callback) uv_update_time(s->loop);
     if (timeout_ms < 0) timeout_ms = 0;
-    uint64_t due = uv_now(s->loop) + (uint64_t)timeout_ms;
-    if (dflt ? fifo_add(s, &p->te, due) : heap_add(s, &p->te, due)) {
+    if (heap_add(s, &p->te, s->loop->time + (uint64_t)timeout_ms)) {
       pslot_put(s, (uint32_t)slot);
       free(p);
       return NULL;
@@ -1432,7 +1466,7 @@ static void on_polled(uv_check_t *c) {
 /* A scheduler other than the first says whether it still has work. */
 static void sched_settle(tr_sched *s, int handled) {
   if (s->index == 0) return;
-  int busy = s->runq_head || s->done_head || s->heap_n || s->fifo_head;
+  int busy = s->runq_head || s->done_head || s->heap_n || s->fifo_live;
   if (busy != s->busy) {
     s->busy = busy;
     work_add(s->h, busy ? 1 : -1, s);
@@ -3015,7 +3049,8 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (uint32_t i = 0; i < s->heap_n; i++)
     if (s->heap[i]->kind == TR_T_SLEEP || s->heap[i]->kind == TR_T_FLAG) free(s->heap[i]);
   s->heap_n = 0;
-  s->fifo_head = s->fifo_tail = NULL; /* calls' own entries, freed with them */
+  s->fifo_head = s->fifo_tail = s->fifo_live = 0; /* calls' own entries, freed with them */
+  s->fifo_last = 0;
   tr__lua_detach(s);
   uv_close((uv_handle_t *)&s->idle, on_close);
   uv_close((uv_handle_t *)&s->timer, on_close);
@@ -3067,6 +3102,8 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
   free(s->exitq);
   free(s->heap);
+  free(s->fifo);
+  s->fifo = NULL;
   tr_arena_destroy(&s->arena); /* its actors and Lua state are gone */
 }
 

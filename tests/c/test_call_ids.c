@@ -399,6 +399,103 @@ static void run_returns_with_no_deadline_left(void **state) {
   tr_host_free(h);
 }
 
+/* Calls with the default timeout wait in a FIFO of request ids; an answered
+ * call leaves its id behind, skipped at the head and dropped when the array
+ * fills. Hundreds of calls in flight answered out of order, a few never:
+ * exactly those time out (once each, not before their time), the others
+ * are answered once, the heap's own deadline still fires first, and the
+ * loop returns when the last deadline is gone. */
+enum { HOLD_N = 400 };
+static tr_token hold_tok[HOLD_N];
+static int m_hold(tr_ctx *ctx, const tr_msg *args) {
+  int64_t k;
+  if (tr_msg_int(args, 0, &k) || k < 0 || k >= HOLD_N) return TR_EBADVALUE;
+  return tr_ctx_defer(ctx, &hold_tok[k]);
+}
+static const tr_method holder_methods[] = {{"hold", m_hold}, {NULL, NULL}};
+static const tr_behaviour holder = {.name = "Holder", .methods = holder_methods};
+
+static int never_answered(int k) { return k % 50 == 7 || k == 333; }
+
+static void hold_answer(tr_host *h, int k) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 1000 + k);
+  assert_int_equal(tr_token_reply(h, &hold_tok[k], &b), TR_OK);
+  tr_buf_free(&b);
+}
+
+static void deadline_fifo_out_of_order(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 100000, 300);
+  tr_sched *s = &h->sched[0];
+  tr_addr c;
+  assert_int_equal(tr_spawn(h, &holder, NULL, NULL, &c), TR_OK);
+  static reply_rec r[HOLD_N];
+  static uint64_t made[HOLD_N];
+  memset(r, 0, sizeof r);
+  reply_rec rh = {0};
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 0);
+  for (int k = 0; k < HOLD_N / 2; k++) {
+    made[k] = tr_now_ms(h);
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "hold", rec_reply, &r[k], "i", k), TR_OK);
+  }
+  run_ready(h);
+  /* the odd ones backwards, then the even ones */
+  for (int k = HOLD_N / 2 - 1; k >= 0; k--)
+    if (k % 2 && !never_answered(k)) hold_answer(h, k);
+  for (int k = 0; k < HOLD_N / 2; k++)
+    if (k % 2 == 0 && !never_answered(k)) hold_answer(h, k);
+  run_ready(h);
+  for (int k = 0; k < HOLD_N / 2; k++) {
+    assert_int_equal(r[k].n, !never_answered(k));
+    if (r[k].n) assert_int_equal(r[k].i, 1000 + k);
+  }
+  assert_int_equal(s->fifo_live, 4);
+  /* more than the array holds: its stale ids are dropped to make room */
+  for (int k = HOLD_N / 2; k < HOLD_N; k++) {
+    made[k] = tr_now_ms(h);
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "hold", rec_reply, &r[k], "i", k), TR_OK);
+  }
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "hold", &b, 100, rec_reply, &rh), TR_OK);
+  run_ready(h);
+  for (int k = HOLD_N / 2; k < HOLD_N; k++)
+    if (!never_answered(k)) hold_answer(h, k);
+  run_ready(h);
+  assert_int_equal(s->fifo_live, 9);
+  assert_true(s->fifo_cap <= 512);
+  uint64_t t0 = uv_hrtime();
+  tr_host_run(h); /* until the last deadline: 9 timeouts and the heap's */
+  assert_true(uv_hrtime() - t0 < UINT64_C(5000000000));
+  assert_int_equal(rh.n, 1);
+  assert_int_equal(rh.status, TR_ETIMEOUT);
+  for (int k = 0; k < HOLD_N; k++) {
+    assert_int_equal(r[k].n, 1);
+    if (never_answered(k)) {
+      assert_int_equal(r[k].status, TR_ETIMEOUT);
+      assert_true(r[k].at >= made[k] + 300);
+      assert_true(rh.at <= r[k].at);
+    } else {
+      assert_int_equal(r[k].status, TR_OK);
+      assert_int_equal(r[k].i, 1000 + k);
+    }
+  }
+  assert_int_equal(s->fifo_live, 0);
+  assert_int_equal(s->fifo_tail, 0);
+  /* and again from an empty FIFO */
+  reply_rec r2 = {0};
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "hold", rec_reply, &r2, "i", 0), TR_OK);
+  run_ready(h);
+  hold_answer(h, 0);
+  tr_host_run(h);
+  assert_int_equal(r2.n, 1);
+  assert_int_equal(r2.status, TR_OK);
+  tr_buf_free(&b);
+  tr_host_free(h);
+}
+
 /* Method lookup: an unknown method is "no_handler" (also after known ones
  * were found), two behaviours with the same method names each run their
  * own, and optional notices without a handler are dropped quietly. */
@@ -832,6 +929,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_in_place_and_not),
       cmocka_unit_test(reply_across_schedulers),
       cmocka_unit_test(run_returns_with_no_deadline_left),
+      cmocka_unit_test(deadline_fifo_out_of_order),
       cmocka_unit_test(method_lookup_edges),
       cmocka_unit_test(method_cache_edges),
       cmocka_unit_test(corrupt_arguments_refused),
