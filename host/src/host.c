@@ -522,12 +522,16 @@ static void room_made(tr_sched *s, tr_actor *a);
  * owner's count plus what is on its way) has reached the bound. The
  * private lane never refuses. */
 /* A message from a traced actor is on its way: the `->` line. */
-static inline void trace_out(tr_sched *s, const tr_env *e) {
-  tr__trace_fn tf = tr__tracer(s->h);
-  if (tf && e->from != e->to) {
+static void trace_out_hook(tr_sched *s, const tr_env *e, tr__trace_fn tf) {
+  if (e->from != e->to) {
     tr_actor *fa = tr__lookup(s, e->from);
     if (fa && fa->traced) tf(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
   }
+}
+/* (the test inline, the rest out of line: every message pays the test) */
+static inline __attribute__((always_inline)) void trace_out(tr_sched *s, const tr_env *e) {
+  tr__trace_fn tf = tr__tracer(s->h);
+  if (__builtin_expect(tf != NULL, 0)) trace_out_hook(s, e, tf);
 }
 
 static int deliver_foreign(tr_sched *s, tr_env *e, int private_lane) {
@@ -793,7 +797,8 @@ static inline __attribute__((always_inline)) void pslot_put(tr_sched *s, uint32_
 }
 
 static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s, uint8_t kind, tr_addr caller,
-                                                                tr_addr target, int64_t timeout_ms) {
+                                                                tr_addr target, int64_t timeout_ms,
+                                                                tr_reply_cb cb, void *ud) {
   int64_t slot = pslot_take(s);
   if (slot < 0) return NULL;
   tr_pending *p = s->ppool;
@@ -806,19 +811,20 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
       pslot_put(s, (uint32_t)slot);
       return NULL;
     }
+    /* what an entry keeps through the pool (te.due and te.seq mean
+     * something only while te.idx says it is in the heap or the FIFO) */
+    p->te.actor = TR_NOADDR;
+    p->te.kind = TR_T_TIMEOUT;
+    p->te.p = p;
   }
-  /* every field (a memset of the whole entry costs more) */
-  p->cb = NULL;
-  p->ud = NULL;
+  /* every other field (a memset of the whole entry costs more) */
+  p->cb = cb;
+  p->ud = ud;
   p->result = NULL;
   p->done = 0;
   p->kill_on_timeout = 0;
   p->prev = p->next = p->done_next = NULL;
   p->owner = NULL;
-  p->te.actor = TR_NOADDR;
-  p->te.due = p->te.seq = 0;
-  p->te.kind = TR_T_TIMEOUT;
-  p->te.p = p;
   tr_pslot *sl = &s->pslots[slot];
   if (++sl->gen == 0) sl->gen = 1; /* (wrapped: ids are never 0) */
   sl->p = p;
@@ -863,7 +869,7 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
 
 tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
                             int64_t timeout_ms) {
-  return pending_new(s, kind, caller, target, timeout_ms);
+  return pending_new(s, kind, caller, target, timeout_ms, NULL, NULL);
 }
 
 /* Detach p from every index (its slot, the timeouts, the caller's list). */
@@ -1344,15 +1350,14 @@ static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr
                                                      const char *payload, size_t len,
                                                      int64_t timeout_ms, uint8_t kind,
                                                      tr_reply_cb cb, void *ud, tr_pending **out) {
+  if (!s) __builtin_unreachable(); /* (tr__here's: no test of it in env_new) */
   tr_env *e = env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
-  tr_pending *p = pending_new(s, kind, from, to, timeout_ms);
+  tr_pending *p = pending_new(s, kind, from, to, timeout_ms, cb, ud);
   if (!p) {
     tr__env_free(s, e);
     return TR_ENOMEM;
   }
-  p->cb = cb;
-  p->ud = ud;
   e->kind = TR_K_CALL;
   e->from = from;
   e->to = to;
@@ -1376,8 +1381,9 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
 int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
             int64_t timeout_ms, tr_reply_cb cb, void *ud) {
   if (!h || !method || !*method || !cb) return TR_EINVAL;
-  if (timeout_ms < 0 && timeout_ms != TR_TIMEOUT_DEFAULT && timeout_ms != TR_TIMEOUT_INFINITE)
-    return TR_EINVAL;
+  /* negative: only TR_TIMEOUT_DEFAULT (-1) and TR_TIMEOUT_INFINITE (-2) */
+  _Static_assert(TR_TIMEOUT_INFINITE == -2 && TR_TIMEOUT_DEFAULT == -1, "one compare");
+  if (timeout_ms < TR_TIMEOUT_INFINITE) return TR_EINVAL;
   tr_sched *s = tr__here(h);
   tr_pending *p;
   return call_start(s, from, to, method, args ? args->data : NULL, args ? args->len : 0,

@@ -94,7 +94,8 @@ static __attribute__((noinline)) int pack_int_grow(tr_buf *b, int64_t v) {
 /* (the buffer's growth out of line: the usual case, room in place, needs
  * no stack frame) */
 int tr_pack_int(tr_buf *b, int64_t v) {
-  if (b && b->data && b->len + 9 <= b->cap && b->len + 9 <= TR_MAX_PAYLOAD) {
+  /* (a buffer without data, a zeroed one, has cap 0: the slow path) */
+  if (b && b->len + 9 <= b->cap && b->len + 9 <= TR_MAX_PAYLOAD) {
     b->len += tr__put_int((unsigned char *)b->data + b->len, v);
     return 0;
   }
@@ -387,7 +388,16 @@ static __attribute__((noinline)) int msg_int_parse(const tr_msg *m, int i, int64
 }
 /* (the parse out of line: a read of a parsed payload needs no stack frame) */
 int tr_msg_int(const tr_msg *m, int i, int64_t *out) {
-  if (m && m->parsed > 0 && i >= 0 && i < m->n) return obj_int(&m->v[i], out);
+  if (m && m->parsed > 0 && (unsigned)i < (unsigned)m->n) { /* (n >= 0) */
+    const msgpack_object *o = &m->v[i]; /* obj_int without its NULL test */
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+      if (o->via.u64 > INT64_MAX) return TR_EBADVALUE;
+    } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+      return TR_EBADVALUE;
+    }
+    if (out) *out = o->via.i64;
+    return 0;
+  }
   return msg_int_parse(m, i, out);
 }
 
