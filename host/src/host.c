@@ -1,5 +1,6 @@
 /* The host: scheduler, actor table, mailboxes, calls, timers, names, death. */
 #include "internal.h"
+#include "cactor.h"
 
 #include <dlfcn.h>
 #include <inttypes.h>
@@ -168,21 +169,20 @@ static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const 
                                                         const char *payload, size_t len) {
   if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
   tr_env *e = s ? s->pool : NULL;
-  if (e) {
+  size_t need = mlen + 1 + len;
+  if (e) { /* (pooled: its buffer is the inline one, see env_free) */
     s->pool = e->next;
     s->pool_n--;
   } else {
     e = malloc(sizeof *e);
     if (!e) return NULL;
-  }
-  size_t need = mlen + 1 + len;
-  if (need <= TR_ENV_INLINE) {
     e->buf = e->inl;
     e->cap = 0;
-  } else {
+  }
+  if (need > TR_ENV_INLINE) {
     e->buf = malloc(need);
     if (!e->buf) {
-      free(e);
+      free(e); /* (a pooled one too: the pool is only a cache) */
       return NULL;
     }
     e->cap = (uint32_t)need;
@@ -221,7 +221,11 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
 static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
   if (__builtin_expect(e->own, 0)) tr__env_disown(s, e);
-  if (e->cap) free(e->buf);
+  if (e->cap) { /* (a pooled envelope keeps the inline buffer: env_new) */
+    free(e->buf);
+    e->buf = e->inl;
+    e->cap = 0;
+  }
   if (s && tr_arena_owns(&s->arena, e)) { /* tr__env_new_local's */
     tr_arena_free(&s->arena, e);
     return;
@@ -958,7 +962,7 @@ static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_p
   pending_release(s, p);
 }
 
-static void run_done_all(tr_sched *s) {
+static inline __attribute__((always_inline)) void run_done_inl(tr_sched *s) {
   while (s->done_head) {
     tr_pending *p = s->done_head;
     s->done_head = p->done_next;
@@ -966,6 +970,8 @@ static void run_done_all(tr_sched *s) {
     done_deliver(s, p);
   }
 }
+
+static void run_done_all(tr_sched *s) { run_done_inl(s); }
 
 static inline void run_done(tr_sched *s) {
   if (s->done_head) run_done_all(s);
@@ -1004,7 +1010,7 @@ static inline __attribute__((always_inline)) int reply_dest(tr_sched *s, tr_addr
                                                      tr_pending **p) {
   unsigned ci = (unsigned)(req >> 56);
   *p = NULL;
-  if (ci >= s->h->nsched) return 0;
+  if (ci != s->index && ci >= s->h->nsched) return 0; /* (this one's: the usual) */
   tr__trace_fn tf = tr__tracer(s->h);
   if (tf) { /* an answer to a caller on any scheduler */
     tr_actor *fa = tr__lookup(s, from);
@@ -1040,8 +1046,11 @@ void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int stat
   reply_send(s, p, e);
 }
 
-void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
-                  size_t len) {
+/* hint: the payload may be the Lua encoder's bytes (tr_sched.own_hint); a C
+ * handler's reply buffer never is */
+static inline __attribute__((always_inline)) void reply_in(tr_sched *s, tr_env *e, tr_addr from,
+                                                          int status, const char *payload,
+                                                          size_t len, int hint) {
   if (len + 1 > (e->cap ? e->cap : TR_ENV_INLINE)) { /* too big for it: a new one */
     tr__reply(s, from, e->from, e->req, status, payload, len);
     tr__env_free(s, e);
@@ -1063,8 +1072,13 @@ void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *
   e->kind = TR_K_REPLY;
   e->status = (int8_t)status;
   e->lane = 0;
-  if (payload == s->own_hint) tr__env_take_hint(s, e);
+  if (hint && payload == s->own_hint) tr__env_take_hint(s, e);
   reply_send(s, p, e);
+}
+
+void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
+                  size_t len) {
+  reply_in(s, e, from, status, payload, len, 1);
 }
 
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
@@ -1823,7 +1837,43 @@ int tr__block_until(tr_sched *s, volatile int *flag) {
 /* ---- the run loop ----------------------------------------------------------------------------- */
 static void stop_message(tr_sched *s, tr_actor *a);
 
-static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
+/* A message to a C actor: the usual case, a call or send for a handler it
+ * has, here, inlined into the run loop with the answer made of the call
+ * envelope; init and methods without a handler in cactor.c. */
+static inline __attribute__((always_inline)) void c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
+  tr_handler_fn fn;
+  if (__builtin_expect(e->kind == TR_K_INIT, 0) || !(fn = tr__c_method(a, e))) {
+    tr__c_deliver_other(s, a, e);
+    return;
+  }
+  tr_ctx c;
+  tr_msg m;
+  tr__ctx_init(&c, s, a, e);
+  tr__msg_init(&m, TR_ENV_PAYLOAD(e), e->len);
+  a->cur = e;
+  int rc;
+  if (__builtin_expect(tr__msg_parse_one(&m) < 0, 0))
+    rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", TR_ENV_METHOD(e));
+  else
+    rc = fn(&c, &m);
+  a->cur = NULL;
+  if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD) {
+    if (rc == TR_OK || rc == TR_FAILED) {
+      reply_in(s, e, a->addr, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED, c.out.data, c.out.len,
+               0);
+      e = NULL; /* it became the reply */
+    } else {
+      tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc), NULL);
+    }
+  } else if (e->kind == TR_K_SEND && rc < 0) {
+    tr__c_send_failed(s, a, e, rc, &c);
+  }
+  if (e) env_free(s, e);
+  tr__msg_done(&m);
+  tr__ctx_done(&c);
+}
+
+static inline __attribute__((always_inline)) void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   a->n_in++;
   if (a->traced && tr__tracer(s->h))
     tr__tracer(s->h)(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
@@ -1838,7 +1888,7 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
     stop_message(s, a);
     return;
   }
-  if (a->lang == TR_LANG_C) tr__c_deliver(s, a, e);
+  if (a->lang == TR_LANG_C) c_deliver(s, a, e);
   else tr__lua_deliver(s, a, e);
 }
 
@@ -1896,7 +1946,7 @@ static int init_envelope(tr_sched *s, tr_actor *a) {
   return 0;
 }
 
-static void actor_turn(tr_sched *s, tr_actor *a) {
+static inline __attribute__((always_inline)) void actor_turn(tr_sched *s, tr_actor *a) {
   int drained = 0; /* left because both lanes were empty: not ready */
   s->current = a;
   /* up to TR_BATCH messages (a resume counts as one); a runner takes the
@@ -1989,7 +2039,7 @@ static void on_idle(uv_idle_t *i) {
       continue;
     }
     actor_turn(s, a);
-    run_done(s);
+    run_done_inl(s); /* (inline here: a request/reply pair's answer, every turn) */
   }
   if (!s->runq_head && !s->done_head) {
     uv_idle_stop(&s->idle);

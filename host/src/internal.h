@@ -956,7 +956,6 @@ int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkn
 int tr__lua_hooks(tr_sched *s, tr_actor *a, int which); /* 0 stopping, 1 stopped */
 
 /* ---- C behaviours (cactor.c) --------------------------------------------------------- */
-void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e);
 void tr__c_destroy(tr_sched *s, tr_actor *a);
 int tr__c_hooks(tr_sched *s, tr_actor *a, int which);
 const tr_behaviour *tr__find_cbehaviour(tr_host *h, const char *name);

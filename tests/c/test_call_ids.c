@@ -496,6 +496,74 @@ static void deadline_fifo_out_of_order(void **state) {
   tr_host_free(h);
 }
 
+/* Every outcome of a message to a C actor, one after the other on one actor
+ * (so the method found last changes between them): answers, the handler's
+ * own failure, a system error with and without a text, a send whose handler
+ * fails (one log line), an unknown method called and sent, an optional
+ * notice without a handler (dropped quietly), a kill from inside the
+ * handler (its answer still comes, then the actor is gone). */
+static void c_delivery_outcomes(void **state) {
+  reset_globals();
+  logcap lc;
+  tr_host *h = new_host(&lc, 0, 0);
+  tr_addr c = spawn_counter(h, 0);
+  reply_rec r[8];
+  memset(r, 0, sizeof r);
+  tr_buf none;
+  tr_buf_init(&none);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &r[0], "i", 5), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "fail", &none, TR_TIMEOUT_DEFAULT, rec_reply, &r[1]),
+                   TR_OK);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &r[2], "i", 1), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "syserr", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[3]), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "rawerr", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[4]), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "missing", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[5]), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(r[0].status, TR_OK);
+  assert_int_equal(r[0].i, 5);
+  assert_int_equal(r[1].status, TR_FAILED);
+  assert_string_equal(r[1].reason, "nope");
+  assert_int_equal(r[1].field, 7);
+  assert_int_equal(r[2].status, TR_OK);
+  assert_int_equal(r[2].i, 6);
+  assert_int_equal(r[3].status, TR_EBADVALUE);
+  assert_string_equal(r[3].s, "custom 42");
+  assert_int_equal(r[4].status, TR_ENOTFOUND);
+  assert_int_equal(r[5].status, TR_ENOHANDLER);
+  assert_non_null(strstr(r[5].s, "no handler 'missing'"));
+  for (int k = 0; k < 6; k++) assert_int_equal(r[k].n, 1);
+  assert_int_equal(lc.lines, 0);
+  /* sends: a failing handler and an unknown method log a line each; a
+   * handler that answers nothing and a notice without a handler do not */
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "syserr", &none), TR_OK);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, c, "add", "i", 2), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "on_down", &none), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "missing", &none), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "rawerr", &none), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(lc.lines, 3);
+  assert_non_null(strstr(lc.buf, "message 'syserr' failed: bad_value: custom 42"));
+  assert_non_null(strstr(lc.buf, "no handler 'missing'"));
+  assert_non_null(strstr(lc.buf, "message 'rawerr' failed: not_found"));
+  assert_null(strstr(lc.buf, "on_down"));
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "get", &none, TR_TIMEOUT_DEFAULT, rec_reply, &r[6]),
+                   TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "kill_self", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[7]), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(r[6].status, TR_OK);
+  assert_int_equal(r[6].i, 8);
+  assert_int_equal(r[7].n, 1);
+  assert_int_equal(r[7].status, TR_OK);
+  assert_int_equal(r[7].i, 0);
+  assert_int_equal(tr_alive(h, c), 0);
+  tr_buf_free(&none);
+  tr_host_free(h);
+}
+
 /* Method lookup: an unknown method is "no_handler" (also after known ones
  * were found), two behaviours with the same method names each run their
  * own, and optional notices without a handler are dropped quietly. */
@@ -930,6 +998,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_across_schedulers),
       cmocka_unit_test(run_returns_with_no_deadline_left),
       cmocka_unit_test(deadline_fifo_out_of_order),
+      cmocka_unit_test(c_delivery_outcomes),
       cmocka_unit_test(method_lookup_edges),
       cmocka_unit_test(method_cache_edges),
       cmocka_unit_test(corrupt_arguments_refused),
