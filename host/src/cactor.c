@@ -15,8 +15,10 @@ int tr_ctx_is_call(tr_ctx *c) { return c && c->e && c->e->kind == TR_K_CALL; }
 
 tr_buf *tr_ctx_reply(tr_ctx *c) {
   if (!c) return NULL;
-  if (c->fail) c->out.len = 0; /* tr_buf_reset, inline: no stack frame */
-  c->fail = 0;
+  if (c->fail) { /* (the values replace a failure value) */
+    c->out.len = 0; /* tr_buf_reset, inline: no stack frame */
+    c->fail = 0;
+  }
   return &c->out;
 }
 

@@ -326,6 +326,10 @@ static void timer_arm(tr_sched *s) {
     if (s->timer_ref) {
       uv_unref((uv_handle_t *)&s->timer);
       s->timer_ref = 0;
+      /* armed_due != 0 only while ref'd (fifo_add tests one of them): the
+       * next deadline starts the timer again, the stale firing finds
+       * nothing */
+      s->armed_due = 0;
     }
     return;
   }
@@ -390,7 +394,7 @@ static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry
   s->fifo_last = due;
   /* the first deadline: unless the timer is ref'd and fires no later (the
    * usual case: it stayed ref'd since the previous call, see tr__timer_del) */
-  if (s->fifo_live++ == 0 && !(s->timer_ref && s->armed_due && s->armed_due <= due))
+  if (s->fifo_live++ == 0 && !(s->armed_due - 1 < due)) /* (armed, ref'd, no later) */
     timer_arm(s);
   return 0;
 }
@@ -2026,7 +2030,8 @@ static void on_idle(uv_idle_t *i) {
   s->break_idle = 0;
   run_done(s);
   int main = s->index == 0; /* tr_host_exit stops the first scheduler's loop */
-#define EXITING (main && __atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE))
+  int *exiting = &s->h->exiting;
+#define EXITING (main && __atomic_load_n(exiting, __ATOMIC_ACQUIRE))
   while (s->runq_head && turns < TR_TURNS && !s->break_idle && !EXITING) {
     tr_actor *a = s->runq_head;
     s->runq_head = a->runq_next;
