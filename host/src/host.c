@@ -2,6 +2,7 @@
 #include "internal.h"
 #include "cactor.h"
 
+#include <assert.h>
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -240,6 +241,26 @@ static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *
 }
 
 void tr__env_free(tr_sched *s, tr_env *e) { env_free(s, e); }
+
+/* env_free for an envelope that is not an INIT message, the only kind
+ * tr__env_new_local makes (so not the arena's: no range test): a reply, a
+ * send or a call. */
+static inline __attribute__((always_inline)) void env_free_msg(tr_sched *s, tr_env *e) {
+  assert(e->kind != TR_K_INIT && !tr_arena_owns(&s->arena, e));
+  if (__builtin_expect(e->own, 0)) tr__env_disown(s, e);
+  if (e->cap) {
+    free(e->buf);
+    e->buf = e->inl;
+    e->cap = 0;
+  }
+  if (s->pool_n < TR_ENV_POOL_MAX) {
+    e->next = s->pool;
+    s->pool = e;
+    s->pool_n++;
+  } else {
+    free(e);
+  }
+}
 
 static void q_push(tr_queue *q, tr_env *e) {
   e->next = NULL;
@@ -948,12 +969,46 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
   }
 }
 
+/* tr__msg_try_one for the C paths (a C handler's arguments, an answer
+ * before its C callback): the same result, with one dispatch on the first
+ * byte for an integer, the usual payload there, instead of the range tests
+ * that come before tr__scalar_next's switch; anything else goes there. */
+static inline __attribute__((always_inline)) int msg_try_one_c(tr_msg *m) {
+  const unsigned char *p = (const unsigned char *)m->data;
+  size_t n = m->len, off = 0;
+  msgpack_object *o = &m->v_inl[0];
+  int ok;
+  if (!n) return 0;
+  switch (p[0]) {
+    case 0x00 ... 0x7f:
+      o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+      o->via.u64 = p[0];
+      off = 1;
+      ok = 1;
+      break;
+    case 0xcc: ok = tr__scalar_uint(p, n, &off, o, 1); break;
+    case 0xcd: ok = tr__scalar_uint(p, n, &off, o, 2); break;
+    case 0xce: ok = tr__scalar_uint(p, n, &off, o, 4); break;
+    case 0xcf: ok = tr__scalar_uint(p, n, &off, o, 8); break;
+    case 0xd0: ok = tr__scalar_int(p, n, &off, o, 1); break;
+    case 0xd1: ok = tr__scalar_int(p, n, &off, o, 2); break;
+    case 0xd2: ok = tr__scalar_int(p, n, &off, o, 4); break;
+    case 0xd3: ok = tr__scalar_int(p, n, &off, o, 8); break;
+    default: return tr__msg_try_one(m);
+  }
+  if (ok && off == n) {
+    m->n = 1;
+    return m->parsed = 1;
+  }
+  return 0; /* not parsed (m->v[0] may hold anything) */
+}
+
 static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
   /* a reply of one scalar (the usual) is read here, inline: the callback's
    * reader then finds it parsed; any other stays for the first reader */
-  tr__msg_try_one(&m);
+  msg_try_one_c(&m);
   /* not restored after a nested delivery (a death inside a callback
    * delivers the dead actor's answers): the outer one may have died there */
   s->cb_actor = p->owner;
@@ -961,7 +1016,7 @@ static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_p
   p->cb(s->h, p->result->status, &m, p->ud);
   s->cb_actor = NULL;
   tr__msg_done(&m);
-  env_free(s, p->result);
+  env_free_msg(s, p->result);
   p->result = NULL;
   pending_release(s, p);
 }
@@ -1856,7 +1911,8 @@ static inline __attribute__((always_inline)) void c_deliver(tr_sched *s, tr_acto
   tr__msg_init(&m, TR_ENV_PAYLOAD(e), e->len);
   a->cur = e;
   int rc;
-  if (__builtin_expect(tr__msg_parse_one(&m) < 0, 0))
+  /* (tr__msg_parse_one: m is fresh, not parsed) */
+  if (__builtin_expect(!msg_try_one_c(&m) && tr__msg_parse(&m) < 0, 0))
     rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", TR_ENV_METHOD(e));
   else
     rc = fn(&c, &m);
@@ -1872,7 +1928,7 @@ static inline __attribute__((always_inline)) void c_deliver(tr_sched *s, tr_acto
   } else if (e->kind == TR_K_SEND && rc < 0) {
     tr__c_send_failed(s, a, e, rc, &c);
   }
-  if (e) env_free(s, e);
+  if (e) env_free_msg(s, e);
   tr__msg_done(&m);
   tr__ctx_done(&c);
 }

@@ -863,6 +863,108 @@ static void replies_read_before_callbacks(void **state) {
   tr_host_free(h);
 }
 
+/* Differential: a lone scalar is read inline on the C paths (a handler's
+ * arguments, an answer before its callback) with one dispatch for integers;
+ * every integer width at its edges, whole, cut short, followed by a corrupt
+ * byte or by a second value, and other scalars, must read exactly as the
+ * general reader (tr__msg_parse_one, tr__msg_try_one) reads the same bytes. */
+static char mirror_seen[256];
+static int mirror_runs;
+static void describe(const tr_msg *m, char *out, size_t cap) {
+  int64_t v = 0;
+  int has = tr_msg_int(m, 0, &v) == 0;
+  char text[128];
+  tr_msg_format(m, -1, text, sizeof text);
+  snprintf(out, cap, "%d|%d|%d|%" PRId64 "|%s", tr_msg_count(m), (int)tr_msg_type(m, 0), has, v,
+           text);
+}
+static void put_raw(tr_buf *b, const char *p, size_t n) { /* (white box: n < 96) */
+  memcpy(b->data, p, n);
+  b->len = n;
+}
+static int m_mirror(tr_ctx *ctx, const tr_msg *args) {
+  mirror_runs++;
+  describe(args, mirror_seen, sizeof mirror_seen);
+  put_raw(tr_ctx_reply(ctx), args->data, args->len);
+  return TR_OK;
+}
+static const tr_method mirror_methods[] = {{"mirror", m_mirror}, {NULL, NULL}};
+static const tr_behaviour beh_mirror = {.name = "Mirror", .methods = mirror_methods};
+
+typedef struct { int n, status; char seen[256]; } mirror_rec;
+static void mirror_reply(tr_host *h, int status, const tr_msg *m, void *ud) {
+  mirror_rec *r = ud;
+  r->n++;
+  r->status = status;
+  describe(m, r->seen, sizeof r->seen);
+}
+
+static void scalar_reading_differential(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_mirror, NULL, NULL, &a), TR_OK);
+  static const int64_t ints[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295LL,
+                                 4294967296LL, INT64_MAX, -1, -32, -33, -128, -129, -32768,
+                                 -32769, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN};
+  enum { NI = sizeof ints / sizeof ints[0], NX = 5 };
+  int checked = 0, refused = 0;
+  for (int k = 0; k < NI + NX; k++) {
+    tr_buf base;
+    tr_buf_init(&base);
+    if (k < NI) tr_pack_int(&base, ints[k]);
+    else if (k == NI) put_raw(&base, "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9); /* UINT64_MAX */
+    else if (k == NI + 1) tr_pack_nil(&base);
+    else if (k == NI + 2) tr_pack_bool(&base, 1);
+    else if (k == NI + 3) tr_pack_str(&base, "s");
+    else tr_pack_double(&base, 1.5);
+    for (int variant = 0; variant < 4; variant++) {
+      char bytes[32];
+      size_t n = base.len;
+      memcpy(bytes, base.data, n);
+      if (variant == 1) n--;                      /* cut short (a lone byte: nothing) */
+      if (variant == 2) bytes[n++] = (char)0xc1;  /* a byte never used */
+      if (variant == 3) bytes[n++] = 0x07;        /* a second value */
+      /* what the general reader makes of these bytes, as arguments and as an answer */
+      char want_args[256] = "", want_reply[256];
+      tr_msg m;
+      tr__msg_init(&m, bytes, n);
+      int ok = tr__msg_parse_one(&m) >= 0;
+      if (ok) describe(&m, want_args, sizeof want_args);
+      tr__msg_done(&m);
+      tr__msg_init(&m, bytes, n);
+      tr__msg_try_one(&m);
+      describe(&m, want_reply, sizeof want_reply);
+      tr__msg_done(&m);
+      tr_buf b;
+      tr_buf_init(&b);
+      put_raw(&b, bytes, n);
+      mirror_rec r = {0};
+      mirror_runs = 0;
+      mirror_seen[0] = 0;
+      assert_int_equal(tr_call(h, TR_NOADDR, a, "mirror", &b, TR_TIMEOUT_DEFAULT, mirror_reply, &r),
+                       TR_OK);
+      tr_buf_free(&b);
+      tr_host_run(h);
+      assert_int_equal(r.n, 1);
+      if (!ok) { /* refused before the handler runs */
+        assert_int_equal(r.status, TR_EBADVALUE);
+        assert_int_equal(mirror_runs, 0);
+        refused++;
+        continue;
+      }
+      assert_int_equal(r.status, TR_OK);
+      assert_int_equal(mirror_runs, 1);
+      assert_string_equal(mirror_seen, want_args);
+      assert_string_equal(r.seen, want_reply); /* the same bytes back */
+      checked++;
+    }
+    tr_buf_free(&base);
+  }
+  assert_true(checked > 40 && refused > 20);
+  tr_host_free(h);
+}
+
 /* The last actor a message was delivered to is kept by its scheduler: a
  * dead one is never delivered to, whether its record is still there (it
  * waits in the run queue) or freed and another actor made in its memory. */
@@ -1004,6 +1106,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(corrupt_arguments_refused),
       cmocka_unit_test(delivery_cache_edges),
       cmocka_unit_test(replies_read_before_callbacks),
+      cmocka_unit_test(scalar_reading_differential),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
