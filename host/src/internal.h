@@ -123,8 +123,7 @@ static inline void tr__msg_init(tr_msg *m, const char *data, size_t len) {
   m->v = m->v_inl;
   m->parsed = 0;
   m->n = 0;
-  m->zone_init = 0;
-  m->zone = NULL;
+  m->zone_init = 0; /* (zone is set, and read, only once zone_init is) */
 }
 void tr__msg_zone_free(tr_msg *m);
 static inline void tr__msg_done(tr_msg *m) {
