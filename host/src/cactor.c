@@ -1,21 +1,10 @@
 /* Actors whose behaviour is written in C. */
-#include "internal.h"
+#include "cactor.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct tr_ctx {
-  tr_sched *s;
-  tr_actor *a;
-  tr_env *e;
-  tr_buf out;
-  int fail;       /* out holds the handler's own error value */
-  int deferred;
-  int err_set;
-  char err[256];
-};
 
 tr_host *tr_ctx_host(tr_ctx *c) { return c ? c->s->h : NULL; }
 tr_addr tr_ctx_self(tr_ctx *c) { return c ? c->a->addr : TR_NOADDR; }
@@ -26,8 +15,10 @@ int tr_ctx_is_call(tr_ctx *c) { return c && c->e && c->e->kind == TR_K_CALL; }
 
 tr_buf *tr_ctx_reply(tr_ctx *c) {
   if (!c) return NULL;
-  if (c->fail) c->out.len = 0; /* tr_buf_reset, inline: no stack frame */
-  c->fail = 0;
+  if (c->fail) { /* (the values replace a failure value) */
+    c->out.len = 0; /* tr_buf_reset, inline: no stack frame */
+    c->fail = 0;
+  }
   return &c->out;
 }
 
@@ -82,25 +73,6 @@ static inline int name_key(const char *p, size_t n, uint64_t k[2]) {
   return 1;
 }
 
-/* The same test against a key made by name_key (n its length, 1 to 16),
- * without going through memory. */
-static inline int name_is(const char *p, size_t n, const uint64_t k[2]) {
-  if (n >= 8) {
-    uint64_t x, y;
-    memcpy(&x, p, 8);
-    memcpy(&y, p + n - 8, 8);
-    return x == k[0] && y == k[1];
-  }
-  if (n >= 4) {
-    uint32_t x, y;
-    memcpy(&x, p, 4);
-    memcpy(&y, p + n - 4, 4);
-    return (x | (uint64_t)y << 32) == k[0];
-  }
-  return ((unsigned char)p[0] | (uint64_t)(unsigned char)p[n >> 1] << 8 |
-          (uint64_t)(unsigned char)p[n - 1] << 16) == k[0];
-}
-
 /* The handler for the message's method. An actor mostly gets the same
  * method again (a server's one request): the entry it found last is kept on
  * the actor, keyed by the envelope's method bytes (all mlen of them: the
@@ -110,11 +82,12 @@ static inline int name_is(const char *p, size_t n, const uint64_t k[2]) {
  * another made at its address, but not while actors of it live (troupe.h).
  * A method table swapped for another misses. Unknown methods are not kept:
  * they scan every time. */
-static inline tr_handler_fn find_method(tr_actor *a, const tr_env *e) {
+tr_handler_fn tr__c_lookup(tr_actor *a, const tr_env *e) {
   const char *name = TR_ENV_METHOD(e);
   const tr_method *tab = a->cb->methods;
   tr_actor_cold *c = a->cold; /* (its own once init ran: it holds the state) */
-  if (c->mc_len && e->mlen == c->mc_len && tab == c->mc_tab && name_is(name, e->mlen, c->mc_key))
+  if (c->mc_len && e->mlen == c->mc_len && tab == c->mc_tab &&
+      tr__c_name_is(name, e->mlen, c->mc_key))
     return c->mc_fn;
   for (const tr_method *m = tab; m && m->name; m++)
     if (strcmp(m->name, name) == 0) {
@@ -131,26 +104,13 @@ static inline tr_handler_fn find_method(tr_actor *a, const tr_env *e) {
   return NULL;
 }
 
-static inline void ctx_init(tr_ctx *c, tr_sched *s, tr_actor *a, tr_env *e) {
-  c->s = s;
-  c->a = a;
-  c->e = e;
-  c->out.data = c->out.inline_; /* tr_buf_init, inline: once per message */
-  c->out.len = 0;
-  c->out.cap = sizeof c->out.inline_;
-  c->fail = c->deferred = c->err_set = 0;
-  c->err[0] = 0;
-}
-
-static inline void ctx_done(tr_ctx *c) {
-  if (c->out.data != c->out.inline_) tr_buf_free(&c->out);
-}
-
-void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
+/* (the usual case, a message for a handler the actor has, is host.c's
+ * c_deliver: inlined into the run loop with the reply) */
+void tr__c_deliver_other(tr_sched *s, tr_actor *a, tr_env *e) {
   tr_ctx c;
   tr_msg m;
   char who[96];
-  ctx_init(&c, s, a, e);
+  tr__ctx_init(&c, s, a, e);
   tr__msg_init(&m, TR_ENV_PAYLOAD(e), e->len);
   a->cur = e;
   if (e->kind == TR_K_INIT) {
@@ -174,7 +134,7 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     return;
   }
   const char *method = TR_ENV_METHOD(e);
-  tr_handler_fn fn = find_method(a, e);
+  tr_handler_fn fn = tr__c_lookup(a, e);
   int rc;
   if (!fn && e->kind == TR_K_SEND &&
       (strcmp(method, "on_down") == 0 || strcmp(method, "on_exit") == 0)) {
@@ -202,18 +162,23 @@ void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
       tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc),
                       NULL);
   } else if (e->kind == TR_K_SEND && rc < 0) {
-    tr_addr_format(s->h, a->addr, who, sizeof who);
-    tr__log(s->h, "%s: message '%s' failed: %s: %s", who, method, tr_errname(rc),
-            c.err_set ? c.err : tr_strerror(rc));
+    tr__c_send_failed(s, a, e, rc, &c);
   }
   if (e) tr__env_free(s, e);
   tr__msg_done(&m);
-  ctx_done(&c);
+  tr__ctx_done(&c);
+}
+
+void tr__c_send_failed(tr_sched *s, tr_actor *a, const tr_env *e, int rc, const tr_ctx *c) {
+  char who[96];
+  tr_addr_format(s->h, a->addr, who, sizeof who);
+  tr__log(s->h, "%s: message '%s' failed: %s: %s", who, TR_ENV_METHOD(e), tr_errname(rc),
+          c->err_set ? c->err : tr_strerror(rc));
 }
 
 int tr__c_hooks(tr_sched *s, tr_actor *a, int which) {
   tr_ctx c;
-  ctx_init(&c, s, a, NULL);
+  tr__ctx_init(&c, s, a, NULL);
   int veto = 0;
   if (which == 0 && a->cb->on_stopping) veto = a->cb->on_stopping(&c);
   if (which == 1 && a->cb->on_stopped) a->cb->on_stopped(&c);

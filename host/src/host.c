@@ -1,6 +1,8 @@
 /* The host: scheduler, actor table, mailboxes, calls, timers, names, death. */
 #include "internal.h"
+#include "cactor.h"
 
+#include <assert.h>
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -168,21 +170,20 @@ static inline __attribute__((always_inline)) tr_env *env_new(tr_sched *s, const 
                                                         const char *payload, size_t len) {
   if (mlen > 0xFFFF || len > TR_MAX_PAYLOAD) return NULL;
   tr_env *e = s ? s->pool : NULL;
-  if (e) {
+  size_t need = mlen + 1 + len;
+  if (e) { /* (pooled: its buffer is the inline one, see env_free) */
     s->pool = e->next;
     s->pool_n--;
   } else {
     e = malloc(sizeof *e);
     if (!e) return NULL;
-  }
-  size_t need = mlen + 1 + len;
-  if (need <= TR_ENV_INLINE) {
     e->buf = e->inl;
     e->cap = 0;
-  } else {
+  }
+  if (need > TR_ENV_INLINE) {
     e->buf = malloc(need);
     if (!e->buf) {
-      free(e);
+      free(e); /* (a pooled one too: the pool is only a cache) */
       return NULL;
     }
     e->cap = (uint32_t)need;
@@ -221,7 +222,11 @@ tr_env *tr__env_new(tr_sched *s, const char *method, size_t mlen, const char *pa
 static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *e) {
   if (!e) return;
   if (__builtin_expect(e->own, 0)) tr__env_disown(s, e);
-  if (e->cap) free(e->buf);
+  if (e->cap) { /* (a pooled envelope keeps the inline buffer: env_new) */
+    free(e->buf);
+    e->buf = e->inl;
+    e->cap = 0;
+  }
   if (s && tr_arena_owns(&s->arena, e)) { /* tr__env_new_local's */
     tr_arena_free(&s->arena, e);
     return;
@@ -236,6 +241,26 @@ static inline __attribute__((always_inline)) void env_free(tr_sched *s, tr_env *
 }
 
 void tr__env_free(tr_sched *s, tr_env *e) { env_free(s, e); }
+
+/* env_free for an envelope that is not an INIT message, the only kind
+ * tr__env_new_local makes (so not the arena's: no range test): a reply, a
+ * send or a call. */
+static inline __attribute__((always_inline)) void env_free_msg(tr_sched *s, tr_env *e) {
+  assert(e->kind != TR_K_INIT && !tr_arena_owns(&s->arena, e));
+  if (__builtin_expect(e->own, 0)) tr__env_disown(s, e);
+  if (e->cap) {
+    free(e->buf);
+    e->buf = e->inl;
+    e->cap = 0;
+  }
+  if (s->pool_n < TR_ENV_POOL_MAX) {
+    e->next = s->pool;
+    s->pool = e;
+    s->pool_n++;
+  } else {
+    free(e);
+  }
+}
 
 static void q_push(tr_queue *q, tr_env *e) {
   e->next = NULL;
@@ -297,8 +322,19 @@ static void sched_settle(tr_sched *s, int handled);
  * when it fires early it re-arms for the new minimum. While the heap is empty
  * it is unref'd, so an armed but stale timer never keeps the loop alive. This
  * keeps uv_timer_start/stop off the per-call path. */
+/* The FIFO's first live entry: ids of calls answered since (no pending
+ * call with that id, or its entry left the FIFO) are dropped on the way. */
+static tr_tentry *fifo_first(tr_sched *s) {
+  while (s->fifo_head < s->fifo_tail) {
+    tr_pending *p = tr__pending_get(s, s->fifo[s->fifo_head]);
+    if (p && p->te.idx == TR_IN_FIFO) return &p->te;
+    s->fifo_head++;
+  }
+  return NULL;
+}
+
 static tr_tentry *timer_first(tr_sched *s) {
-  tr_tentry *h = s->heap_n ? s->heap[0] : NULL, *f = s->fifo_head;
+  tr_tentry *h = s->heap_n ? s->heap[0] : NULL, *f = s->fifo_live ? fifo_first(s) : NULL;
   if (!h) return f;
   if (!f) return h;
   return tless(f, h) ? f : h;
@@ -311,6 +347,10 @@ static void timer_arm(tr_sched *s) {
     if (s->timer_ref) {
       uv_unref((uv_handle_t *)&s->timer);
       s->timer_ref = 0;
+      /* armed_due != 0 only while ref'd (fifo_add tests one of them): the
+       * next deadline starts the timer again, the stale firing finds
+       * nothing */
+      s->armed_due = 0;
     }
     return;
   }
@@ -342,20 +382,40 @@ static int heap_add(tr_sched *s, tr_tentry *t, uint64_t due) {
   return 0;
 }
 
-/* Appends when due is not before the FIFO's last deadline, else uses the heap. */
-static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry *t, uint64_t due) {
-  if (s->fifo_tail && due < s->fifo_tail->due) return heap_add(s, t, due);
+/* Room for one more id at the FIFO's tail: the stale ids go first; the
+ * array grows when more than half of it is live. Amortised O(1) per call;
+ * at most twice the live ids plus the stale ones since the last pass. */
+static int fifo_room(tr_sched *s) {
+  uint32_t n = 0;
+  for (uint32_t i = s->fifo_head; i < s->fifo_tail; i++) {
+    tr_pending *p = tr__pending_get(s, s->fifo[i]);
+    if (p && p->te.idx == TR_IN_FIFO) s->fifo[n++] = s->fifo[i];
+  }
+  s->fifo_head = 0;
+  s->fifo_tail = n;
+  if (n < s->fifo_cap / 2) return 0;
+  uint32_t cap = s->fifo_cap ? s->fifo_cap * 2 : 64;
+  uint64_t *nf = realloc(s->fifo, (size_t)cap * sizeof *nf);
+  if (!nf) return n < s->fifo_cap ? 0 : TR_ENOMEM;
+  s->fifo = nf;
+  s->fifo_cap = cap;
+  return 0;
+}
+
+/* Appends the call `req` (t its entry) when due is not before the FIFO's
+ * last deadline, else uses the heap. */
+static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry *t, uint64_t req,
+                                                      uint64_t due) {
+  if (due < s->fifo_last || (s->fifo_tail == s->fifo_cap && fifo_room(s)))
+    return heap_add(s, t, due);
   t->due = due;
   t->seq = ++s->tseq;
   t->idx = TR_IN_FIFO;
-  t->fnext = NULL;
-  t->fprev = s->fifo_tail;
-  if (s->fifo_tail) s->fifo_tail->fnext = t;
-  else s->fifo_head = t;
-  s->fifo_tail = t;
+  s->fifo[s->fifo_tail++] = req;
+  s->fifo_last = due;
   /* the first deadline: unless the timer is ref'd and fires no later (the
    * usual case: it stayed ref'd since the previous call, see tr__timer_del) */
-  if (s->fifo_head == t && !(s->timer_ref && s->armed_due && s->armed_due <= due))
+  if (s->fifo_live++ == 0 && !(s->armed_due - 1 < due)) /* (armed, ref'd, no later) */
     timer_arm(s);
   return 0;
 }
@@ -363,14 +423,13 @@ static inline __attribute__((always_inline)) int fifo_add(tr_sched *s, tr_tentry
 static void heap_del(tr_sched *s, tr_tentry *t);
 static inline __attribute__((always_inline)) void timer_del(tr_sched *s, tr_tentry *t) {
   if (!t || t->idx == UINT32_MAX) return;
-  if (t->idx == TR_IN_FIFO) {
-    if (t->fprev) t->fprev->fnext = t->fnext;
-    else s->fifo_head = t->fnext;
-    if (t->fnext) t->fnext->fprev = t->fprev;
-    else s->fifo_tail = t->fprev;
+  if (t->idx == TR_IN_FIFO) { /* its id stays behind, stale (fifo_first) */
     t->idx = UINT32_MAX;
-    t->fprev = t->fnext = NULL;
-    if (!s->fifo_head && s->heap_n == 0) s->timer_idle = 1;
+    if (--s->fifo_live == 0) { /* none left: start again at the front */
+      s->fifo_head = s->fifo_tail = 0;
+      s->fifo_last = 0;
+      if (s->heap_n == 0) s->timer_idle = 1;
+    }
     return;
   }
   heap_del(s, t);
@@ -388,7 +447,7 @@ static void heap_del(tr_sched *s, tr_tentry *t) {
     heap_up(s, i);
     heap_down(s, s->heap[i]->idx);
   }
-  if (s->heap_n == 0 && !s->fifo_head) s->timer_idle = 1;
+  if (s->heap_n == 0 && !s->fifo_live) s->timer_idle = 1;
 }
 
 tr_tentry *tr__timer_add(tr_sched *s, uint8_t kind, void *p, int64_t delay_ms) {
@@ -492,12 +551,16 @@ static void room_made(tr_sched *s, tr_actor *a);
  * owner's count plus what is on its way) has reached the bound. The
  * private lane never refuses. */
 /* A message from a traced actor is on its way: the `->` line. */
-static inline void trace_out(tr_sched *s, const tr_env *e) {
-  tr__trace_fn tf = tr__tracer(s->h);
-  if (tf && e->from != e->to) {
+static void trace_out_hook(tr_sched *s, const tr_env *e, tr__trace_fn tf) {
+  if (e->from != e->to) {
     tr_actor *fa = tr__lookup(s, e->from);
     if (fa && fa->traced) tf(s->h, s->h->trace_ud, TR_EV_OUT, fa, e, 0, TR_ENV_PAYLOAD(e), e->len);
   }
+}
+/* (the test inline, the rest out of line: every message pays the test) */
+static inline __attribute__((always_inline)) void trace_out(tr_sched *s, const tr_env *e) {
+  tr__trace_fn tf = tr__tracer(s->h);
+  if (__builtin_expect(tf != NULL, 0)) trace_out_hook(s, e, tf);
 }
 
 /* May a message for `to` (an actor of scheduler t, asked from any thread)
@@ -843,7 +906,8 @@ static inline __attribute__((always_inline)) void pslot_put(tr_sched *s, uint32_
 }
 
 static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s, uint8_t kind, tr_addr caller,
-                                                                tr_addr target, int64_t timeout_ms) {
+                                                                tr_addr target, int64_t timeout_ms,
+                                                                tr_reply_cb cb, void *ud) {
   int64_t slot = pslot_take(s);
   if (slot < 0) return NULL;
   tr_pending *p = s->ppool;
@@ -856,20 +920,20 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
       pslot_put(s, (uint32_t)slot);
       return NULL;
     }
+    /* what an entry keeps through the pool (te.due and te.seq mean
+     * something only while te.idx says it is in the heap or the FIFO) */
+    p->te.actor = TR_NOADDR;
+    p->te.kind = TR_T_TIMEOUT;
+    p->te.p = p;
   }
-  /* every field (a memset of the whole entry costs more) */
-  p->cb = NULL;
-  p->ud = NULL;
+  /* every other field (a memset of the whole entry costs more) */
+  p->cb = cb;
+  p->ud = ud;
   p->result = NULL;
   p->done = 0;
   p->kill_on_timeout = 0;
   p->prev = p->next = p->done_next = NULL;
   p->owner = NULL;
-  p->te.fprev = p->te.fnext = NULL;
-  p->te.actor = TR_NOADDR;
-  p->te.due = p->te.seq = 0;
-  p->te.kind = TR_T_TIMEOUT;
-  p->te.p = p;
   tr_pslot *sl = &s->pslots[slot];
   if (++sl->gen == 0) sl->gen = 1; /* (wrapped: ids are never 0) */
   sl->p = p;
@@ -878,15 +942,20 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
   p->kind = kind;
   p->caller = caller;
   p->target = target;
-  int dflt = timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0;
-  if (dflt) timeout_ms = s->h->call_timeout;
-  if (timeout_ms != TR_TIMEOUT_INFINITE) {
-    /* inside a callback the loop clock is fresh; from main code it may be as
-     * old as the last loop run (a long computation would eat the timeout) */
+  /* inside a callback the loop clock is fresh; from main code it may be as
+   * old as the last loop run (a long computation would eat the timeout).
+   * (loop->time is what uv_now returns, without a call through the PLT) */
+  if (timeout_ms == TR_TIMEOUT_DEFAULT || timeout_ms == 0) { /* call_timeout > 0 */
+    if (!s->in_callback) uv_update_time(s->loop);
+    if (fifo_add(s, &p->te, p->req, s->loop->time + (uint64_t)s->h->call_timeout)) {
+      pslot_put(s, (uint32_t)slot);
+      free(p);
+      return NULL;
+    }
+  } else if (timeout_ms != TR_TIMEOUT_INFINITE) {
     if (!s->in_callback) uv_update_time(s->loop);
     if (timeout_ms < 0) timeout_ms = 0;
-    uint64_t due = uv_now(s->loop) + (uint64_t)timeout_ms;
-    if (dflt ? fifo_add(s, &p->te, due) : heap_add(s, &p->te, due)) {
+    if (heap_add(s, &p->te, s->loop->time + (uint64_t)timeout_ms)) {
       pslot_put(s, (uint32_t)slot);
       free(p);
       return NULL;
@@ -909,7 +978,7 @@ static inline __attribute__((always_inline)) tr_pending *pending_new(tr_sched *s
 
 tr_pending *tr__pending_new(tr_sched *s, uint8_t kind, tr_addr caller, tr_addr target,
                             int64_t timeout_ms) {
-  return pending_new(s, kind, caller, target, timeout_ms);
+  return pending_new(s, kind, caller, target, timeout_ms, NULL, NULL);
 }
 
 /* Detach p from every index (its slot, the timeouts, the caller's list). */
@@ -980,12 +1049,46 @@ static inline __attribute__((always_inline)) void complete(tr_sched *s, tr_pendi
   }
 }
 
+/* tr__msg_try_one for the C paths (a C handler's arguments, an answer
+ * before its C callback): the same result, with one dispatch on the first
+ * byte for an integer, the usual payload there, instead of the range tests
+ * that come before tr__scalar_next's switch; anything else goes there. */
+static inline __attribute__((always_inline)) int msg_try_one_c(tr_msg *m) {
+  const unsigned char *p = (const unsigned char *)m->data;
+  size_t n = m->len, off = 0;
+  msgpack_object *o = &m->v_inl[0];
+  int ok;
+  if (!n) return 0;
+  switch (p[0]) {
+    case 0x00 ... 0x7f:
+      o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+      o->via.u64 = p[0];
+      off = 1;
+      ok = 1;
+      break;
+    case 0xcc: ok = tr__scalar_uint(p, n, &off, o, 1); break;
+    case 0xcd: ok = tr__scalar_uint(p, n, &off, o, 2); break;
+    case 0xce: ok = tr__scalar_uint(p, n, &off, o, 4); break;
+    case 0xcf: ok = tr__scalar_uint(p, n, &off, o, 8); break;
+    case 0xd0: ok = tr__scalar_int(p, n, &off, o, 1); break;
+    case 0xd1: ok = tr__scalar_int(p, n, &off, o, 2); break;
+    case 0xd2: ok = tr__scalar_int(p, n, &off, o, 4); break;
+    case 0xd3: ok = tr__scalar_int(p, n, &off, o, 8); break;
+    default: return tr__msg_try_one(m);
+  }
+  if (ok && off == n) {
+    m->n = 1;
+    return m->parsed = 1;
+  }
+  return 0; /* not parsed (m->v[0] may hold anything) */
+}
+
 static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_pending *p) {
   tr_msg m;
   tr__msg_init(&m, TR_ENV_PAYLOAD(p->result), p->result->len);
   /* a reply of one scalar (the usual) is read here, inline: the callback's
    * reader then finds it parsed; any other stays for the first reader */
-  tr__msg_try_one(&m);
+  msg_try_one_c(&m);
   /* not restored after a nested delivery (a death inside a callback
    * delivers the dead actor's answers): the outer one may have died there */
   s->cb_actor = p->owner;
@@ -993,12 +1096,12 @@ static inline __attribute__((always_inline)) void done_deliver(tr_sched *s, tr_p
   p->cb(s->h, p->result->status, &m, p->ud);
   s->cb_actor = NULL;
   tr__msg_done(&m);
-  env_free(s, p->result);
+  env_free_msg(s, p->result);
   p->result = NULL;
   pending_release(s, p);
 }
 
-static void run_done_all(tr_sched *s) {
+static inline __attribute__((always_inline)) void run_done_inl(tr_sched *s) {
   while (s->done_head) {
     tr_pending *p = s->done_head;
     s->done_head = p->done_next;
@@ -1006,6 +1109,8 @@ static void run_done_all(tr_sched *s) {
     done_deliver(s, p);
   }
 }
+
+static void run_done_all(tr_sched *s) { run_done_inl(s); }
 
 static inline void run_done(tr_sched *s) {
   if (s->done_head) run_done_all(s);
@@ -1044,7 +1149,7 @@ static inline __attribute__((always_inline)) int reply_dest(tr_sched *s, tr_addr
                                                      tr_pending **p) {
   unsigned ci = (unsigned)(req >> 56);
   *p = NULL;
-  if (ci >= s->h->nsched) return 0;
+  if (ci != s->index && ci >= s->h->nsched) return 0; /* (this one's: the usual) */
   tr__trace_fn tf = tr__tracer(s->h);
   if (tf) { /* an answer to a caller on any scheduler */
     tr_actor *fa = tr__lookup(s, from);
@@ -1080,8 +1185,11 @@ void tr__reply(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int stat
   reply_send(s, p, e);
 }
 
-void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
-                  size_t len) {
+/* hint: the payload may be the Lua encoder's bytes (tr_sched.own_hint); a C
+ * handler's reply buffer never is */
+static inline __attribute__((always_inline)) void reply_in(tr_sched *s, tr_env *e, tr_addr from,
+                                                          int status, const char *payload,
+                                                          size_t len, int hint) {
   if (len + 1 > (e->cap ? e->cap : TR_ENV_INLINE)) { /* too big for it: a new one */
     tr__reply(s, from, e->from, e->req, status, payload, len);
     tr__env_free(s, e);
@@ -1103,8 +1211,13 @@ void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *
   e->kind = TR_K_REPLY;
   e->status = (int8_t)status;
   e->lane = 0;
-  if (payload == s->own_hint) tr__env_take_hint(s, e);
+  if (hint && payload == s->own_hint) tr__env_take_hint(s, e);
   reply_send(s, p, e);
+}
+
+void tr__reply_in(tr_sched *s, tr_env *e, tr_addr from, int status, const char *payload,
+                  size_t len) {
+  reply_in(s, e, from, status, payload, len, 1);
 }
 
 void tr__reply_error(tr_sched *s, tr_addr from, tr_addr caller, uint64_t req, int code,
@@ -1390,15 +1503,14 @@ static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr
                                                      const char *payload, size_t len,
                                                      int64_t timeout_ms, uint8_t kind,
                                                      tr_reply_cb cb, void *ud, tr_pending **out) {
+  if (!s) __builtin_unreachable(); /* (tr__here's: no test of it in env_new) */
   tr_env *e = env_new(s, method, strlen(method), payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
-  tr_pending *p = pending_new(s, kind, from, to, timeout_ms);
+  tr_pending *p = pending_new(s, kind, from, to, timeout_ms, cb, ud);
   if (!p) {
     tr__env_free(s, e);
     return TR_ENOMEM;
   }
-  p->cb = cb;
-  p->ud = ud;
   e->kind = TR_K_CALL;
   e->from = from;
   e->to = to;
@@ -1422,8 +1534,9 @@ int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
 int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
             int64_t timeout_ms, tr_reply_cb cb, void *ud) {
   if (!h || !method || !*method || !cb) return TR_EINVAL;
-  if (timeout_ms < 0 && timeout_ms != TR_TIMEOUT_DEFAULT && timeout_ms != TR_TIMEOUT_INFINITE)
-    return TR_EINVAL;
+  /* negative: only TR_TIMEOUT_DEFAULT (-1) and TR_TIMEOUT_INFINITE (-2) */
+  _Static_assert(TR_TIMEOUT_INFINITE == -2 && TR_TIMEOUT_DEFAULT == -1, "one compare");
+  if (timeout_ms < TR_TIMEOUT_INFINITE) return TR_EINVAL;
   tr_sched *s = tr__here(h);
   tr_pending *p;
   return call_start(s, from, to, method, args ? args->data : NULL, args ? args->len : 0,
@@ -1512,7 +1625,7 @@ static void on_polled(uv_check_t *c) {
 /* A scheduler other than the first says whether it still has work. */
 static void sched_settle(tr_sched *s, int handled) {
   if (s->index == 0) return;
-  int busy = s->runq_head || s->done_head || s->heap_n || s->fifo_head;
+  int busy = s->runq_head || s->done_head || s->heap_n || s->fifo_live;
   if (busy != s->busy) {
     s->busy = busy;
     work_add(s->h, busy ? 1 : -1, s);
@@ -1870,7 +1983,44 @@ int tr__block_until(tr_sched *s, volatile int *flag) {
 /* ---- the run loop ----------------------------------------------------------------------------- */
 static void stop_message(tr_sched *s, tr_actor *a);
 
-static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
+/* A message to a C actor: the usual case, a call or send for a handler it
+ * has, here, inlined into the run loop with the answer made of the call
+ * envelope; init and methods without a handler in cactor.c. */
+static inline __attribute__((always_inline)) void c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
+  tr_handler_fn fn;
+  if (__builtin_expect(e->kind == TR_K_INIT, 0) || !(fn = tr__c_method(a, e))) {
+    tr__c_deliver_other(s, a, e);
+    return;
+  }
+  tr_ctx c;
+  tr_msg m;
+  tr__ctx_init(&c, s, a, e);
+  tr__msg_init(&m, TR_ENV_PAYLOAD(e), e->len);
+  a->cur = e;
+  int rc;
+  /* (tr__msg_parse_one: m is fresh, not parsed) */
+  if (__builtin_expect(!msg_try_one_c(&m) && tr__msg_parse(&m) < 0, 0))
+    rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", TR_ENV_METHOD(e));
+  else
+    rc = fn(&c, &m);
+  a->cur = NULL;
+  if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD) {
+    if (rc == TR_OK || rc == TR_FAILED) {
+      reply_in(s, e, a->addr, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED, c.out.data, c.out.len,
+               0);
+      e = NULL; /* it became the reply */
+    } else {
+      tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc), NULL);
+    }
+  } else if (e->kind == TR_K_SEND && rc < 0) {
+    tr__c_send_failed(s, a, e, rc, &c);
+  }
+  if (e) env_free_msg(s, e);
+  tr__msg_done(&m);
+  tr__ctx_done(&c);
+}
+
+static inline __attribute__((always_inline)) void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
   a->n_in++;
   if (a->traced && tr__tracer(s->h))
     tr__tracer(s->h)(s->h, s->h->trace_ud, TR_EV_IN, a, e, 0, TR_ENV_PAYLOAD(e), e->len);
@@ -1885,7 +2035,7 @@ static void dispatch(tr_sched *s, tr_actor *a, tr_env *e) {
     stop_message(s, a);
     return;
   }
-  if (a->lang == TR_LANG_C) tr__c_deliver(s, a, e);
+  if (a->lang == TR_LANG_C) c_deliver(s, a, e);
   else tr__lua_deliver(s, a, e);
 }
 
@@ -1943,7 +2093,7 @@ static int init_envelope(tr_sched *s, tr_actor *a) {
   return 0;
 }
 
-static void actor_turn(tr_sched *s, tr_actor *a) {
+static inline __attribute__((always_inline)) void actor_turn(tr_sched *s, tr_actor *a) {
   int drained = 0; /* left because both lanes were empty: not ready */
   s->current = a;
   /* up to TR_BATCH messages (a resume counts as one); a runner takes the
@@ -2023,7 +2173,8 @@ static void on_idle(uv_idle_t *i) {
   s->break_idle = 0;
   run_done(s);
   int main = s->index == 0; /* tr_host_exit stops the first scheduler's loop */
-#define EXITING (main && __atomic_load_n(&s->h->exiting, __ATOMIC_ACQUIRE))
+  int *exiting = &s->h->exiting;
+#define EXITING (main && __atomic_load_n(exiting, __ATOMIC_ACQUIRE))
   while (s->runq_head && turns < TR_TURNS && !s->break_idle && !EXITING) {
     tr_actor *a = s->runq_head;
     s->runq_head = a->runq_next;
@@ -2036,7 +2187,7 @@ static void on_idle(uv_idle_t *i) {
       continue;
     }
     actor_turn(s, a);
-    run_done(s);
+    run_done_inl(s); /* (inline here: a request/reply pair's answer, every turn) */
   }
   if (!s->runq_head && !s->done_head) {
     uv_idle_stop(&s->idle);
@@ -3116,7 +3267,8 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (uint32_t i = 0; i < s->heap_n; i++)
     if (s->heap[i]->kind == TR_T_SLEEP || s->heap[i]->kind == TR_T_FLAG) free(s->heap[i]);
   s->heap_n = 0;
-  s->fifo_head = s->fifo_tail = NULL; /* calls' own entries, freed with them */
+  s->fifo_head = s->fifo_tail = s->fifo_live = 0; /* calls' own entries, freed with them */
+  s->fifo_last = 0;
   tr__lua_detach(s);
   uv_close((uv_handle_t *)&s->idle, on_close);
   uv_close((uv_handle_t *)&s->timer, on_close);
@@ -3168,6 +3320,8 @@ static void sched_free(tr_host *h, tr_sched *s) {
   for (size_t i = 0; i < s->exitq_n; i++) free(s->exitq[i].msg);
   free(s->exitq);
   free(s->heap);
+  free(s->fifo);
+  s->fifo = NULL;
   tr_arena_destroy(&s->arena); /* its actors and Lua state are gone */
 }
 

@@ -123,8 +123,7 @@ static inline void tr__msg_init(tr_msg *m, const char *data, size_t len) {
   m->v = m->v_inl;
   m->parsed = 0;
   m->n = 0;
-  m->zone_init = 0;
-  m->zone = NULL;
+  m->zone_init = 0; /* (zone is set, and read, only once zone_init is) */
 }
 void tr__msg_zone_free(tr_msg *m);
 static inline void tr__msg_done(tr_msg *m) {
@@ -514,7 +513,6 @@ enum { TR_T_TIMEOUT = 0, TR_T_ACTOR, TR_T_SLEEP, TR_T_FLAG };
 typedef struct tr_tentry {
   uint64_t due, seq;
   uint32_t idx;   /* position in the heap; TR_IN_FIFO in the FIFO; UINT32_MAX: in neither */
-  struct tr_tentry *fprev, *fnext; /* in the FIFO */
   uint8_t kind;
   void *p;        /* tr_pending / tr_timer / int flag */
   tr_addr actor;  /* TR_T_SLEEP */
@@ -613,8 +611,16 @@ struct tr_sched {
   uint32_t heap_n, heap_cap;
   /* deadlines that only ever come in order (calls with the default timeout:
    * now + the same delay) wait in a FIFO instead: O(1) in and out, where the
-   * heap costs O(log n) cache misses with many calls in flight */
-  tr_tentry *fifo_head, *fifo_tail;
+   * heap costs O(log n) cache misses with many calls in flight. The FIFO is
+   * an array of request ids (each call's deadline is in its te); an
+   * answered call only leaves its id behind (te.idx says it is gone), and
+   * such stale ids are skipped at the head and dropped when the array is
+   * full; it starts again at 0 whenever no live one is left (in a
+   * request/reply loop: after each answer) */
+  uint64_t *fifo;
+  uint32_t fifo_head, fifo_tail, fifo_cap;
+  uint32_t fifo_live;  /* calls whose deadline is in the FIFO */
+  uint64_t fifo_last;  /* the deadline appended last (0: none since empty) */
   uint64_t armed_due; /* when the uv timer fires (0: not armed) */
   int timer_ref;      /* the uv timer is ref'd (the heap is non-empty) */
   int timer_idle;     /* the last deadline left: unref the timer before the
@@ -961,7 +967,6 @@ int tr__lua_spawn(tr_host *h, int from_file, const char *src, const char *chunkn
 int tr__lua_hooks(tr_sched *s, tr_actor *a, int which); /* 0 stopping, 1 stopped */
 
 /* ---- C behaviours (cactor.c) --------------------------------------------------------- */
-void tr__c_deliver(tr_sched *s, tr_actor *a, tr_env *e);
 void tr__c_destroy(tr_sched *s, tr_actor *a);
 int tr__c_hooks(tr_sched *s, tr_actor *a, int which);
 const tr_behaviour *tr__find_cbehaviour(tr_host *h, const char *name);

@@ -32,6 +32,9 @@ int tr__buf_reserve(tr_buf *b, size_t extra) {
   if (b->len + extra <= b->cap) return 0;
   size_t cap = b->cap * 2;
   while (cap < b->len + extra) cap *= 2;
+  /* never past the limit (what is below it still fits): a buffer's cap
+   * bounds what may be written, so tr_pack_int tests one of the two */
+  if (cap > TR_MAX_PAYLOAD) cap = TR_MAX_PAYLOAD;
   char *p;
   if (b->data == b->inline_) {
     p = malloc(cap);
@@ -94,7 +97,9 @@ static __attribute__((noinline)) int pack_int_grow(tr_buf *b, int64_t v) {
 /* (the buffer's growth out of line: the usual case, room in place, needs
  * no stack frame) */
 int tr_pack_int(tr_buf *b, int64_t v) {
-  if (b && b->data && b->len + 9 <= b->cap && b->len + 9 <= TR_MAX_PAYLOAD) {
+  /* (a buffer without data, a zeroed one, has cap 0: the slow path; cap
+   * never exceeds TR_MAX_PAYLOAD, see tr__buf_reserve) */
+  if (b && b->len + 9 <= b->cap) {
     b->len += tr__put_int((unsigned char *)b->data + b->len, v);
     return 0;
   }
@@ -387,7 +392,18 @@ static __attribute__((noinline)) int msg_int_parse(const tr_msg *m, int i, int64
 }
 /* (the parse out of line: a read of a parsed payload needs no stack frame) */
 int tr_msg_int(const tr_msg *m, int i, int64_t *out) {
-  if (m && m->parsed > 0 && i >= 0 && i < m->n) return obj_int(&m->v[i], out);
+  /* (n > 0 only once parsed: tr__msg_parse sets parsed first and n back to
+   * 0 on an error, tr__msg_try_one both together) */
+  if (m && (unsigned)i < (unsigned)m->n) {
+    const msgpack_object *o = &m->v[i]; /* obj_int without its NULL test */
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+      if (o->via.u64 > INT64_MAX) return TR_EBADVALUE;
+    } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+      return TR_EBADVALUE;
+    }
+    if (out) *out = o->via.i64;
+    return 0;
+  }
   return msg_int_parse(m, i, out);
 }
 

@@ -399,6 +399,171 @@ static void run_returns_with_no_deadline_left(void **state) {
   tr_host_free(h);
 }
 
+/* Calls with the default timeout wait in a FIFO of request ids; an answered
+ * call leaves its id behind, skipped at the head and dropped when the array
+ * fills. Hundreds of calls in flight answered out of order, a few never:
+ * exactly those time out (once each, not before their time), the others
+ * are answered once, the heap's own deadline still fires first, and the
+ * loop returns when the last deadline is gone. */
+enum { HOLD_N = 400 };
+static tr_token hold_tok[HOLD_N];
+static int m_hold(tr_ctx *ctx, const tr_msg *args) {
+  int64_t k;
+  if (tr_msg_int(args, 0, &k) || k < 0 || k >= HOLD_N) return TR_EBADVALUE;
+  return tr_ctx_defer(ctx, &hold_tok[k]);
+}
+static const tr_method holder_methods[] = {{"hold", m_hold}, {NULL, NULL}};
+static const tr_behaviour holder = {.name = "Holder", .methods = holder_methods};
+
+static int never_answered(int k) { return k % 50 == 7 || k == 333; }
+
+static void hold_answer(tr_host *h, int k) {
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 1000 + k);
+  assert_int_equal(tr_token_reply(h, &hold_tok[k], &b), TR_OK);
+  tr_buf_free(&b);
+}
+
+static void deadline_fifo_out_of_order(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 100000, 300);
+  tr_sched *s = &h->sched[0];
+  tr_addr c;
+  assert_int_equal(tr_spawn(h, &holder, NULL, NULL, &c), TR_OK);
+  static reply_rec r[HOLD_N];
+  static uint64_t made[HOLD_N];
+  memset(r, 0, sizeof r);
+  reply_rec rh = {0};
+  tr_buf b;
+  tr_buf_init(&b);
+  tr_pack_int(&b, 0);
+  for (int k = 0; k < HOLD_N / 2; k++) {
+    made[k] = tr_now_ms(h);
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "hold", rec_reply, &r[k], "i", k), TR_OK);
+  }
+  run_ready(h);
+  /* the odd ones backwards, then the even ones */
+  for (int k = HOLD_N / 2 - 1; k >= 0; k--)
+    if (k % 2 && !never_answered(k)) hold_answer(h, k);
+  for (int k = 0; k < HOLD_N / 2; k++)
+    if (k % 2 == 0 && !never_answered(k)) hold_answer(h, k);
+  run_ready(h);
+  for (int k = 0; k < HOLD_N / 2; k++) {
+    assert_int_equal(r[k].n, !never_answered(k));
+    if (r[k].n) assert_int_equal(r[k].i, 1000 + k);
+  }
+  assert_int_equal(s->fifo_live, 4);
+  /* more than the array holds: its stale ids are dropped to make room */
+  for (int k = HOLD_N / 2; k < HOLD_N; k++) {
+    made[k] = tr_now_ms(h);
+    assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "hold", rec_reply, &r[k], "i", k), TR_OK);
+  }
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "hold", &b, 100, rec_reply, &rh), TR_OK);
+  run_ready(h);
+  for (int k = HOLD_N / 2; k < HOLD_N; k++)
+    if (!never_answered(k)) hold_answer(h, k);
+  run_ready(h);
+  assert_int_equal(s->fifo_live, 9);
+  assert_true(s->fifo_cap <= 512);
+  uint64_t t0 = uv_hrtime();
+  tr_host_run(h); /* until the last deadline: 9 timeouts and the heap's */
+  assert_true(uv_hrtime() - t0 < UINT64_C(5000000000));
+  assert_int_equal(rh.n, 1);
+  assert_int_equal(rh.status, TR_ETIMEOUT);
+  for (int k = 0; k < HOLD_N; k++) {
+    assert_int_equal(r[k].n, 1);
+    if (never_answered(k)) {
+      assert_int_equal(r[k].status, TR_ETIMEOUT);
+      assert_true(r[k].at >= made[k] + 300);
+      assert_true(rh.at <= r[k].at);
+    } else {
+      assert_int_equal(r[k].status, TR_OK);
+      assert_int_equal(r[k].i, 1000 + k);
+    }
+  }
+  assert_int_equal(s->fifo_live, 0);
+  assert_int_equal(s->fifo_tail, 0);
+  /* and again from an empty FIFO */
+  reply_rec r2 = {0};
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "hold", rec_reply, &r2, "i", 0), TR_OK);
+  run_ready(h);
+  hold_answer(h, 0);
+  tr_host_run(h);
+  assert_int_equal(r2.n, 1);
+  assert_int_equal(r2.status, TR_OK);
+  tr_buf_free(&b);
+  tr_host_free(h);
+}
+
+/* Every outcome of a message to a C actor, one after the other on one actor
+ * (so the method found last changes between them): answers, the handler's
+ * own failure, a system error with and without a text, a send whose handler
+ * fails (one log line), an unknown method called and sent, an optional
+ * notice without a handler (dropped quietly), a kill from inside the
+ * handler (its answer still comes, then the actor is gone). */
+static void c_delivery_outcomes(void **state) {
+  reset_globals();
+  logcap lc;
+  tr_host *h = new_host(&lc, 0, 0);
+  tr_addr c = spawn_counter(h, 0);
+  reply_rec r[8];
+  memset(r, 0, sizeof r);
+  tr_buf none;
+  tr_buf_init(&none);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &r[0], "i", 5), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "fail", &none, TR_TIMEOUT_DEFAULT, rec_reply, &r[1]),
+                   TR_OK);
+  assert_int_equal(tr_call_fmt(h, TR_NOADDR, c, "add", rec_reply, &r[2], "i", 1), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "syserr", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[3]), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "rawerr", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[4]), TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "missing", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[5]), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(r[0].status, TR_OK);
+  assert_int_equal(r[0].i, 5);
+  assert_int_equal(r[1].status, TR_FAILED);
+  assert_string_equal(r[1].reason, "nope");
+  assert_int_equal(r[1].field, 7);
+  assert_int_equal(r[2].status, TR_OK);
+  assert_int_equal(r[2].i, 6);
+  assert_int_equal(r[3].status, TR_EBADVALUE);
+  assert_string_equal(r[3].s, "custom 42");
+  assert_int_equal(r[4].status, TR_ENOTFOUND);
+  assert_int_equal(r[5].status, TR_ENOHANDLER);
+  assert_non_null(strstr(r[5].s, "no handler 'missing'"));
+  for (int k = 0; k < 6; k++) assert_int_equal(r[k].n, 1);
+  assert_int_equal(lc.lines, 0);
+  /* sends: a failing handler and an unknown method log a line each; a
+   * handler that answers nothing and a notice without a handler do not */
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "syserr", &none), TR_OK);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, c, "add", "i", 2), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "on_down", &none), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "missing", &none), TR_OK);
+  assert_int_equal(tr_send(h, TR_NOADDR, c, "rawerr", &none), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(lc.lines, 3);
+  assert_non_null(strstr(lc.buf, "message 'syserr' failed: bad_value: custom 42"));
+  assert_non_null(strstr(lc.buf, "no handler 'missing'"));
+  assert_non_null(strstr(lc.buf, "message 'rawerr' failed: not_found"));
+  assert_null(strstr(lc.buf, "on_down"));
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "get", &none, TR_TIMEOUT_DEFAULT, rec_reply, &r[6]),
+                   TR_OK);
+  assert_int_equal(tr_call(h, TR_NOADDR, c, "kill_self", &none, TR_TIMEOUT_DEFAULT, rec_reply,
+                           &r[7]), TR_OK);
+  tr_host_run(h);
+  assert_int_equal(r[6].status, TR_OK);
+  assert_int_equal(r[6].i, 8);
+  assert_int_equal(r[7].n, 1);
+  assert_int_equal(r[7].status, TR_OK);
+  assert_int_equal(r[7].i, 0);
+  assert_int_equal(tr_alive(h, c), 0);
+  tr_buf_free(&none);
+  tr_host_free(h);
+}
+
 /* Method lookup: an unknown method is "no_handler" (also after known ones
  * were found), two behaviours with the same method names each run their
  * own, and optional notices without a handler are dropped quietly. */
@@ -698,6 +863,108 @@ static void replies_read_before_callbacks(void **state) {
   tr_host_free(h);
 }
 
+/* Differential: a lone scalar is read inline on the C paths (a handler's
+ * arguments, an answer before its callback) with one dispatch for integers;
+ * every integer width at its edges, whole, cut short, followed by a corrupt
+ * byte or by a second value, and other scalars, must read exactly as the
+ * general reader (tr__msg_parse_one, tr__msg_try_one) reads the same bytes. */
+static char mirror_seen[256];
+static int mirror_runs;
+static void describe(const tr_msg *m, char *out, size_t cap) {
+  int64_t v = 0;
+  int has = tr_msg_int(m, 0, &v) == 0;
+  char text[128];
+  tr_msg_format(m, -1, text, sizeof text);
+  snprintf(out, cap, "%d|%d|%d|%" PRId64 "|%s", tr_msg_count(m), (int)tr_msg_type(m, 0), has, v,
+           text);
+}
+static void put_raw(tr_buf *b, const char *p, size_t n) { /* (white box: n < 96) */
+  memcpy(b->data, p, n);
+  b->len = n;
+}
+static int m_mirror(tr_ctx *ctx, const tr_msg *args) {
+  mirror_runs++;
+  describe(args, mirror_seen, sizeof mirror_seen);
+  put_raw(tr_ctx_reply(ctx), args->data, args->len);
+  return TR_OK;
+}
+static const tr_method mirror_methods[] = {{"mirror", m_mirror}, {NULL, NULL}};
+static const tr_behaviour beh_mirror = {.name = "Mirror", .methods = mirror_methods};
+
+typedef struct { int n, status; char seen[256]; } mirror_rec;
+static void mirror_reply(tr_host *h, int status, const tr_msg *m, void *ud) {
+  mirror_rec *r = ud;
+  r->n++;
+  r->status = status;
+  describe(m, r->seen, sizeof r->seen);
+}
+
+static void scalar_reading_differential(void **state) {
+  reset_globals();
+  tr_host *h = new_host(NULL, 0, 0);
+  tr_addr a;
+  assert_int_equal(tr_spawn(h, &beh_mirror, NULL, NULL, &a), TR_OK);
+  static const int64_t ints[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295LL,
+                                 4294967296LL, INT64_MAX, -1, -32, -33, -128, -129, -32768,
+                                 -32769, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN};
+  enum { NI = sizeof ints / sizeof ints[0], NX = 5 };
+  int checked = 0, refused = 0;
+  for (int k = 0; k < NI + NX; k++) {
+    tr_buf base;
+    tr_buf_init(&base);
+    if (k < NI) tr_pack_int(&base, ints[k]);
+    else if (k == NI) put_raw(&base, "\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9); /* UINT64_MAX */
+    else if (k == NI + 1) tr_pack_nil(&base);
+    else if (k == NI + 2) tr_pack_bool(&base, 1);
+    else if (k == NI + 3) tr_pack_str(&base, "s");
+    else tr_pack_double(&base, 1.5);
+    for (int variant = 0; variant < 4; variant++) {
+      char bytes[32];
+      size_t n = base.len;
+      memcpy(bytes, base.data, n);
+      if (variant == 1) n--;                      /* cut short (a lone byte: nothing) */
+      if (variant == 2) bytes[n++] = (char)0xc1;  /* a byte never used */
+      if (variant == 3) bytes[n++] = 0x07;        /* a second value */
+      /* what the general reader makes of these bytes, as arguments and as an answer */
+      char want_args[256] = "", want_reply[256];
+      tr_msg m;
+      tr__msg_init(&m, bytes, n);
+      int ok = tr__msg_parse_one(&m) >= 0;
+      if (ok) describe(&m, want_args, sizeof want_args);
+      tr__msg_done(&m);
+      tr__msg_init(&m, bytes, n);
+      tr__msg_try_one(&m);
+      describe(&m, want_reply, sizeof want_reply);
+      tr__msg_done(&m);
+      tr_buf b;
+      tr_buf_init(&b);
+      put_raw(&b, bytes, n);
+      mirror_rec r = {0};
+      mirror_runs = 0;
+      mirror_seen[0] = 0;
+      assert_int_equal(tr_call(h, TR_NOADDR, a, "mirror", &b, TR_TIMEOUT_DEFAULT, mirror_reply, &r),
+                       TR_OK);
+      tr_buf_free(&b);
+      tr_host_run(h);
+      assert_int_equal(r.n, 1);
+      if (!ok) { /* refused before the handler runs */
+        assert_int_equal(r.status, TR_EBADVALUE);
+        assert_int_equal(mirror_runs, 0);
+        refused++;
+        continue;
+      }
+      assert_int_equal(r.status, TR_OK);
+      assert_int_equal(mirror_runs, 1);
+      assert_string_equal(mirror_seen, want_args);
+      assert_string_equal(r.seen, want_reply); /* the same bytes back */
+      checked++;
+    }
+    tr_buf_free(&base);
+  }
+  assert_true(checked > 40 && refused > 20);
+  tr_host_free(h);
+}
+
 /* The last actor a message was delivered to is kept by its scheduler: a
  * dead one is never delivered to, whether its record is still there (it
  * waits in the run queue) or freed and another actor made in its memory. */
@@ -832,11 +1099,14 @@ int main(int argc, char **argv) {
       cmocka_unit_test(reply_in_place_and_not),
       cmocka_unit_test(reply_across_schedulers),
       cmocka_unit_test(run_returns_with_no_deadline_left),
+      cmocka_unit_test(deadline_fifo_out_of_order),
+      cmocka_unit_test(c_delivery_outcomes),
       cmocka_unit_test(method_lookup_edges),
       cmocka_unit_test(method_cache_edges),
       cmocka_unit_test(corrupt_arguments_refused),
       cmocka_unit_test(delivery_cache_edges),
       cmocka_unit_test(replies_read_before_callbacks),
+      cmocka_unit_test(scalar_reading_differential),
       cmocka_unit_test(callbacks_that_kill_callers),
   };
   RUN_TESTS(tests, argc, argv);
