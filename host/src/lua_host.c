@@ -48,6 +48,8 @@ typedef struct tr_lstate {
   int proxies_ref; /* weak-keyed: env -> proxy env */
   int init_ref;  /* prelude's init runner */
   int stop_ref;  /* prelude's stop runner */
+  int start_ref; /* prelude's on_start runner (after an init run directly) */
+  int k_init_ref, k_on_start_ref; /* the strings "init" and "on_start" */
   struct tr_lmem *mem; /* allocation accounting (malloc'd: outlives the state) */
   int module_ref;
   lua_State *pool[CO_POOL];
@@ -805,7 +807,10 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
   tr_lstate *ls = s->ls;
   tr_env *e = a->cur;
   a->cur = NULL;
-  if (e && e->kind == TR_K_INIT) a->started = 1;
+  if (e && e->kind == TR_K_INIT) {
+    a->started = 1;
+    a->starting = 0;
+  }
   if (e && e->kind == TR_K_CALL && e->req) {
     tr_buf b;
     tr_buf_init(&b);
@@ -863,6 +868,40 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs);
+
+/* Push the behaviour's hook named by the registry ref key if it can be read
+ * without running code (1), or nothing (0) when the behaviour table at beh
+ * has a metatable: its __index may run code, which the prelude's runners
+ * run as part of the hook, as the behaviour's own code. */
+static int hook_raw(lua_State *co, int beh, int key) {
+  if (lua_getmetatable(co, beh)) {
+    lua_pop(co, 1);
+    return 0;
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, key);
+  lua_rawget(co, beh);
+  return 1;
+}
+
+/* a's init function returned (or it had none) and a->starting: on_start
+ * runs next in co, through the prelude's start runner, unless the behaviour
+ * certainly has none. co holds the behaviour table at 1 (below what init
+ * returned). 1: on_start runs (run_handler went on with it); 0: nothing to
+ * run. */
+static int start_hook(tr_sched *s, tr_actor *a, lua_State *co) {
+  tr_lstate *ls = s->ls;
+  a->starting = 0;
+  lua_settop(co, 1);
+  if (hook_raw(co, 1, ls->k_on_start_ref) && !lua_toboolean(co, 2)) return 0;
+  lua_settop(co, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, ls->start_ref);
+  lua_pushvalue(co, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+  run_handler(s, a, co, 2);
+  return 1;
+}
+
 /* Run (or continue) the handler coroutine of a. */
 static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr_lstate *ls = s->ls;
@@ -911,6 +950,10 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
     return;
   }
   if (st == LUA_OK) {
+    if (__builtin_expect(a->starting, 0)) { /* init returned: on_start next */
+      if (start_hook(s, a, co)) return;
+      nres = 0;
+    }
     finish_message(s, a, co, nres);
     co_done(ls, a, co, 1);
     return;
@@ -1161,11 +1204,29 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   lua_State *L = ls->L;
   int ref;
   if (e->kind == TR_K_INIT) {
+    /* init, then on_start. An init function the behaviour table holds
+     * itself (no metatable) runs as the coroutine's body, with on_start
+     * looked up after it returns (start_hook); anything else goes through
+     * the prelude's init runner (run_init), which does both in Lua (its
+     * vararg frame and lookups: ~300 instructions per actor more). */
     lua_State *co = co_get(ls, &ref);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
     lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
-    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+    int direct = 0; /* 1: [behaviour, init]: init runs with the behaviour below
+                     * it, for start_hook; 2: [behaviour]: no init */
+    if (hook_raw(co, 1, ls->k_init_ref)) {
+      int t = lua_type(co, 2);
+      if (t == LUA_TFUNCTION) direct = 1;
+      else if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(co, 2))) direct = 2;
+    }
+    if (direct == 2) {
+      lua_settop(co, 1);
+    } else if (!direct) {
+      lua_settop(co, 0);
+      lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
+      lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+    }
+    if (direct != 2) lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len); /* (checked even with no init) */
     a->cur = e;
     a->co_ref = ref;
     if (n < 0) {
@@ -1175,7 +1236,16 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
       tr__actor_died(s, a, TR_ECRASHED, "corrupt spawn arguments", NULL);
       return;
     }
-    run_handler(s, a, co, 2 + n);
+    if (direct == 2) { /* no init to run */
+      a->co = co;
+      if (!start_hook(s, a, co)) {
+        finish_message(s, a, co, 0);
+        co_done(ls, a, co, 1);
+      }
+      return;
+    }
+    a->starting = direct == 1;
+    run_handler(s, a, co, (direct ? 1 : 2) + n);
     return;
   }
   if (e->kind == TR_K_STOP) { /* on_stopping (may veto, may wait), on_stopped */
@@ -2990,13 +3060,18 @@ int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like) {
   lua_setfield(L, -2, "DEFAULT_TIMEOUT");
   /* the prelude (lua/prelude.lua) adds the Lua-written parts */
   if (luaL_loadbuffer(L, tr__prelude_lua, strlen(tr__prelude_lua), "=troupe.prelude") ||
-      (lua_pushvalue(L, -2), lua_pcall(L, 1, 2, 0))) {
+      (lua_pushvalue(L, -2), lua_pcall(L, 1, 3, 0))) {
     fprintf(stderr, "troupe: prelude: %s\n", lua_tostring(L, -1));
     lua_pop(L, 2);
     return TR_ELOAD;
   }
-  ls->stop_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the runners */
+  ls->start_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the runners */
+  ls->stop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ls->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "init");
+  ls->k_init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "on_start");
+  ls->k_on_start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* lua/supervisor.lua: the "Supervisor" behaviour and troupe.supervisor */
   if (luaL_loadbuffer(L, tr__supervisor_lua, strlen(tr__supervisor_lua), "=troupe.supervisor") ||
       (lua_pushvalue(L, -2), lua_pcall(L, 1, 0, 0))) {
