@@ -39,6 +39,8 @@ typedef struct tr_lstate {
   lua_State *L;
   int owns_host; /* created by require "troupe" in a plain interpreter */
   int cache_ref; /* weak table: addr -> address userdata */
+  tr_addr own_max; /* the highest address of this scheduler's actors ever put
+                    * in the cache: a spawn's newer one cannot be there */
   int behs_ref;  /* table: behaviour table -> lightuserdata tr_lbeh (strong:
                   * a behaviour table once used is never collected) */
   const void *last_beh_p; /* the behaviour table lbeh_for_table found last, */
@@ -260,6 +262,29 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a, int mode) {
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, (lua_Integer)a);
   lua_remove(L, -2);
+  if (ls->s && (a >> 48) == ls->s->index && a > ls->own_max) ls->own_max = a;
+}
+
+/* The address of act, an actor this scheduler made just now (a local
+ * spawn): as push_addr(PA_LOOKUP), without the lookups when the cache
+ * cannot hold it yet (its serial is newer than any there: ~100
+ * instructions per spawn). */
+static void push_addr_new(tr_lstate *ls, lua_State *L, tr_actor *act) {
+  tr_addr a = act->addr;
+  if (a <= ls->own_max || !ls->h) {
+    push_addr(ls, L, a, PA_LOOKUP);
+    return;
+  }
+  ls->own_max = a;
+  tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->magic = TR_LADDR_MAGIC;
+  u->a = a;
+  if (act->owned) make_owned(ls, L, u, 0);
+  else set_mt(ls, L, MTI_ADDR);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cache_ref);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)a);
+  lua_pop(L, 1);
 }
 
 static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
@@ -1569,16 +1594,18 @@ static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *
   return a;
 }
 
-static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
-                     const tr_spawn_options *o, tr_addr *out) {
+/* *made: the actor (NULL if it failed) */
+static int spawn_lua_made(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload,
+                          size_t len, const tr_spawn_options *o, tr_actor **made) {
   tr_sched *s = SCH(ls);
   tr_actor *a;
   int rc;
+  *made = NULL;
   if (len <= sizeof a->init_args && payload != s->own_hint) {
     /* small and no references to take: the arguments wait in the record */
     a = spawn_lua_env(ls, L, b, NULL, payload, len, 0, o, &rc);
     if (!a) return rc;
-    *out = a->addr;
+    *made = a;
     return 0;
   }
   tr_env *init = tr__env_new_local(s, NULL, 0, payload, len); /* run and freed here */
@@ -1588,8 +1615,16 @@ static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payloa
     tr__env_free(s, init);
     return rc;
   }
-  *out = a->addr;
+  *made = a;
   return 0;
+}
+
+static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
+                     const tr_spawn_options *o, tr_addr *out) {
+  tr_actor *a;
+  int rc = spawn_lua_made(ls, L, b, payload, len, o, &a);
+  if (!rc) *out = a->addr;
+  return rc;
 }
 
 /* On the scheduler a spawner on another one chose: load the behaviour into
@@ -1755,7 +1790,42 @@ static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
   return np;
 }
 
+static void *lalloc_slow(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* The usual cases first, with no stack frame: a new small block or one
+ * freed, from the arena, with no memory limit to check. An empty vector
+ * (ptr NULL, nsize 0: Lua resizing a table's empty array part) needs
+ * nothing. */
 static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  tr_lmem *m = ud;
+  tr_actor *a = m->charge;
+  tr_arena *ar = m->arena;
+  if (!ptr) {
+    if (!nsize) return NULL;
+    if (ar && nsize <= TR_ARENA_MAX && !m->hostcap && (!a || !a->cold->mem_limit)) {
+      void *p = tr_arena_alloc(ar, nsize);
+      if (__builtin_expect(p != NULL, 1)) {
+        __atomic_store_n(&m->total, m->total + (int64_t)nsize, __ATOMIC_RELAXED);
+        if (a) {
+          a->mem += (int64_t)nsize;
+          a->oom = 0;
+        }
+        return p;
+      }
+    }
+  } else if (!nsize && ar && tr_arena_owns(ar, ptr)) {
+    tr_arena_free(ar, ptr);
+    __atomic_store_n(&m->total, m->total - (int64_t)osize, __ATOMIC_RELAXED);
+    if (a) {
+      a->mem -= (int64_t)osize;
+      if (a->mem < 0) a->mem = 0;
+    }
+    return NULL;
+  }
+  return lalloc_slow(ud, ptr, osize, nsize);
+}
+
+static void *lalloc_slow(void *ud, void *ptr, size_t osize, size_t nsize) {
   tr_lmem *ls = ud;
   size_t old = ptr ? osize : 0;
   tr_actor *a = ls->charge;
@@ -1892,6 +1962,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
     encode_or_raise(ls, L, behidx + 1, top, &args, "spawn arg");
   }
   tr_addr a = TR_NOADDR;
+  tr_actor *made = NULL; /* a local Lua spawn's actor */
   int rc, remote_owned = 0;
   tr_sched *here = SCH(ls);
   /* (loading a behaviour runs Lua code, which may encode: the init
@@ -1904,7 +1975,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   } else if (lua_type(L, behidx) == LUA_TTABLE) {
     if (tr__place(here, &o, 0) != here) goto pinned;
     tr_lbeh *b = lbeh_for_table(ls, L, behidx, NULL);
-    rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+    rc = spawn_lua_made(ls, L, b, args.data, args.len, &o, &made);
   } else if (lua_type(L, behidx) == LUA_TSTRING && is_name(lua_tostring(L, behidx))) {
     /* a behaviour by name: a named Lua behaviour, else a registered C one */
     const char *name = lua_tostring(L, behidx);
@@ -1913,7 +1984,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
     if (lua_getfield(L, -1, name) == LUA_TTABLE) {
       if (tr__place(here, &o, 0) != here) goto pinned;
       tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
-      rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+      rc = spawn_lua_made(ls, L, b, args.data, args.len, &o, &made);
     } else if ((cb = tr__find_cbehaviour(ls->h, name))) {
       rc = tr_spawn(ls->h, cb, &args, &o, &a);
       remote_owned = rc == 0 && o.owned && tr__foreign(here, a);
@@ -1945,7 +2016,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
       }
       tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
       here->own_hint = hint;
-      rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+      rc = spawn_lua_made(ls, L, b, args.data, args.len, &o, &made);
     }
   } else {
     tr_buf_free(&args);
@@ -1960,7 +2031,8 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   }
   if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
   if (rc) return raise_error(L, rc, NULL);
-  if (!remote_owned) push_addr(ls, L, a, PA_LOOKUP); /* here: an owned one is counted */
+  if (made) push_addr_new(ls, L, made); /* (nothing ran since it was made) */
+  else if (!remote_owned) push_addr(ls, L, a, PA_LOOKUP); /* here: an owned one is counted */
   else if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
     push_addr(ls, L, a, PA_OWNED); /* C behaviours: the spawn request carries no count */
   else
