@@ -16,17 +16,6 @@
 #define HUGE_SZ ((size_t)2 << 20) /* a transparent huge page; the commit step */
 #define HDR 64                    /* the page header's room: blocks start after it */
 
-/* At the start of every page in use. */
-struct tr_apage {
-  void *free;             /* freed blocks (a list through their first word) */
-  tr_apage *prev, *next;  /* in the class's avail list, when `listed` */
-  uint32_t used;          /* blocks handed out */
-  uint32_t bump;          /* offset of the first block never handed out */
-  uint32_t size;          /* block size */
-  uint8_t cls;
-  uint8_t listed;
-};
-
 /* 16-byte steps to 512 (Lua objects, actor records: the slack of a block is
  * at most 15 bytes), then 4 classes up to 1024 */
 static const uint32_t cls_size[TR_ARENA_NCLS] = {
@@ -142,7 +131,9 @@ static tr_apage *page_new(tr_arena *a, unsigned c) {
   return pg;
 }
 
-void *tr_arena_alloc(tr_arena *a, size_t n) {
+void tr__arena_full(tr_arena *a, tr_apage *pg) { list_remove(a, pg); }
+
+void *tr__arena_alloc(tr_arena *a, size_t n) {
   if (n > TR_ARENA_MAX || !a->base) return NULL;
   unsigned c = size_class(n);
   tr_apage *pg = a->avail[c];

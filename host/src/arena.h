@@ -33,6 +33,17 @@
 
 typedef struct tr_apage tr_apage;
 
+/* At the start of every page in use. */
+struct tr_apage {
+  void *free;             /* freed blocks (a list through their first word) */
+  tr_apage *prev, *next;  /* in the class's avail list, when `listed` */
+  uint32_t used;          /* blocks handed out */
+  uint32_t bump;          /* offset of the first block never handed out */
+  uint32_t size;          /* block size */
+  uint8_t cls;
+  uint8_t listed;
+};
+
 typedef struct tr_arena {
   char *base;       /* the reserved range [base, end); NULL: the arena is off */
   char *end;
@@ -53,8 +64,26 @@ int tr_arena_init(tr_arena *a, size_t reserve);
 /* Unmap everything: every block is gone. */
 void tr_arena_destroy(tr_arena *a);
 /* A block of at least n bytes (1 <= n <= TR_ARENA_MAX), 16-byte aligned, or
- * NULL (too big, the arena is off or full): the caller then uses malloc. */
-void *tr_arena_alloc(tr_arena *a, size_t n);
+ * NULL (too big, the arena is off or full): the caller then uses malloc.
+ * The usual case (a class up to 512 bytes with a page that has room) is
+ * inline; the rest is tr__arena_alloc. */
+void *tr__arena_alloc(tr_arena *a, size_t n);
+void tr__arena_full(tr_arena *a, tr_apage *pg);
+static inline void *tr_arena_alloc(tr_arena *a, size_t n) {
+  tr_apage *pg;
+  if (n - 1 >= 512 || !(pg = a->avail[(n - 1) >> 4])) return tr__arena_alloc(a, n);
+  void *p = pg->free;
+  if (p) {
+    pg->free = *(void **)p;
+  } else {
+    p = (char *)pg + pg->bump;
+    pg->bump += pg->size;
+  }
+  pg->used++;
+  a->bytes += pg->size;
+  if (!pg->free && pg->bump + pg->size > TR_ARENA_PAGE) tr__arena_full(a, pg);
+  return p;
+}
 /* p from tr_arena_alloc of this arena. */
 void tr_arena_free(tr_arena *a, void *p);
 /* The usable size of arena block p (its class size). */
