@@ -1790,7 +1790,8 @@ static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
   return np;
 }
 
-static void *lalloc_slow(void *ud, void *ptr, size_t osize, size_t nsize);
+static __attribute__((noinline)) void *lalloc_slow(void *ud, void *ptr, size_t osize,
+                                                  size_t nsize);
 
 /* The usual cases first, with no stack frame: a new small block or one
  * freed, from the arena, with no memory limit to check. An empty vector
