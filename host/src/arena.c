@@ -16,16 +16,21 @@
 #define HUGE_SZ ((size_t)2 << 20) /* a transparent huge page; the commit step */
 #define HDR 64                    /* the page header's room: blocks start after it */
 
-/* 16-byte steps to 512 (Lua objects, actor records: the slack of a block is
- * at most 15 bytes), then 4 classes up to 1024 */
+/* 8-byte steps to 256 (Lua objects, actor records: a 56-byte Lua table
+ * takes 56, not 64), 16-byte steps to 512, then 4 classes up to 1024. Pages
+ * start their blocks at HDR, so a block is 16-byte aligned when its class
+ * is a multiple of 16 and 8-byte aligned otherwise (no object of such a
+ * size needs more). */
 static const uint32_t cls_size[TR_ARENA_NCLS] = {
-    16,  32,  48,  64,  80,  96,  112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+    8,   16,  24,  32,  40,  48,  56,  64,  72,  80,  88,  96,  104, 112, 120, 128,
+    136, 144, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224, 232, 240, 248, 256,
     272, 288, 304, 320, 336, 352, 368, 384, 400, 416, 432, 448, 464, 480, 496, 512,
     640, 768, 896, 1024};
 
 static inline unsigned size_class(size_t n) {
-  if (n <= 512) return n ? (unsigned)((n + 15) >> 4) - 1 : 0;
-  return 32 + (unsigned)((n - 513) >> 7);
+  if (n <= 256) return n ? (unsigned)((n - 1) >> 3) : 0;
+  if (n <= 512) return 32 + (unsigned)((n - 257) >> 4);
+  return 48 + (unsigned)((n - 513) >> 7);
 }
 
 static inline tr_apage *page_of(const void *p) {

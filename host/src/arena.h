@@ -28,7 +28,7 @@
 
 #define TR_ARENA_PAGE ((size_t)64 << 10)
 #define TR_ARENA_MAX 1024  /* larger blocks are not the arena's */
-#define TR_ARENA_NCLS 36
+#define TR_ARENA_NCLS 52
 #define TR_ARENA_KEEP 256  /* empty pages kept ready (16 MiB) before any is returned */
 
 typedef struct tr_apage tr_apage;
@@ -63,15 +63,16 @@ typedef struct tr_arena {
 int tr_arena_init(tr_arena *a, size_t reserve);
 /* Unmap everything: every block is gone. */
 void tr_arena_destroy(tr_arena *a);
-/* A block of at least n bytes (1 <= n <= TR_ARENA_MAX), 16-byte aligned, or
- * NULL (too big, the arena is off or full): the caller then uses malloc.
- * The usual case (a class up to 512 bytes with a page that has room) is
+/* A block of at least n bytes (1 <= n <= TR_ARENA_MAX), or NULL (too big,
+ * the arena is off or full): the caller then uses malloc. Aligned to 16
+ * bytes when its class (tr_arena_round(n)) is a multiple of 16, else to 8.
+ * The usual case (a class up to 256 bytes with a page that has room) is
  * inline; the rest is tr__arena_alloc. */
 void *tr__arena_alloc(tr_arena *a, size_t n);
 void tr__arena_full(tr_arena *a, tr_apage *pg);
 static inline void *tr_arena_alloc(tr_arena *a, size_t n) {
   tr_apage *pg;
-  if (n - 1 >= 512 || !(pg = a->avail[(n - 1) >> 4])) return tr__arena_alloc(a, n);
+  if (n - 1 >= 256 || !(pg = a->avail[(n - 1) >> 3])) return tr__arena_alloc(a, n);
   void *p = pg->free;
   if (p) {
     pg->free = *(void **)p;

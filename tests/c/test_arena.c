@@ -22,11 +22,12 @@ static void arena_classes_and_boundaries(void **state) {
     unsigned char *p = tr_arena_alloc(&a, n);
     assert_non_null(p);
     assert_true(tr_arena_owns(&a, p));
-    assert_int_equal((uintptr_t)p % 16, 0);
     size_t sz = tr_arena_block_size(p);
+    assert_int_equal((uintptr_t)p % (sz % 16 ? 8 : 16), 0); /* 16 for a multiple of 16 */
     assert_true(sz >= n);
     assert_int_equal(sz, tr_arena_round(n));
-    if (n <= 512) assert_true(sz - n < 16); /* 16-byte steps */
+    if (n <= 256) assert_true(sz - n < 8); /* 8-byte steps */
+    else if (n <= 512) assert_true(sz - n < 16); /* 16-byte steps */
     else assert_true(sz - n < 128);
     memset(p, (int)(n & 0xff), n);
     blocks[n] = p;
@@ -35,8 +36,12 @@ static void arena_classes_and_boundaries(void **state) {
   for (size_t n = 1; n <= TR_ARENA_MAX; n++)
     for (size_t i = 0; i < n; i++) assert_int_equal(blocks[n][i], n & 0xff);
   /* exact boundaries */
+  assert_int_equal(tr_arena_round(1), 8);
   assert_int_equal(tr_arena_round(16), 16);
-  assert_int_equal(tr_arena_round(17), 32);
+  assert_int_equal(tr_arena_round(17), 24);
+  assert_int_equal(tr_arena_round(56), 56); /* a Lua table */
+  assert_int_equal(tr_arena_round(256), 256);
+  assert_int_equal(tr_arena_round(257), 272);
   assert_int_equal(tr_arena_round(512), 512);
   assert_int_equal(tr_arena_round(513), 640);
   assert_int_equal(tr_arena_round(1024), 1024);
@@ -71,7 +76,7 @@ static void arena_reuses_blocks_and_pages(void **state) {
   arena_on(&a, 64 * MiB);
   void *p = tr_arena_alloc(&a, 100);
   tr_arena_free(&a, p);
-  assert_ptr_equal(tr_arena_alloc(&a, 97), p); /* the same class (112) */
+  assert_ptr_equal(tr_arena_alloc(&a, 97), p); /* the same class (104) */
   tr_arena_free(&a, p);
   /* three pages' worth of 64-byte blocks */
   size_t per_page = (TR_ARENA_PAGE - 64) / 64, n = 3 * per_page;
