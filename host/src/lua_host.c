@@ -61,6 +61,7 @@ typedef struct tr_lstate {
    * blocks, a free one holds false */
   int *sref;
   int sref_n, sref_cap;
+  int sref_next; /* the registry's border + 1 as last seen (0: not yet) */
   tr_lbeh *lbehs;
   msgpack_zone zone;
   /* metatables compared by pointer: luaL_getmetatable would look their
@@ -767,11 +768,12 @@ static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable) {
  * lua_rawgeti(LUA_REGISTRYINDEX, a->self_ref) at each handler. luaL_ref cost
  * ~450 instructions per spawn while the registry grows (no free slot: it
  * asks lua_rawlen for the border, a search through the hash part) and
- * luaL_unref ~320 per death. The host reserves slots in blocks instead: it
- * takes one with luaL_ref, then the nil slots right after it, marking each
- * taken one false (never nil, so the registry keeps a single border and
- * luaL_ref never hands one of them out); a dead actor's slot goes back to
- * the host's list holding false. */
+ * luaL_unref ~320 per death. The host keeps the registry's border itself
+ * instead (sref_next): every integer slot below it is taken (by an actor,
+ * by luaL_ref or holding false), so the registry keeps a single border and
+ * luaL_ref, when it has no free ref of its own, hands out the border + 1:
+ * a slot the host finds taken when it gets there, and steps over. A dead
+ * actor's slot goes back to the host's list holding false (never nil). */
 #define SREF_BLOCK 256
 
 static int sref_push(tr_lstate *ls, int r) {
@@ -788,25 +790,21 @@ static int sref_push(tr_lstate *ls, int r) {
 
 /* The value at the top of L goes to a free slot (popped): its ref. */
 static int self_ref_new(tr_lstate *ls, lua_State *L) {
-  if (ls->sref_n == 0) {
-    lua_pushboolean(L, 0);
-    int r = luaL_ref(L, LUA_REGISTRYINDEX);
-    /* the slots after it, highest last so that they are taken in order */
-    int k = 1;
-    while (k < SREF_BLOCK && lua_rawgeti(L, LUA_REGISTRYINDEX, r + k) == LUA_TNIL) {
+  int r;
+  if (ls->sref_n) {
+    r = ls->sref[--ls->sref_n];
+  } else if (!ls->sref_next) { /* the first: where the border is now */
+    r = luaL_ref(L, LUA_REGISTRYINDEX);
+    ls->sref_next = r + 1;
+    return r;
+  } else {
+    while (lua_rawgeti(L, LUA_REGISTRYINDEX, ls->sref_next) != LUA_TNIL) { /* luaL_ref's */
       lua_pop(L, 1);
-      lua_pushboolean(L, 0);
-      lua_rawseti(L, LUA_REGISTRYINDEX, r + k);
-      k++;
+      ls->sref_next++;
     }
-    if (k < SREF_BLOCK) lua_pop(L, 1);
-    for (int i = k - 1; i >= 0; i--) {
-      if (sref_push(ls, r + i) == 0) continue;
-      luaL_unref(L, LUA_REGISTRYINDEX, r + i); /* (no room to list it: a plain free ref) */
-    }
-    if (ls->sref_n == 0) return luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    r = ls->sref_next++;
   }
-  int r = ls->sref[--ls->sref_n];
   lua_rawseti(L, LUA_REGISTRYINDEX, r);
   return r;
 }
