@@ -39,6 +39,26 @@ describe("lifetimes", function()
       for i = 1, 300 do fresh[i]:kill() end
     end)
 
+    it("self tables keep their registry slots while other refs are taken in between", function()
+      -- the host hands out registry slots for self tables at the border it
+      -- tracks; refs taken by others meanwhile (luaL_ref: the border + 1)
+      -- must be stepped over, never overwritten
+      local reg = debug.getregistry()
+      local mine, actors = {}, {}
+      for i = 1, 40 do
+        actors[i] = troupe.spawn(Simple, i)
+        if i % 3 == 0 then
+          local k = #reg + 1
+          reg[k] = "taken " .. i
+          mine[k] = "taken " .. i
+        end
+      end
+      for i = 1, 40 do assert.equals(i, actors[i]:call("tag")) end
+      for k, v in pairs(mine) do assert.equals(v, reg[k]) end
+      for i = 1, 40 do actors[i]:kill() end
+      for k in pairs(mine) do reg[k] = false end
+    end)
+
     it("ids are unique and addresses compare by value", function()
       local a = troupe.spawn(Simple, 1)
       local b = troupe.spawn(Simple, 2)
