@@ -1341,8 +1341,13 @@ void tr__lua_destroy(tr_sched *s, tr_actor *a) {
   }
   a->co = NULL;
   a->co_ref = LUA_NOREF;
-  self_ref_free(ls, L, a->self_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, a->cold->env_ref);
+  /* the host is being freed and closes this state afterwards (it made
+   * it, or it is another scheduler's): its registry goes with it */
+  int closes = tr__closing(ls->h) && (ls->h->owns_lua || s->index != 0);
+  if (!closes) {
+    self_ref_free(ls, L, a->self_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, a->cold->env_ref);
+  }
   a->self_ref = LUA_NOREF;
   if (a->cold != &tr__cold_none) a->cold->env_ref = LUA_NOREF;
 }
