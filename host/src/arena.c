@@ -183,3 +183,25 @@ void tr_arena_free(tr_arena *a, void *p) {
 size_t tr_arena_block_size(const void *p) { return page_of(p)->size; }
 
 size_t tr_arena_round(size_t n) { return n <= TR_ARENA_MAX ? cls_size[size_class(n)] : n; }
+
+/* ---- big blocks --------------------------------------------------------------------- */
+static size_t big_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
+
+void *tr_big_alloc(size_t n) {
+  n = big_round(n);
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  madvise(p, n, MADV_HUGEPAGE);
+  return p;
+}
+
+void *tr_big_realloc(void *p, size_t osize, size_t nsize) {
+  size_t o = big_round(osize), n = big_round(nsize);
+  if (o == n) return p;
+  void *q = mremap(p, o, n, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return NULL;
+  if (n > o) madvise(q, n, MADV_HUGEPAGE);
+  return q;
+}
+
+void tr_big_free(void *p, size_t n) { munmap(p, big_round(n)); }

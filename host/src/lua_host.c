@@ -1768,8 +1768,12 @@ int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
  * actors, page faults were most of a spawn's time. A block the arena does not
  * own (made before the arena was set, bigger than TR_ARENA_MAX, or made when
  * the arena was full) stays with the state's own allocator. */
+static void *lua_big(tr_lmem *m, void *ptr, size_t osize, size_t nsize);
+
 static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
   tr_arena *ar = m->arena;
+  if (ar && ((ptr && osize >= TR_BIG_MIN) || nsize >= TR_BIG_MIN))
+    return lua_big(m, ptr, osize, nsize);
   int mine = ar && ptr && tr_arena_owns(ar, ptr);
   if (!ar || (!mine && nsize > TR_ARENA_MAX)) return m->orig_alloc(m->orig_ud, ptr, osize, nsize);
   if (nsize == 0) {
@@ -1827,6 +1831,32 @@ static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   return lalloc_slow(ud, ptr, osize, nsize);
+}
+
+/* A block that is big (tr_big_*) before or after: with the arena, a state
+ * the host made gives every block of TR_BIG_MIN bytes or more a mapping of
+ * its own, so a block is big by its size alone. A big block that shrinks
+ * below becomes an ordinary one (copied), and the other way round. */
+static void *lua_big(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
+  int was_big = ptr && osize >= TR_BIG_MIN;
+  if (was_big && nsize >= TR_BIG_MIN) return tr_big_realloc(ptr, osize, nsize);
+  if (was_big) { /* freed, or an ordinary block now */
+    void *np = NULL;
+    if (nsize) {
+      np = lua_block(m, NULL, 0, nsize);
+      if (!np) return NULL; /* (Lua keeps the old block) */
+      memcpy(np, ptr, nsize);
+    }
+    tr_big_free(ptr, osize);
+    return np;
+  }
+  void *np = tr_big_alloc(nsize);
+  if (!np) return NULL;
+  if (ptr) {
+    memcpy(np, ptr, osize);
+    lua_block(m, ptr, osize, 0);
+  }
+  return np;
 }
 
 static void *lalloc_slow(void *ud, void *ptr, size_t osize, size_t nsize) {
