@@ -92,13 +92,13 @@ size_t tr_arena_block_size(const void *p);
 /* The size of the block tr_arena_alloc(n) gives (n itself past TR_ARENA_MAX). */
 size_t tr_arena_round(size_t n);
 
-/* Big blocks (TR_BIG_MIN bytes and more: a Lua state's large arrays, such
+/* Big blocks (TR_BIG_MIN bytes and more, a huge page: a Lua state's large arrays, such
  * as the registry's or a table indexed by a million actors): a mapping
  * each, with transparent huge pages requested, grown in place or moved by
  * mremap (no copy). Through malloc they were 4 KiB pages, a page fault
  * each (~14,000 for a million actors). Headerless: the caller passes the
  * size, and a block is big by its size alone. NULL when out of memory. */
-#define TR_BIG_MIN ((size_t)256 << 10)
+#define TR_BIG_MIN ((size_t)2 << 20)
 void *tr_big_alloc(size_t n);
 void *tr_big_realloc(void *p, size_t osize, size_t nsize); /* both >= TR_BIG_MIN */
 void tr_big_free(void *p, size_t n);
