@@ -16,27 +16,21 @@
 #define HUGE_SZ ((size_t)2 << 20) /* a transparent huge page; the commit step */
 #define HDR 64                    /* the page header's room: blocks start after it */
 
-/* At the start of every page in use. */
-struct tr_apage {
-  void *free;             /* freed blocks (a list through their first word) */
-  tr_apage *prev, *next;  /* in the class's avail list, when `listed` */
-  uint32_t used;          /* blocks handed out */
-  uint32_t bump;          /* offset of the first block never handed out */
-  uint32_t size;          /* block size */
-  uint8_t cls;
-  uint8_t listed;
-};
-
-/* 16-byte steps to 512 (Lua objects, actor records: the slack of a block is
- * at most 15 bytes), then 4 classes up to 1024 */
+/* 8-byte steps to 256 (Lua objects, actor records: a 56-byte Lua table
+ * takes 56, not 64), 16-byte steps to 512, then 4 classes up to 1024. Pages
+ * start their blocks at HDR, so a block is 16-byte aligned when its class
+ * is a multiple of 16 and 8-byte aligned otherwise (no object of such a
+ * size needs more). */
 static const uint32_t cls_size[TR_ARENA_NCLS] = {
-    16,  32,  48,  64,  80,  96,  112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+    8,   16,  24,  32,  40,  48,  56,  64,  72,  80,  88,  96,  104, 112, 120, 128,
+    136, 144, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224, 232, 240, 248, 256,
     272, 288, 304, 320, 336, 352, 368, 384, 400, 416, 432, 448, 464, 480, 496, 512,
     640, 768, 896, 1024};
 
 static inline unsigned size_class(size_t n) {
-  if (n <= 512) return n ? (unsigned)((n + 15) >> 4) - 1 : 0;
-  return 32 + (unsigned)((n - 513) >> 7);
+  if (n <= 256) return n ? (unsigned)((n - 1) >> 3) : 0;
+  if (n <= 512) return 32 + (unsigned)((n - 257) >> 4);
+  return 48 + (unsigned)((n - 513) >> 7);
 }
 
 static inline tr_apage *page_of(const void *p) {
@@ -142,7 +136,9 @@ static tr_apage *page_new(tr_arena *a, unsigned c) {
   return pg;
 }
 
-void *tr_arena_alloc(tr_arena *a, size_t n) {
+void tr__arena_full(tr_arena *a, tr_apage *pg) { list_remove(a, pg); }
+
+void *tr__arena_alloc(tr_arena *a, size_t n) {
   if (n > TR_ARENA_MAX || !a->base) return NULL;
   unsigned c = size_class(n);
   tr_apage *pg = a->avail[c];
@@ -187,3 +183,25 @@ void tr_arena_free(tr_arena *a, void *p) {
 size_t tr_arena_block_size(const void *p) { return page_of(p)->size; }
 
 size_t tr_arena_round(size_t n) { return n <= TR_ARENA_MAX ? cls_size[size_class(n)] : n; }
+
+/* ---- big blocks --------------------------------------------------------------------- */
+static size_t big_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
+
+void *tr_big_alloc(size_t n) {
+  n = big_round(n);
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  madvise(p, n, MADV_HUGEPAGE);
+  return p;
+}
+
+void *tr_big_realloc(void *p, size_t osize, size_t nsize) {
+  size_t o = big_round(osize), n = big_round(nsize);
+  if (o == n) return p;
+  void *q = mremap(p, o, n, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED) return NULL;
+  if (n > o) madvise(q, n, MADV_HUGEPAGE);
+  return q;
+}
+
+void tr_big_free(void *p, size_t n) { munmap(p, big_round(n)); }

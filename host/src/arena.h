@@ -28,10 +28,21 @@
 
 #define TR_ARENA_PAGE ((size_t)64 << 10)
 #define TR_ARENA_MAX 1024  /* larger blocks are not the arena's */
-#define TR_ARENA_NCLS 36
+#define TR_ARENA_NCLS 52
 #define TR_ARENA_KEEP 256  /* empty pages kept ready (16 MiB) before any is returned */
 
 typedef struct tr_apage tr_apage;
+
+/* At the start of every page in use. */
+struct tr_apage {
+  void *free;             /* freed blocks (a list through their first word) */
+  tr_apage *prev, *next;  /* in the class's avail list, when `listed` */
+  uint32_t used;          /* blocks handed out */
+  uint32_t bump;          /* offset of the first block never handed out */
+  uint32_t size;          /* block size */
+  uint8_t cls;
+  uint8_t listed;
+};
 
 typedef struct tr_arena {
   char *base;       /* the reserved range [base, end); NULL: the arena is off */
@@ -52,15 +63,45 @@ typedef struct tr_arena {
 int tr_arena_init(tr_arena *a, size_t reserve);
 /* Unmap everything: every block is gone. */
 void tr_arena_destroy(tr_arena *a);
-/* A block of at least n bytes (1 <= n <= TR_ARENA_MAX), 16-byte aligned, or
- * NULL (too big, the arena is off or full): the caller then uses malloc. */
-void *tr_arena_alloc(tr_arena *a, size_t n);
+/* A block of at least n bytes (1 <= n <= TR_ARENA_MAX), or NULL (too big,
+ * the arena is off or full): the caller then uses malloc. Aligned to 16
+ * bytes when its class (tr_arena_round(n)) is a multiple of 16, else to 8.
+ * The usual case (a class up to 256 bytes with a page that has room) is
+ * inline; the rest is tr__arena_alloc. */
+void *tr__arena_alloc(tr_arena *a, size_t n);
+void tr__arena_full(tr_arena *a, tr_apage *pg);
+static inline void *tr_arena_alloc(tr_arena *a, size_t n) {
+  tr_apage *pg;
+  if (n - 1 >= 256 || !(pg = a->avail[(n - 1) >> 3])) return tr__arena_alloc(a, n);
+  void *p = pg->free;
+  if (p) {
+    pg->free = *(void **)p;
+  } else {
+    p = (char *)pg + pg->bump;
+    pg->bump += pg->size;
+  }
+  pg->used++;
+  a->bytes += pg->size;
+  if (!pg->free && pg->bump + pg->size > TR_ARENA_PAGE) tr__arena_full(a, pg);
+  return p;
+}
 /* p from tr_arena_alloc of this arena. */
 void tr_arena_free(tr_arena *a, void *p);
 /* The usable size of arena block p (its class size). */
 size_t tr_arena_block_size(const void *p);
 /* The size of the block tr_arena_alloc(n) gives (n itself past TR_ARENA_MAX). */
 size_t tr_arena_round(size_t n);
+
+/* Big blocks (TR_BIG_MIN bytes and more, a huge page: a Lua state's large arrays, such
+ * as the registry's or a table indexed by a million actors): a mapping
+ * each, with transparent huge pages requested, grown in place or moved by
+ * mremap (no copy). Through malloc they were 4 KiB pages, a page fault
+ * each (~14,000 for a million actors). Headerless: the caller passes the
+ * size, and a block is big by its size alone. NULL when out of memory. */
+#define TR_BIG_MIN ((size_t)2 << 20)
+void *tr_big_alloc(size_t n);
+void *tr_big_realloc(void *p, size_t osize, size_t nsize); /* both >= TR_BIG_MIN */
+void tr_big_free(void *p, size_t n);
 
 static inline int tr_arena_owns(const tr_arena *a, const void *p) {
   return (uintptr_t)p - (uintptr_t)a->base < (uintptr_t)(a->committed - a->base);

@@ -459,6 +459,8 @@ struct tr_actor {
   uint8_t init_due;  /* its init is due, with the arguments in init_args (no
                       * INIT envelope): made into one at its first turn */
   uint8_t init_len;  /* ... their length */
+  uint8_t starting;  /* Lua: its init function ran directly (not through the
+                      * prelude's runner): on_start is still to be looked up */
   uint32_t cap;      /* public lane capacity */
   uint32_t inflight; /* atomic: public messages from other schedulers on their way */
   tr_actor *runq_next;

@@ -39,6 +39,8 @@ typedef struct tr_lstate {
   lua_State *L;
   int owns_host; /* created by require "troupe" in a plain interpreter */
   int cache_ref; /* weak table: addr -> address userdata */
+  tr_addr own_max; /* the highest address of this scheduler's actors ever put
+                    * in the cache: a spawn's newer one cannot be there */
   int behs_ref;  /* table: behaviour table -> lightuserdata tr_lbeh (strong:
                   * a behaviour table once used is never collected) */
   const void *last_beh_p; /* the behaviour table lbeh_for_table found last, */
@@ -48,6 +50,8 @@ typedef struct tr_lstate {
   int proxies_ref; /* weak-keyed: env -> proxy env */
   int init_ref;  /* prelude's init runner */
   int stop_ref;  /* prelude's stop runner */
+  int start_ref; /* prelude's on_start runner (after an init run directly) */
+  int k_init_ref, k_on_start_ref; /* the strings "init" and "on_start" */
   struct tr_lmem *mem; /* allocation accounting (malloc'd: outlives the state) */
   int module_ref;
   lua_State *pool[CO_POOL];
@@ -57,6 +61,7 @@ typedef struct tr_lstate {
    * blocks, a free one holds false */
   int *sref;
   int sref_n, sref_cap;
+  int sref_next; /* the registry's border + 1 as last seen (0: not yet) */
   tr_lbeh *lbehs;
   msgpack_zone zone;
   /* metatables compared by pointer: luaL_getmetatable would look their
@@ -258,6 +263,29 @@ static void push_addr(tr_lstate *ls, lua_State *L, tr_addr a, int mode) {
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, (lua_Integer)a);
   lua_remove(L, -2);
+  if (ls->s && (a >> 48) == ls->s->index && a > ls->own_max) ls->own_max = a;
+}
+
+/* The address of act, an actor this scheduler made just now (a local
+ * spawn): as push_addr(PA_LOOKUP), without the lookups when the cache
+ * cannot hold it yet (its serial is newer than any there: ~100
+ * instructions per spawn). */
+static void push_addr_new(tr_lstate *ls, lua_State *L, tr_actor *act) {
+  tr_addr a = act->addr;
+  if (a <= ls->own_max || !ls->h) {
+    push_addr(ls, L, a, PA_LOOKUP);
+    return;
+  }
+  ls->own_max = a;
+  tr_laddr *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->magic = TR_LADDR_MAGIC;
+  u->a = a;
+  if (act->owned) make_owned(ls, L, u, 0);
+  else set_mt(ls, L, MTI_ADDR);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->cache_ref);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)a);
+  lua_pop(L, 1);
 }
 
 static void push_weak(tr_lstate *ls, lua_State *L, tr_addr a) {
@@ -740,11 +768,12 @@ static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable) {
  * lua_rawgeti(LUA_REGISTRYINDEX, a->self_ref) at each handler. luaL_ref cost
  * ~450 instructions per spawn while the registry grows (no free slot: it
  * asks lua_rawlen for the border, a search through the hash part) and
- * luaL_unref ~320 per death. The host reserves slots in blocks instead: it
- * takes one with luaL_ref, then the nil slots right after it, marking each
- * taken one false (never nil, so the registry keeps a single border and
- * luaL_ref never hands one of them out); a dead actor's slot goes back to
- * the host's list holding false. */
+ * luaL_unref ~320 per death. The host keeps the registry's border itself
+ * instead (sref_next): every integer slot below it is taken (by an actor,
+ * by luaL_ref or holding false), so the registry keeps a single border and
+ * luaL_ref, when it has no free ref of its own, hands out the border + 1:
+ * a slot the host finds taken when it gets there, and steps over. A dead
+ * actor's slot goes back to the host's list holding false (never nil). */
 #define SREF_BLOCK 256
 
 static int sref_push(tr_lstate *ls, int r) {
@@ -761,25 +790,21 @@ static int sref_push(tr_lstate *ls, int r) {
 
 /* The value at the top of L goes to a free slot (popped): its ref. */
 static int self_ref_new(tr_lstate *ls, lua_State *L) {
-  if (ls->sref_n == 0) {
-    lua_pushboolean(L, 0);
-    int r = luaL_ref(L, LUA_REGISTRYINDEX);
-    /* the slots after it, highest last so that they are taken in order */
-    int k = 1;
-    while (k < SREF_BLOCK && lua_rawgeti(L, LUA_REGISTRYINDEX, r + k) == LUA_TNIL) {
+  int r;
+  if (ls->sref_n) {
+    r = ls->sref[--ls->sref_n];
+  } else if (!ls->sref_next) { /* the first: where the border is now */
+    r = luaL_ref(L, LUA_REGISTRYINDEX);
+    ls->sref_next = r + 1;
+    return r;
+  } else {
+    while (lua_rawgeti(L, LUA_REGISTRYINDEX, ls->sref_next) != LUA_TNIL) { /* luaL_ref's */
       lua_pop(L, 1);
-      lua_pushboolean(L, 0);
-      lua_rawseti(L, LUA_REGISTRYINDEX, r + k);
-      k++;
+      ls->sref_next++;
     }
-    if (k < SREF_BLOCK) lua_pop(L, 1);
-    for (int i = k - 1; i >= 0; i--) {
-      if (sref_push(ls, r + i) == 0) continue;
-      luaL_unref(L, LUA_REGISTRYINDEX, r + i); /* (no room to list it: a plain free ref) */
-    }
-    if (ls->sref_n == 0) return luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    r = ls->sref_next++;
   }
-  int r = ls->sref[--ls->sref_n];
   lua_rawseti(L, LUA_REGISTRYINDEX, r);
   return r;
 }
@@ -805,7 +830,10 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
   tr_lstate *ls = s->ls;
   tr_env *e = a->cur;
   a->cur = NULL;
-  if (e && e->kind == TR_K_INIT) a->started = 1;
+  if (e && e->kind == TR_K_INIT) {
+    a->started = 1;
+    a->starting = 0;
+  }
   if (e && e->kind == TR_K_CALL && e->req) {
     tr_buf b;
     tr_buf_init(&b);
@@ -863,6 +891,40 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs);
+
+/* Push the behaviour's hook named by the registry ref key if it can be read
+ * without running code (1), or nothing (0) when the behaviour table at beh
+ * has a metatable: its __index may run code, which the prelude's runners
+ * run as part of the hook, as the behaviour's own code. */
+static int hook_raw(lua_State *co, int beh, int key) {
+  if (lua_getmetatable(co, beh)) {
+    lua_pop(co, 1);
+    return 0;
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, key);
+  lua_rawget(co, beh);
+  return 1;
+}
+
+/* a's init function returned (or it had none) and a->starting: on_start
+ * runs next in co, through the prelude's start runner, unless the behaviour
+ * certainly has none. co holds the behaviour table at 1 (below what init
+ * returned). 1: on_start runs (run_handler went on with it); 0: nothing to
+ * run. */
+static int start_hook(tr_sched *s, tr_actor *a, lua_State *co) {
+  tr_lstate *ls = s->ls;
+  a->starting = 0;
+  lua_settop(co, 1);
+  if (hook_raw(co, 1, ls->k_on_start_ref) && !lua_toboolean(co, 2)) return 0;
+  lua_settop(co, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, ls->start_ref);
+  lua_pushvalue(co, 1);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+  run_handler(s, a, co, 2);
+  return 1;
+}
+
 /* Run (or continue) the handler coroutine of a. */
 static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr_lstate *ls = s->ls;
@@ -911,6 +973,10 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
     return;
   }
   if (st == LUA_OK) {
+    if (__builtin_expect(a->starting, 0)) { /* init returned: on_start next */
+      if (start_hook(s, a, co)) return;
+      nres = 0;
+    }
     finish_message(s, a, co, nres);
     co_done(ls, a, co, 1);
     return;
@@ -1161,11 +1227,29 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   lua_State *L = ls->L;
   int ref;
   if (e->kind == TR_K_INIT) {
+    /* init, then on_start. An init function the behaviour table holds
+     * itself (no metatable) runs as the coroutine's body, with on_start
+     * looked up after it returns (start_hook); anything else goes through
+     * the prelude's init runner (run_init), which does both in Lua (its
+     * vararg frame and lookups: ~300 instructions per actor more). */
     lua_State *co = co_get(ls, &ref);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
     lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
-    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+    int direct = 0; /* 1: [behaviour, init]: init runs with the behaviour below
+                     * it, for start_hook; 2: [behaviour]: no init */
+    if (hook_raw(co, 1, ls->k_init_ref)) {
+      int t = lua_type(co, 2);
+      if (t == LUA_TFUNCTION) direct = 1;
+      else if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(co, 2))) direct = 2;
+    }
+    if (direct == 2) {
+      lua_settop(co, 1);
+    } else if (!direct) {
+      lua_settop(co, 0);
+      lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
+      lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+    }
+    if (direct != 2) lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
+    int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len); /* (checked even with no init) */
     a->cur = e;
     a->co_ref = ref;
     if (n < 0) {
@@ -1175,7 +1259,16 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
       tr__actor_died(s, a, TR_ECRASHED, "corrupt spawn arguments", NULL);
       return;
     }
-    run_handler(s, a, co, 2 + n);
+    if (direct == 2) { /* no init to run */
+      a->co = co;
+      if (!start_hook(s, a, co)) {
+        finish_message(s, a, co, 0);
+        co_done(ls, a, co, 1);
+      }
+      return;
+    }
+    a->starting = direct == 1;
+    run_handler(s, a, co, (direct ? 1 : 2) + n);
     return;
   }
   if (e->kind == TR_K_STOP) { /* on_stopping (may veto, may wait), on_stopped */
@@ -1248,8 +1341,13 @@ void tr__lua_destroy(tr_sched *s, tr_actor *a) {
   }
   a->co = NULL;
   a->co_ref = LUA_NOREF;
-  self_ref_free(ls, L, a->self_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, a->cold->env_ref);
+  /* the host is being freed and closes this state afterwards (it made
+   * it, or it is another scheduler's): its registry goes with it */
+  int closes = tr__closing(ls->h) && (ls->h->owns_lua || s->index != 0);
+  if (!closes) {
+    self_ref_free(ls, L, a->self_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, a->cold->env_ref);
+  }
   a->self_ref = LUA_NOREF;
   if (a->cold != &tr__cold_none) a->cold->env_ref = LUA_NOREF;
 }
@@ -1499,16 +1597,18 @@ static tr_actor *spawn_lua_env(tr_lstate *ls, lua_State *L, tr_lbeh *b, tr_env *
   return a;
 }
 
-static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
-                     const tr_spawn_options *o, tr_addr *out) {
+/* *made: the actor (NULL if it failed) */
+static int spawn_lua_made(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload,
+                          size_t len, const tr_spawn_options *o, tr_actor **made) {
   tr_sched *s = SCH(ls);
   tr_actor *a;
   int rc;
+  *made = NULL;
   if (len <= sizeof a->init_args && payload != s->own_hint) {
     /* small and no references to take: the arguments wait in the record */
     a = spawn_lua_env(ls, L, b, NULL, payload, len, 0, o, &rc);
     if (!a) return rc;
-    *out = a->addr;
+    *made = a;
     return 0;
   }
   tr_env *init = tr__env_new_local(s, NULL, 0, payload, len); /* run and freed here */
@@ -1518,8 +1618,16 @@ static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payloa
     tr__env_free(s, init);
     return rc;
   }
-  *out = a->addr;
+  *made = a;
   return 0;
+}
+
+static int spawn_lua(tr_lstate *ls, lua_State *L, tr_lbeh *b, const char *payload, size_t len,
+                     const tr_spawn_options *o, tr_addr *out) {
+  tr_actor *a;
+  int rc = spawn_lua_made(ls, L, b, payload, len, o, &a);
+  if (!rc) *out = a->addr;
+  return rc;
 }
 
 /* On the scheduler a spawner on another one chose: load the behaviour into
@@ -1660,8 +1768,12 @@ int tr_spawn_lua_string(tr_host *h, const char *code, const char *chunkname,
  * actors, page faults were most of a spawn's time. A block the arena does not
  * own (made before the arena was set, bigger than TR_ARENA_MAX, or made when
  * the arena was full) stays with the state's own allocator. */
+static void *lua_big(tr_lmem *m, void *ptr, size_t osize, size_t nsize);
+
 static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
   tr_arena *ar = m->arena;
+  if (ar && ((ptr && osize >= TR_BIG_MIN) || nsize >= TR_BIG_MIN))
+    return lua_big(m, ptr, osize, nsize);
   int mine = ar && ptr && tr_arena_owns(ar, ptr);
   if (!ar || (!mine && nsize > TR_ARENA_MAX)) return m->orig_alloc(m->orig_ud, ptr, osize, nsize);
   if (nsize == 0) {
@@ -1685,7 +1797,69 @@ static void *lua_block(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
   return np;
 }
 
+static __attribute__((noinline)) void *lalloc_slow(void *ud, void *ptr, size_t osize,
+                                                  size_t nsize);
+
+/* The usual cases first, with no stack frame: a new small block or one
+ * freed, from the arena, with no memory limit to check. An empty vector
+ * (ptr NULL, nsize 0: Lua resizing a table's empty array part) needs
+ * nothing. */
 static void *tr_lalloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  tr_lmem *m = ud;
+  tr_actor *a = m->charge;
+  tr_arena *ar = m->arena;
+  if (!ptr) {
+    if (!nsize) return NULL;
+    if (ar && nsize <= TR_ARENA_MAX && !m->hostcap && (!a || !a->cold->mem_limit)) {
+      void *p = tr_arena_alloc(ar, nsize);
+      if (__builtin_expect(p != NULL, 1)) {
+        __atomic_store_n(&m->total, m->total + (int64_t)nsize, __ATOMIC_RELAXED);
+        if (a) {
+          a->mem += (int64_t)nsize;
+          a->oom = 0;
+        }
+        return p;
+      }
+    }
+  } else if (!nsize && ar && tr_arena_owns(ar, ptr)) {
+    tr_arena_free(ar, ptr);
+    __atomic_store_n(&m->total, m->total - (int64_t)osize, __ATOMIC_RELAXED);
+    if (a) {
+      a->mem -= (int64_t)osize;
+      if (a->mem < 0) a->mem = 0;
+    }
+    return NULL;
+  }
+  return lalloc_slow(ud, ptr, osize, nsize);
+}
+
+/* A block that is big (tr_big_*) before or after: with the arena, a state
+ * the host made gives every block of TR_BIG_MIN bytes or more a mapping of
+ * its own, so a block is big by its size alone. A big block that shrinks
+ * below becomes an ordinary one (copied), and the other way round. */
+static void *lua_big(tr_lmem *m, void *ptr, size_t osize, size_t nsize) {
+  int was_big = ptr && osize >= TR_BIG_MIN;
+  if (was_big && nsize >= TR_BIG_MIN) return tr_big_realloc(ptr, osize, nsize);
+  if (was_big) { /* freed, or an ordinary block now */
+    void *np = NULL;
+    if (nsize) {
+      np = lua_block(m, NULL, 0, nsize);
+      if (!np) return NULL; /* (Lua keeps the old block) */
+      memcpy(np, ptr, nsize);
+    }
+    tr_big_free(ptr, osize);
+    return np;
+  }
+  void *np = tr_big_alloc(nsize);
+  if (!np) return NULL;
+  if (ptr) {
+    memcpy(np, ptr, osize);
+    lua_block(m, ptr, osize, 0);
+  }
+  return np;
+}
+
+static void *lalloc_slow(void *ud, void *ptr, size_t osize, size_t nsize) {
   tr_lmem *ls = ud;
   size_t old = ptr ? osize : 0;
   tr_actor *a = ls->charge;
@@ -1822,6 +1996,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
     encode_or_raise(ls, L, behidx + 1, top, &args, "spawn arg");
   }
   tr_addr a = TR_NOADDR;
+  tr_actor *made = NULL; /* a local Lua spawn's actor */
   int rc, remote_owned = 0;
   tr_sched *here = SCH(ls);
   /* (loading a behaviour runs Lua code, which may encode: the init
@@ -1834,7 +2009,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   } else if (lua_type(L, behidx) == LUA_TTABLE) {
     if (tr__place(here, &o, 0) != here) goto pinned;
     tr_lbeh *b = lbeh_for_table(ls, L, behidx, NULL);
-    rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+    rc = spawn_lua_made(ls, L, b, args.data, args.len, &o, &made);
   } else if (lua_type(L, behidx) == LUA_TSTRING && is_name(lua_tostring(L, behidx))) {
     /* a behaviour by name: a named Lua behaviour, else a registered C one */
     const char *name = lua_tostring(L, behidx);
@@ -1843,7 +2018,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
     if (lua_getfield(L, -1, name) == LUA_TTABLE) {
       if (tr__place(here, &o, 0) != here) goto pinned;
       tr_lbeh *b = lbeh_for_table(ls, L, -1, name);
-      rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+      rc = spawn_lua_made(ls, L, b, args.data, args.len, &o, &made);
     } else if ((cb = tr__find_cbehaviour(ls->h, name))) {
       rc = tr_spawn(ls->h, cb, &args, &o, &a);
       remote_owned = rc == 0 && o.owned && tr__foreign(here, a);
@@ -1875,7 +2050,7 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
       }
       tr_lbeh *b = lbeh_for_table(ls, L, -1, NULL);
       here->own_hint = hint;
-      rc = spawn_lua(ls, L, b, args.data, args.len, &o, &a);
+      rc = spawn_lua_made(ls, L, b, args.data, args.len, &o, &made);
     }
   } else {
     tr_buf_free(&args);
@@ -1890,7 +2065,8 @@ static int do_spawn(lua_State *L, int optidx, int behidx) {
   }
   if (rc == TR_EEXISTS) return raise_errorf(L, rc, "name '%s' is already registered", o.name);
   if (rc) return raise_error(L, rc, NULL);
-  if (!remote_owned) push_addr(ls, L, a, PA_LOOKUP); /* here: an owned one is counted */
+  if (made) push_addr_new(ls, L, made); /* (nothing ran since it was made) */
+  else if (!remote_owned) push_addr(ls, L, a, PA_LOOKUP); /* here: an owned one is counted */
   else if (lua_type(L, behidx) == LUA_TUSERDATA || is_name(lua_tostring(L, behidx)))
     push_addr(ls, L, a, PA_OWNED); /* C behaviours: the spawn request carries no count */
   else
@@ -2990,13 +3166,18 @@ int tr__lua_attach(tr_sched *s, lua_State *L, lua_State *like) {
   lua_setfield(L, -2, "DEFAULT_TIMEOUT");
   /* the prelude (lua/prelude.lua) adds the Lua-written parts */
   if (luaL_loadbuffer(L, tr__prelude_lua, strlen(tr__prelude_lua), "=troupe.prelude") ||
-      (lua_pushvalue(L, -2), lua_pcall(L, 1, 2, 0))) {
+      (lua_pushvalue(L, -2), lua_pcall(L, 1, 3, 0))) {
     fprintf(stderr, "troupe: prelude: %s\n", lua_tostring(L, -1));
     lua_pop(L, 2);
     return TR_ELOAD;
   }
-  ls->stop_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the runners */
+  ls->start_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the prelude returns the runners */
+  ls->stop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ls->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "init");
+  ls->k_init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "on_start");
+  ls->k_on_start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* lua/supervisor.lua: the "Supervisor" behaviour and troupe.supervisor */
   if (luaL_loadbuffer(L, tr__supervisor_lua, strlen(tr__supervisor_lua), "=troupe.supervisor") ||
       (lua_pushvalue(L, -2), lua_pcall(L, 1, 0, 0))) {

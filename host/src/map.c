@@ -1,5 +1,7 @@
 #include "map.h"
 
+#include "arena.h"
+
 #include <stdlib.h>
 
 void tr_map_init(tr_map *m) {
@@ -66,19 +68,71 @@ void *tr_map_del(tr_map *m, uint64_t key) {
 }
 
 /* ---- tr_stab ------------------------------------------------------------------------- */
+#define SLAB_BYTES ((size_t)2 << 20)
+struct tr_stab_slab {
+  tr_stab_slab *prev, *next; /* in t->slabs */
+  tr_stab_chunk *free;       /* freed chunks (a list through p[0]) */
+  size_t used;               /* chunks handed out */
+  size_t bump;               /* chunks[bump..] never handed out (zeros) */
+  tr_stab_chunk chunks[];
+};
+#define SLAB_CHUNKS ((SLAB_BYTES - sizeof(tr_stab_slab)) / sizeof(tr_stab_chunk))
+
+/* An empty chunk (every entry NULL, n 0), or NULL. */
+static tr_stab_chunk *chunk_new(tr_stab *t) {
+  if (t->chunks.n < TR_STAB_SMALL) return calloc(1, sizeof(tr_stab_chunk));
+  tr_stab_slab *sl = t->slabs;
+  while (sl && !sl->free && sl->bump == SLAB_CHUNKS) sl = sl->next;
+  if (!sl) {
+    sl = tr_big_alloc(SLAB_BYTES); /* (zeros) */
+    if (!sl) return calloc(1, sizeof(tr_stab_chunk));
+    sl->prev = NULL;
+    sl->next = t->slabs;
+    if (t->slabs) t->slabs->prev = sl;
+    t->slabs = sl;
+  }
+  tr_stab_chunk *ch;
+  if (sl->free) {
+    ch = sl->free;
+    sl->free = ch->p[0];
+    ch->p[0] = NULL;
+  } else {
+    ch = &sl->chunks[sl->bump++];
+  }
+  sl->used++;
+  ch->slab = sl;
+  return ch;
+}
+
+static void chunk_free(tr_stab *t, tr_stab_chunk *ch) {
+  tr_stab_slab *sl = ch->slab;
+  if (!sl) {
+    free(ch);
+    return;
+  }
+  ch->p[0] = sl->free;
+  sl->free = ch;
+  if (--sl->used) return;
+  if (sl->prev) sl->prev->next = sl->next;
+  else t->slabs = sl->next;
+  if (sl->next) sl->next->prev = sl->prev;
+  tr_big_free(sl, SLAB_BYTES);
+}
+
 void tr_stab_init(tr_stab *t) {
   tr_map_init(&t->chunks);
   t->last_c = 0;
   t->last = NULL;
   t->spare = NULL;
   t->n = 0;
+  t->slabs = NULL;
 }
 
 void tr_stab_free(tr_stab *t) {
   for (size_t i = 0; t->chunks.slots && i <= t->chunks.mask; i++)
-    if (t->chunks.slots[i].key) free(t->chunks.slots[i].val);
+    if (t->chunks.slots[i].key) chunk_free(t, t->chunks.slots[i].val);
   tr_map_free(&t->chunks);
-  free(t->spare);
+  if (t->spare) chunk_free(t, t->spare);
   tr_stab_init(t);
 }
 
@@ -86,9 +140,9 @@ int tr_stab_put(tr_stab *t, uint64_t key, void *val) {
   uint64_t c = (key >> TR_STAB_SHIFT) + 1;
   tr_stab_chunk *ch = c == t->last_c ? t->last : tr_map_get(&t->chunks, c);
   if (!ch) {
-    ch = t->spare ? t->spare : calloc(1, sizeof *ch); /* (the spare is all NULL) */
+    ch = t->spare ? t->spare : chunk_new(t); /* (the spare is all NULL) */
     if (!ch || tr_map_put(&t->chunks, c, ch)) {
-      if (ch != t->spare) free(ch);
+      if (ch && ch != t->spare) chunk_free(t, ch);
       return -1;
     }
     if (ch == t->spare) t->spare = NULL;
@@ -120,7 +174,7 @@ void *tr_stab_del(tr_stab *t, uint64_t key) {
       t->last = NULL;
     }
     if (!t->spare) t->spare = ch;
-    else free(ch);
+    else chunk_free(t, ch);
   }
   return val;
 }

@@ -51,9 +51,16 @@ void *tr_map_del(tr_map *m, uint64_t key);          /* the value removed, or NUL
  * entry when the survivors are far apart. */
 #define TR_STAB_SHIFT 9
 #define TR_STAB_CHUNK ((size_t)1 << TR_STAB_SHIFT)
+/* Past TR_STAB_SMALL chunks (a big table), chunks are cut from slabs of
+ * 2 MiB with transparent huge pages requested (tr_big_alloc): a million
+ * actors' chunks were ~2,000 page faults of 4 KiB each, now 4 of 2 MiB. A
+ * slab goes back to the system when its last chunk is freed. */
+#define TR_STAB_SMALL 32
+typedef struct tr_stab_slab tr_stab_slab;
 typedef struct tr_stab_chunk {
   void *p[TR_STAB_CHUNK];
   size_t n; /* entries in use */
+  tr_stab_slab *slab; /* the slab it was cut from; NULL: malloc'd */
 } tr_stab_chunk;
 
 typedef struct tr_stab {
@@ -62,6 +69,7 @@ typedef struct tr_stab {
   tr_stab_chunk *last;
   tr_stab_chunk *spare;   /* an empty chunk kept for the next one made */
   size_t n;               /* entries */
+  tr_stab_slab *slabs;    /* every slab (a list) */
 } tr_stab;
 
 void tr_stab_init(tr_stab *t);

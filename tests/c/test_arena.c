@@ -22,11 +22,12 @@ static void arena_classes_and_boundaries(void **state) {
     unsigned char *p = tr_arena_alloc(&a, n);
     assert_non_null(p);
     assert_true(tr_arena_owns(&a, p));
-    assert_int_equal((uintptr_t)p % 16, 0);
     size_t sz = tr_arena_block_size(p);
+    assert_int_equal((uintptr_t)p % (sz % 16 ? 8 : 16), 0); /* 16 for a multiple of 16 */
     assert_true(sz >= n);
     assert_int_equal(sz, tr_arena_round(n));
-    if (n <= 512) assert_true(sz - n < 16); /* 16-byte steps */
+    if (n <= 256) assert_true(sz - n < 8); /* 8-byte steps */
+    else if (n <= 512) assert_true(sz - n < 16); /* 16-byte steps */
     else assert_true(sz - n < 128);
     memset(p, (int)(n & 0xff), n);
     blocks[n] = p;
@@ -35,8 +36,12 @@ static void arena_classes_and_boundaries(void **state) {
   for (size_t n = 1; n <= TR_ARENA_MAX; n++)
     for (size_t i = 0; i < n; i++) assert_int_equal(blocks[n][i], n & 0xff);
   /* exact boundaries */
+  assert_int_equal(tr_arena_round(1), 8);
   assert_int_equal(tr_arena_round(16), 16);
-  assert_int_equal(tr_arena_round(17), 32);
+  assert_int_equal(tr_arena_round(17), 24);
+  assert_int_equal(tr_arena_round(56), 56); /* a Lua table */
+  assert_int_equal(tr_arena_round(256), 256);
+  assert_int_equal(tr_arena_round(257), 272);
   assert_int_equal(tr_arena_round(512), 512);
   assert_int_equal(tr_arena_round(513), 640);
   assert_int_equal(tr_arena_round(1024), 1024);
@@ -71,7 +76,7 @@ static void arena_reuses_blocks_and_pages(void **state) {
   arena_on(&a, 64 * MiB);
   void *p = tr_arena_alloc(&a, 100);
   tr_arena_free(&a, p);
-  assert_ptr_equal(tr_arena_alloc(&a, 97), p); /* the same class (112) */
+  assert_ptr_equal(tr_arena_alloc(&a, 97), p); /* the same class (104) */
   tr_arena_free(&a, p);
   /* three pages' worth of 64-byte blocks */
   size_t per_page = (TR_ARENA_PAGE - 64) / 64, n = 3 * per_page;
@@ -186,6 +191,54 @@ static void arena_serves_lua_state(void **state) {
   tr_host_free(h);
 }
 
+/* Big blocks: their own mappings, grown and shrunk keeping their bytes; a
+ * host's Lua state moves arrays across TR_BIG_MIN both ways (a table grown
+ * to a million slots, shrunk by a rehash, strings and tables freed). */
+static void arena_big_blocks(void **state) {
+  size_t n = TR_BIG_MIN;
+  unsigned char *p = tr_big_alloc(n);
+  assert_non_null(p);
+  memset(p, 0x5a, n);
+  p = tr_big_realloc(p, n, 8 * n); /* grown (maybe moved) */
+  assert_non_null(p);
+  for (size_t i = 0; i < n; i += 4096) assert_int_equal(p[i], 0x5a);
+  memset(p + n, 0xa5, 7 * n);
+  p = tr_big_realloc(p, 8 * n, n + 1); /* shrunk */
+  assert_non_null(p);
+  assert_int_equal(p[n - 1], 0x5a);
+  assert_int_equal(p[n], 0xa5);
+  tr_big_free(p, n + 1);
+
+  tr_host_options o;
+  tr_host_options_init(&o);
+  o.schedulers = 1;
+  tr_host *h;
+  assert_int_equal(tr_host_new(&h, &o), TR_OK);
+  if (!h->sched[0].arena.base) {
+    tr_host_free(h);
+    skip();
+  }
+  assert_int_equal(
+      tr_host_dostring(h,
+                       "local t = {}\n"
+                       "for i = 1, 1000000 do t[i] = i end\n"            /* array: 16 MB */
+                       "for i = 1, 1000000 do assert(t[i] == i) end\n"
+                       "for i = 2, 1000000 do t[i] = nil end\n"
+                       "t.x = 1; t.y = 2; t.z = 3\n"                   /* a rehash shrinks it */
+                       "collectgarbage()\n"
+                       "assert(t[1] == 1 and t.x == 1 and t.z == 3)\n"
+                       "local h = {}\n"
+                       "for i = 1, 100000 do h['k' .. i] = i end\n"     /* a big hash part */
+                       "for i = 1, 100000 do assert(h['k' .. i] == i) end\n"
+                       "local s = string.rep('ab', 300000)\n"          /* a big string */
+                       "assert(#s == 600000 and s:sub(-2) == 'ab')\n"
+                       "t, h, s = nil, nil, nil\n"
+                       "collectgarbage(); collectgarbage()\n",
+                       "=big"),
+      TR_OK);
+  tr_host_free(h);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(arena_classes_and_boundaries),
@@ -194,6 +247,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(arena_returns_pages),
       cmocka_unit_test(arena_runs_out),
       cmocka_unit_test(arena_serves_lua_state),
+      cmocka_unit_test(arena_big_blocks),
   };
   RUN_TESTS(tests, argc, argv);
 }

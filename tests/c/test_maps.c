@@ -76,8 +76,48 @@ static void stab_churn(void **state) {
   tr_stab_free(&t); /* frees a chunk still in use */
 }
 
+/* a big table: chunks past TR_STAB_SMALL come from slabs; chunks emptied
+ * and made again reuse slab room; emptied, every slab goes */
+static void stab_slabs(void **state) {
+  (void)state;
+  tr_stab t;
+  tr_stab_init(&t);
+  const uint64_t chunks = TR_STAB_SMALL + 1200; /* more than one slab's worth */
+  const uint64_t n = chunks * TR_STAB_CHUNK;
+  for (uint64_t k = 1; k < n; k += 3) assert_int_equal(tr_stab_put(&t, k, val_of(k)), 0);
+  assert_non_null(t.slabs);
+  for (uint64_t k = 1; k < n; k++) {
+    if ((k - 1) % 3) assert_null(tr_stab_get(&t, k));
+    else assert_ptr_equal(tr_stab_get(&t, k), val_of(k));
+  }
+  /* every other chunk emptied, then refilled at other serials */
+  for (uint64_t c = 0; c < chunks; c += 2)
+    for (uint64_t k = c * TR_STAB_CHUNK; k < (c + 1) * TR_STAB_CHUNK; k++)
+      if (k && (k - 1) % 3 == 0) assert_ptr_equal(tr_stab_del(&t, k), val_of(k));
+  for (uint64_t c = 0; c < chunks; c += 2) {
+    uint64_t k = (chunks + 10 + c) * TR_STAB_CHUNK + 1;
+    assert_int_equal(tr_stab_put(&t, k, val_of(k)), 0);
+    for (uint64_t j = k - 1; j < k - 1 + TR_STAB_CHUNK; j++)
+      if (j != k) assert_null(tr_stab_get(&t, j)); /* a reused chunk is empty */
+  }
+  size_t seen = 0, want = t.n;
+  tr_stab_each(&t, count_each, &seen);
+  assert_int_equal(seen, want);
+  /* everything out: every slab goes back */
+  for (uint64_t k = 1; k < 2 * chunks * TR_STAB_CHUNK + 20 * TR_STAB_CHUNK; k++) tr_stab_del(&t, k);
+  assert_int_equal(t.n, 0);
+  assert_int_equal(t.chunks.n, 0);
+  tr_stab_free(&t);
+  assert_null(t.slabs);
+  /* freed while full */
+  for (uint64_t k = 1; k < n; k += 100) assert_int_equal(tr_stab_put(&t, k, val_of(k)), 0);
+  tr_stab_free(&t);
+  assert_null(t.slabs);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(stab_slabs),
       cmocka_unit_test(stab_put_get_del),
       cmocka_unit_test(stab_churn),
   };

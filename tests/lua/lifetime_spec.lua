@@ -39,6 +39,26 @@ describe("lifetimes", function()
       for i = 1, 300 do fresh[i]:kill() end
     end)
 
+    it("self tables keep their registry slots while other refs are taken in between", function()
+      -- the host hands out registry slots for self tables at the border it
+      -- tracks; refs taken by others meanwhile (luaL_ref: the border + 1)
+      -- must be stepped over, never overwritten
+      local reg = debug.getregistry()
+      local mine, actors = {}, {}
+      for i = 1, 40 do
+        actors[i] = troupe.spawn(Simple, i)
+        if i % 3 == 0 then
+          local k = #reg + 1
+          reg[k] = "taken " .. i
+          mine[k] = "taken " .. i
+        end
+      end
+      for i = 1, 40 do assert.equals(i, actors[i]:call("tag")) end
+      for k, v in pairs(mine) do assert.equals(v, reg[k]) end
+      for i = 1, 40 do actors[i]:kill() end
+      for k in pairs(mine) do reg[k] = false end
+    end)
+
     it("ids are unique and addresses compare by value", function()
       local a = troupe.spawn(Simple, 1)
       local b = troupe.spawn(Simple, 2)
@@ -104,6 +124,63 @@ describe("lifetimes", function()
         for k = 1, args.n do assert.equals(args[k], got[k], "case " .. i .. " value " .. k) end
       end
       for _, a in ipairs(actors) do a:kill() end
+    end)
+
+    it("init and on_start: waits, spawns, inherited hooks, hooks added late", function()
+      -- an init function the behaviour table holds runs directly; on_start
+      -- is looked up once init has returned; a behaviour with a metatable
+      -- (inherited hooks) goes through the prelude's runner
+      local log = {}
+      local helper = troupe.spawn({ twice = function(self, x) return 2 * x end })
+      local Waits = {
+        init = function(self, x)
+          troupe.sleep(2)
+          self.x = helper:call("twice", x)
+          self.child = troupe.spawn({ init = function(c) c.ok = true end,
+                                      ok = function(c) return c.ok end })
+        end,
+        on_start = function(self) log[#log + 1] = "on_start " .. self.x end,
+        x = function(self) return self.x, self.child:call("ok") end,
+      }
+      local w = troupe.spawn(Waits, 21)
+      assert.same({ 42, true }, { w:call("x") })
+      assert.same({ "on_start 42" }, log)
+      -- on_start alone; init = false; neither
+      local s = troupe.spawn({ on_start = function(self) self.s = "started" end,
+                               s = function(self) return self.s end })
+      assert.equals("started", s:call("s"))
+      local f = troupe.spawn({ init = false, on_start = false, v = function() return "v" end }, 1, 2)
+      assert.equals("v", f:call("v"))
+      local n = troupe.spawn({ v = function() return "n" end }, "ignored")
+      assert.equals("n", n:call("v"))
+      -- inherited through __index
+      local Base = { init = function(self, y) self.y = y end,
+                     on_start = function(self) self.y = self.y .. "+" end }
+      local Child = setmetatable({ y = function(self) return self.y end }, { __index = Base })
+      assert.equals("c+", troupe.spawn(Child, "c"):call("y"))
+      -- an init that gives its behaviour an on_start: it runs, as it always did
+      local Late = { v = function(self) return self.started end }
+      Late.init = function(self) Late.on_start = function(me) me.started = "late" end end
+      assert.equals("late", troupe.spawn(Late):call("v"))
+      -- an init that is not callable crashes the actor, as a call of it would
+      local bad = troupe.spawn({ init = 42 })
+      troupe.sleep(2)
+      assert.is_false(bad:alive())
+      -- an init raising: the actor dies, on_start does not run
+      local ran = false
+      local r = troupe.spawn({ init = function() error("no") end,
+                               on_start = function() ran = true end })
+      troupe.sleep(2)
+      assert.is_false(r:alive())
+      assert.is_false(ran)
+      -- troupe.fail from init: the actor lives, on_start does not run, and a
+      -- later handler that returns does not run it either
+      local k = troupe.spawn({ init = function() error(troupe.fail("soft")) end,
+                               on_start = function(self) self.st = true end,
+                               st = function(self) return self.st == true end })
+      assert.is_false(k:call("st"))
+      assert.is_false(k:call("st"))
+      for _, a in ipairs({ helper, w, s, f, n, k }) do a:kill() end
     end)
 
     it("an actor stopped or killed before its init ran runs no init", function()
