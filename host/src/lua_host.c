@@ -56,6 +56,7 @@ typedef struct tr_lstate {
   int module_ref;
   lua_State *pool[CO_POOL];
   int pool_ref[CO_POOL];
+  const struct tr_lbeh *pool_lb[CO_POOL]; /* whose behaviour table is in slot 1 (co_get) */
   int pool_n;
   /* registry slots for actors' self tables (self_ref_new): reserved in
    * blocks, a free one holds false */
@@ -739,23 +740,37 @@ static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t le
   return push_payload_r(ls, L, data, len, 0);
 }
 
-/* ---- coroutine pool --------------------------------------------------------------------- */
-static lua_State *co_get(tr_lstate *ls, int *ref) {
+/* ---- coroutine pool ---------------------------------------------------------------------
+ * Every coroutine run_handler resumes holds its actor's behaviour table in
+ * stack slot 1, below the function it starts with (the handler, a runner,
+ * the init or stop runner): tr__lua_deliver looks the handler up there,
+ * where the handler is then called, and a coroutine back in the pool keeps
+ * it (pool_lb), so the next actor of the same behaviour finds it in place.
+ * (Behaviour tables are never collected: behs_ref holds them.) */
+static lua_State *co_get(tr_lstate *ls, int *ref, const tr_lbeh *lb) {
+  lua_State *co;
   if (ls->pool_n > 0) {
     ls->pool_n--;
     *ref = ls->pool_ref[ls->pool_n];
-    return ls->pool[ls->pool_n];
+    co = ls->pool[ls->pool_n];
+    if (ls->pool_lb[ls->pool_n] == lb) return co;
+    if (ls->pool_lb[ls->pool_n]) lua_settop(co, 0);
+  } else {
+    co = lua_newthread(ls->L);
+    *ref = luaL_ref(ls->L, LUA_REGISTRYINDEX);
   }
-  lua_State *co = lua_newthread(ls->L);
-  *ref = luaL_ref(ls->L, LUA_REGISTRYINDEX);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, lb->ref);
   return co;
 }
 
-static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable) {
+/* co goes back to the pool (reusable and not dead) with lb's behaviour
+ * table in slot 1 (lb NULL: with nothing), else is reset and let go. */
+static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable, const tr_lbeh *lb) {
   if (reusable && lua_status(co) == LUA_OK && ls->pool_n < CO_POOL) {
-    lua_settop(co, 0);
+    lua_settop(co, lb ? 1 : 0);
     ls->pool[ls->pool_n] = co;
     ls->pool_ref[ls->pool_n] = ref;
+    ls->pool_lb[ls->pool_n] = lb;
     ls->pool_n++;
   } else {
     lua_resetthread(co);
@@ -872,7 +887,7 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
 
 /* Run (or continue) the handler coroutine of a. */
 static void co_done(tr_lstate *ls, tr_actor *a, lua_State *co, int reusable) {
-  co_put(ls, co, a->co_ref, reusable);
+  co_put(ls, co, a->co_ref, reusable, a->lb);
   a->co = NULL;
   a->co_ref = LUA_NOREF;
   if (a->cold->cpu_limit_ms) a->cold->cpu_ns = 0;
@@ -937,6 +952,7 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr__preempt_enter(s, a, co);
   int st = lua_resume(co, ls->L, nargs, &nres);
   int preempted = tr__preempt_leave(s, co);
+  if (st == LUA_OK) nres--; /* (lua_resume counts the behaviour table in slot 1) */
   ls->mem->charge = charged;
   if (c->cpu_limit_ms) c->cpu_ns += thread_cpu_ns() - t0;
   char why[160];
@@ -965,7 +981,7 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   }
   tr_env *cur = a->cur;
   if (st == LUA_OK && cur && cur->kind == TR_K_STOP) { /* the stop runner's verdict */
-    int go = lua_toboolean(co, -1);
+    int go = nres > 0 && lua_toboolean(co, -1);
     a->cur = NULL;
     tr__env_free(s, cur);
     co_done(ls, a, co, 1);
@@ -1200,14 +1216,15 @@ static int runner_k(lua_State *co, int status, lua_KContext ctx) {
   return runner_loop(co);
 }
 
+/* The runner's coroutine: [behaviour, runner, s, behaviour] (the behaviour
+ * below it is run_handler's convention, the one above is its argument). */
 static int runner(lua_State *co) {
   tr_sched *s = lua_touserdata(co, 1);
   tr_actor *a = s->current;
-  lua_settop(co, 1);
   /* slots for the base, a handler, self and RUNNER_ROOM arguments: each
    * message's payload is pushed without a check of its own */
   if (!lua_checkstack(co, RUNNER_BASE + 2 + RUNNER_ROOM)) luaL_error(co, "stack overflow");
-  lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+  lua_settop(co, 2);
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
   lua_pushnil(co);
   return runner_loop(co);
@@ -1215,16 +1232,20 @@ static int runner(lua_State *co) {
 
 void tr__lua_run(tr_sched *s, tr_actor *a) {
   int ref;
-  lua_State *co = co_get(s->ls, &ref);
+  lua_State *co = co_get(s->ls, &ref, a->lb);
   lua_pushcfunction(co, runner);
   lua_pushlightuserdata(co, s);
+  lua_pushvalue(co, 1);
   a->co_ref = ref;
-  run_handler(s, a, co, 1);
+  run_handler(s, a, co, 2);
 }
+
+/* Free stack slots a coroutine from co_get has above its slot 1: a thread's
+ * base level has LUA_MINSTACK (lua_newthread), never shrunk below that */
+#define CO_ROOM (LUA_MINSTACK - 1)
 
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   tr_lstate *ls = s->ls;
-  lua_State *L = ls->L;
   int ref;
   if (e->kind == TR_K_INIT) {
     /* init, then on_start. An init function the behaviour table holds
@@ -1232,8 +1253,7 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
      * looked up after it returns (start_hook); anything else goes through
      * the prelude's init runner (run_init), which does both in Lua (its
      * vararg frame and lookups: ~300 instructions per actor more). */
-    lua_State *co = co_get(ls, &ref);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+    lua_State *co = co_get(ls, &ref, a->lb); /* [behaviour] */
     int direct = 0; /* 1: [behaviour, init]: init runs with the behaviour below
                      * it, for start_hook; 2: [behaviour]: no init */
     if (hook_raw(co, 1, ls->k_init_ref)) {
@@ -1244,17 +1264,16 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     if (direct == 2) {
       lua_settop(co, 1);
     } else if (!direct) {
-      lua_settop(co, 0);
+      lua_settop(co, 1);
       lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
-      lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+      lua_pushvalue(co, 1);
     }
     if (direct != 2) lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
     int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len); /* (checked even with no init) */
     a->cur = e;
     a->co_ref = ref;
     if (n < 0) {
-      lua_settop(co, 0);
-      co_put(ls, co, ref, 1);
+      co_put(ls, co, ref, 1, a->lb);
       a->co_ref = LUA_NOREF;
       tr__actor_died(s, a, TR_ECRASHED, "corrupt spawn arguments", NULL);
       return;
@@ -1272,32 +1291,29 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     return;
   }
   if (e->kind == TR_K_STOP) { /* on_stopping (may veto, may wait), on_stopped */
-    lua_State *co = co_get(ls, &ref);
+    lua_State *co = co_get(ls, &ref, a->lb);
     lua_rawgeti(co, LUA_REGISTRYINDEX, ls->stop_ref);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, a->lb->ref);
+    lua_pushvalue(co, 1);
     lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
     a->cur = e;
     a->co_ref = ref;
     run_handler(s, a, co, 2);
     return;
   }
-  /* find the handler (the runner does this for most messages; these are
-   * an actor's with a CPU limit) */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->lb->ref);
-  push_method(ls, L, e);
-  int t = beh_get(s, L, -2, TR_ENV_METHOD(e), e->mlen);
-  if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, L, t, e)) {
-    lua_pop(L, 1);
+  /* a single message (a backlog goes to the runner; an actor with a CPU
+   * limit comes here for each): the handler is looked up in the behaviour
+   * table at the coroutine's slot 1 and stays above it, where it is called */
+  lua_State *co = co_get(ls, &ref, a->lb);
+  push_method(ls, co, e);
+  int t = beh_get(s, co, 1, TR_ENV_METHOD(e), e->mlen);
+  if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, co, t, e)) {
+    co_put(ls, co, ref, 1, a->lb);
     return;
   }
-  lua_State *co = co_get(ls, &ref);
-  lua_xmove(L, co, 1); /* the handler */
-  lua_pop(L, 1);
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
-  int n = push_payload(ls, co, TR_ENV_PAYLOAD(e), e->len);
+  int n = push_payload_r(ls, co, TR_ENV_PAYLOAD(e), e->len, CO_ROOM - 2);
   if (n < 0) {
-    lua_settop(co, 0);
-    co_put(ls, co, ref, 1);
+    co_put(ls, co, ref, 1, a->lb);
     bad_payload(s, a, e);
     return;
   }
@@ -1337,7 +1353,7 @@ void tr__lua_destroy(tr_sched *s, tr_actor *a) {
   if (!ls || !ls->h) return;
   lua_State *L = ls->L;
   if (a->co && a->co_ref != LUA_NOREF) {
-    co_put(ls, a->co, a->co_ref, 0);
+    co_put(ls, a->co, a->co_ref, 0, NULL);
   }
   a->co = NULL;
   a->co_ref = LUA_NOREF;
