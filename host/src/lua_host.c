@@ -850,27 +850,31 @@ static void finish_message(tr_sched *s, tr_actor *a, lua_State *co, int nres) {
     a->starting = 0;
   }
   if (e && e->kind == TR_K_CALL && e->req) {
-    tr_buf b;
-    tr_buf_init(&b);
     int top = lua_gettop(co);
     int first = top - nres + 1;
+    int n;
+    { /* the fast path: scalars (a failure's table never is one) */
+      char out[96];
+      if ((n = enc_scalars(ls, co, first, top, out, sizeof out)) >= 0) {
+        if (__builtin_expect(n & ENC_OWNED, 0)) { /* the reply takes references for them */
+          n &= ~ENC_OWNED;
+          s->own_hint = out;
+        }
+        tr__reply_in(s, e, a->addr, TR_OK, out, (size_t)n); /* the call becomes the reply */
+        return;
+      }
+    }
+    tr_buf b;
+    tr_buf_init(&b);
     int status = TR_OK;
     char err[384];
     int rc;
-    int n;
     if (nres >= 1 && is_failure(ls, co, first)) {
       status = TR_FAILED;
       lua_getfield(co, first, "value");
       rc = encode_values(ls, co, lua_gettop(co), lua_gettop(co), &b, "failure value", 1, err,
                          sizeof err);
       lua_pop(co, 1);
-    } else if ((n = enc_scalars(ls, co, first, top, b.data, b.cap)) >= 0) {
-      b.len = (size_t)n; /* the fast path: scalars into the buffer's inline storage */
-      if (__builtin_expect(n & ENC_OWNED, 0)) { /* the reply takes references for them */
-        b.len = (size_t)(n & ~ENC_OWNED);
-        s->own_hint = b.data;
-      }
-      rc = 0;
     } else {
       rc = encode_values(ls, co, first, top, &b, "reply value", 1, err, sizeof err);
     }
@@ -975,7 +979,7 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   }
   if (preempted) s->break_idle = 1; /* a slice went by: let libuv poll */
   if (st == LUA_YIELD) {
-    lua_pop(co, nres);
+    if (nres) lua_pop(co, nres); /* (a wait yields none) */
     if (a->wait == TR_W_NONE) tr__set_wait(a, TR_W_YIELD); /* preempted, or a bare yield */
     return;
   }
@@ -1077,6 +1081,33 @@ static int beh_get(tr_sched *s, lua_State *L, int bidx, const char *name, size_t
   return lua_type(L, -1);
 }
 
+/* Method names are short: a loop beats a call to memcmp. */
+static inline int same_bytes(const char *x, const char *y, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (x[i] != y[i]) return 0;
+  return 1;
+}
+
+static inline uint64_t ld8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+static inline uint32_t ld4(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* x[0..n) == y[0..n) for n <= 24, by (overlapping) words */
+static inline int same_short(const char *x, const char *y, size_t n) {
+  if (n >= 8)
+    return ld8(x) == ld8(y) && ld8(x + n - 8) == ld8(y + n - 8) &&
+           (n <= 16 || ld8(x + 8) == ld8(y + 8));
+  if (n >= 4) return ld4(x) == ld4(y) && ld4(x + n - 4) == ld4(y + n - 4);
+  return same_bytes(x, y, n);
+}
+
 /* Push e's method name as a Lua string. */
 static void push_method(tr_lstate *ls, lua_State *L, const tr_env *e) {
   const char *m = TR_ENV_METHOD(e);
@@ -1087,7 +1118,7 @@ static void push_method(tr_lstate *ls, lua_State *L, const tr_env *e) {
   }
   unsigned i = ((unsigned)n * 7u + (unsigned char)m[0] * 31u + (unsigned char)m[n - 1] * 17u +
                 (unsigned char)m[n / 2]) & 63u;
-  if (ls->names[i].ref && ls->names[i].len == n && memcmp(ls->names[i].name, m, n) == 0) {
+  if (ls->names[i].ref && ls->names[i].len == n && same_short(ls->names[i].name, m, n)) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ls->names[i].ref);
     return;
   }
@@ -1155,12 +1186,6 @@ static void bad_payload(tr_sched *s, tr_actor *a, tr_env *e) {
 
 static int runner_k(lua_State *co, int status, lua_KContext ctx);
 
-/* Method names are short: a loop beats a call to memcmp. */
-static inline int same_bytes(const char *x, const char *y, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (x[i] != y[i]) return 0;
-  return 1;
-}
 
 static int runner_loop(lua_State *co) {
   tr_sched *s = lua_touserdata(co, 1);
