@@ -11,6 +11,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <string.h>
+#include <signal.h>
 
 /* Lua code that cannot be preempted (it runs inside a C function that called
  * back into Lua) for this many slices (or past its actor's CPU limit) is
@@ -940,9 +941,36 @@ int tr__preempt_start(tr_host *h);
 void tr__preempt_stop(tr_host *h);
 void tr__preempt_thread(tr_sched *s); /* the thread running s's handlers now */
 /* Around every lua_resume of a handler coroutine. */
-void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co);
-int tr__preempt_leave(tr_sched *s, lua_State *co); /* 1 if the handler was preempted */
 void tr__preempt_arm(lua_State *co); /* its next instruction runs the hook */
+/* the state the signal handler and the hook read (preempt.c): here so that
+ * entering and leaving a resume, twice per Lua round trip, is inlined */
+#define TR_HIDDEN __attribute__((visibility("hidden")))
+extern TR_HIDDEN __thread lua_State *volatile tr__tls_co;   /* the coroutine being resumed */
+extern TR_HIDDEN __thread tr_actor *volatile tr__tls_actor; /* its actor */
+extern TR_HIDDEN __thread volatile sig_atomic_t tr__tls_armed;
+extern TR_HIDDEN __thread volatile sig_atomic_t tr__tls_preempted;
+extern TR_HIDDEN __thread uint64_t tr__tls_stuck_since; /* the hook first found no way to yield */
+static inline void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
+  tr__tls_actor = a;
+  tr__tls_preempted = 0;
+  tr__tls_stuck_since = 0;
+  __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->in_resume, 1, __ATOMIC_RELEASE);
+  tr__tls_co = co;
+  if (a && a->cold->interrupt) tr__preempt_arm(co);
+}
+void tr__preempt_disarm(lua_State *co);
+/* 1 if the handler was preempted */
+static inline int tr__preempt_leave(tr_sched *s, lua_State *co) {
+  tr__tls_co = NULL;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->in_resume, 0, __ATOMIC_RELEASE);
+  if (tr__tls_armed) tr__preempt_disarm(co); /* a signal came after the hook last ran */
+  tr__tls_actor = NULL;
+  int p = tr__tls_preempted;
+  tr__tls_preempted = 0;
+  return p;
+}
 lua_State *tr__preempt_nest(lua_State *co); /* a handler resumes co: arm it */
 void tr__preempt_unnest(lua_State *prev, lua_State *co, int leaving);
 int tr__preempt_pending(void);

@@ -18,11 +18,16 @@
 #include <string.h>
 #include <time.h>
 
-static __thread lua_State *volatile tls_co;   /* the coroutine being resumed */
-static __thread tr_actor *volatile tls_actor; /* its actor */
-static __thread volatile sig_atomic_t tls_armed;
-static __thread volatile sig_atomic_t tls_preempted;
-static __thread uint64_t tls_stuck_since; /* the hook first found no way to yield */
+TR_HIDDEN __thread lua_State *volatile tr__tls_co;
+TR_HIDDEN __thread tr_actor *volatile tr__tls_actor;
+TR_HIDDEN __thread volatile sig_atomic_t tr__tls_armed;
+TR_HIDDEN __thread volatile sig_atomic_t tr__tls_preempted;
+TR_HIDDEN __thread uint64_t tr__tls_stuck_since;
+#define tls_co tr__tls_co
+#define tls_actor tr__tls_actor
+#define tls_armed tr__tls_armed
+#define tls_preempted tr__tls_preempted
+#define tls_stuck_since tr__tls_stuck_since
 
 static void preempt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -95,28 +100,10 @@ void tr__preempt_thread(tr_sched *s) {
   __atomic_store_n(&s->thread, uv_thread_self(), __ATOMIC_RELAXED);
 }
 
-void tr__preempt_enter(tr_sched *s, tr_actor *a, lua_State *co) {
-  tls_actor = a;
-  tls_preempted = 0;
-  tls_stuck_since = 0;
-  __atomic_store_n(&s->resume_gen, s->resume_gen + 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&s->in_resume, 1, __ATOMIC_RELEASE);
-  tls_co = co;
-  if (a && a->cold->interrupt) tr__preempt_arm(co);
-}
-
-int tr__preempt_leave(tr_sched *s, lua_State *co) {
-  tls_co = NULL;
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  __atomic_store_n(&s->in_resume, 0, __ATOMIC_RELEASE);
-  if (tls_armed) { /* a signal came after the hook last ran: disarm */
-    lua_sethook(co, NULL, 0, 0);
-    tls_armed = 0;
-  }
-  tls_actor = NULL;
-  int p = tls_preempted;
-  tls_preempted = 0;
-  return p;
+/* (tr__preempt_leave, internal.h) */
+void tr__preempt_disarm(lua_State *co) {
+  lua_sethook(co, NULL, 0, 0);
+  tls_armed = 0;
 }
 
 /* A handler runs a coroutine of its own (the troupe coroutine.resume/wrap):
