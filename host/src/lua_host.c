@@ -57,6 +57,11 @@ typedef struct tr_lstate {
   lua_State *pool[CO_POOL];
   int pool_ref[CO_POOL];
   const struct tr_lbeh *pool_lb[CO_POOL]; /* whose behaviour table is in slot 1 (co_get) */
+  const char *pool_nm[CO_POOL]; /* the name in slot 2 (NULL: nil) */
+  size_t pool_nl[CO_POOL];
+  lua_State *nm_co; /* the coroutine whose slot 2 tr__lua_deliver set last, */
+  const char *nm_p; /* ... the bytes of that name */
+  size_t nm_l;
   int pool_n;
   /* registry slots for actors' self tables (self_ref_new): reserved in
    * blocks, a free one holds false */
@@ -741,41 +746,69 @@ static int push_payload(tr_lstate *ls, lua_State *L, const char *data, size_t le
 }
 
 /* ---- coroutine pool ---------------------------------------------------------------------
- * Every coroutine run_handler resumes holds its actor's behaviour table in
- * stack slot 1, below the function it starts with (the handler, a runner,
- * the init or stop runner): tr__lua_deliver looks the handler up there,
- * where the handler is then called, and a coroutine back in the pool keeps
- * it (pool_lb), so the next actor of the same behaviour finds it in place.
- * (Behaviour tables are never collected: behs_ref holds them.) */
-static lua_State *co_get(tr_lstate *ls, int *ref, const tr_lbeh *lb) {
+ * Every coroutine run_handler resumes holds two values below the function
+ * it starts with (the handler, a runner, the init or stop runner): slot 1
+ * its actor's behaviour table, slot 2 the method name of the last single
+ * message it ran (or nil). tr__lua_deliver looks the handler up with them,
+ * and a coroutine back in the pool keeps both (pool_lb, pool_nm): the next
+ * message of the same behaviour and name finds them in place. (Behaviour
+ * tables are never collected: behs_ref holds them.) */
+#define CO_BELOW 2
+
+/* A coroutine with [behaviour of lb, name or nil]; *nm, *nl: the name's
+ * bytes (kept alive by slot 2) or NULL. */
+static lua_State *co_get(tr_lstate *ls, int *ref, const tr_lbeh *lb, const char **nm,
+                         size_t *nl) {
   lua_State *co;
   if (ls->pool_n > 0) {
-    ls->pool_n--;
-    *ref = ls->pool_ref[ls->pool_n];
-    co = ls->pool[ls->pool_n];
-    if (ls->pool_lb[ls->pool_n] == lb) return co;
-    if (ls->pool_lb[ls->pool_n]) lua_settop(co, 0);
+    int i = --ls->pool_n;
+    *ref = ls->pool_ref[i];
+    co = ls->pool[i];
+    *nm = ls->pool_nm[i];
+    *nl = ls->pool_nl[i];
+    if (ls->pool_lb[i] == lb) return co;
+    if (ls->pool_lb[i]) { /* another behaviour's: the name stays */
+      lua_rawgeti(co, LUA_REGISTRYINDEX, lb->ref);
+      lua_replace(co, 1);
+      return co;
+    }
   } else {
     co = lua_newthread(ls->L);
     *ref = luaL_ref(ls->L, LUA_REGISTRYINDEX);
   }
+  *nm = NULL;
+  *nl = 0;
   lua_rawgeti(co, LUA_REGISTRYINDEX, lb->ref);
+  lua_pushnil(co);
   return co;
 }
 
 /* co goes back to the pool (reusable and not dead) with lb's behaviour
- * table in slot 1 (lb NULL: with nothing), else is reset and let go. */
+ * table and the name below it kept (lb NULL: emptied), else is reset and
+ * let go. reusable 2: co holds nothing above those two already. */
 static void co_put(tr_lstate *ls, lua_State *co, int ref, int reusable, const tr_lbeh *lb) {
   if (reusable && lua_status(co) == LUA_OK && ls->pool_n < CO_POOL) {
-    lua_settop(co, lb ? 1 : 0);
-    ls->pool[ls->pool_n] = co;
-    ls->pool_ref[ls->pool_n] = ref;
-    ls->pool_lb[ls->pool_n] = lb;
-    ls->pool_n++;
+    int i = ls->pool_n++;
+    ls->pool[i] = co;
+    ls->pool_ref[i] = ref;
+    ls->pool_lb[i] = lb;
+    if (lb) {
+      if (reusable != 2) lua_settop(co, CO_BELOW);
+      if (co == ls->nm_co) { /* its name as the message path set it */
+        ls->pool_nm[i] = ls->nm_p;
+        ls->pool_nl[i] = ls->nm_l;
+      } else {
+        ls->pool_nm[i] = lua_tolstring(co, 2, &ls->pool_nl[i]); /* (a string or nil) */
+      }
+      return;
+    }
+    lua_settop(co, 0);
+    ls->pool_nm[i] = NULL;
   } else {
     lua_resetthread(co);
     luaL_unref(ls->L, LUA_REGISTRYINDEX, ref);
   }
+  if (co == ls->nm_co) ls->nm_co = NULL; /* (a new thread may come at its address) */
 }
 
 /* ---- self refs --------------------------------------------------------------------------- */
@@ -934,9 +967,9 @@ static int hook_raw(lua_State *co, int beh, int key) {
 static int start_hook(tr_sched *s, tr_actor *a, lua_State *co) {
   tr_lstate *ls = s->ls;
   a->starting = 0;
-  lua_settop(co, 1);
-  if (hook_raw(co, 1, ls->k_on_start_ref) && !lua_toboolean(co, 2)) return 0;
-  lua_settop(co, 1);
+  lua_settop(co, CO_BELOW);
+  if (hook_raw(co, 1, ls->k_on_start_ref) && !lua_toboolean(co, CO_BELOW + 1)) return 0;
+  lua_settop(co, CO_BELOW);
   lua_rawgeti(co, LUA_REGISTRYINDEX, ls->start_ref);
   lua_pushvalue(co, 1);
   lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
@@ -956,7 +989,7 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
   tr__preempt_enter(s, a, co);
   int st = lua_resume(co, ls->L, nargs, &nres);
   int preempted = tr__preempt_leave(s, co);
-  if (st == LUA_OK) nres--; /* (lua_resume counts the behaviour table in slot 1) */
+  if (st == LUA_OK) nres -= CO_BELOW; /* (lua_resume counts the values below the function) */
   ls->mem->charge = charged;
   if (c->cpu_limit_ms) c->cpu_ns += thread_cpu_ns() - t0;
   char why[160];
@@ -993,12 +1026,14 @@ static void run_handler(tr_sched *s, tr_actor *a, lua_State *co, int nargs) {
     return;
   }
   if (st == LUA_OK) {
+    int reuse = nres ? 1 : 2; /* 2: it holds the two values below the function only */
     if (__builtin_expect(a->starting, 0)) { /* init returned: on_start next */
       if (start_hook(s, a, co)) return;
       nres = 0;
+      reuse = 1;
     }
     finish_message(s, a, co, nres);
-    co_done(ls, a, co, 1);
+    co_done(ls, a, co, reuse);
     return;
   }
   /* the handler raised */
@@ -1241,8 +1276,8 @@ static int runner_k(lua_State *co, int status, lua_KContext ctx) {
   return runner_loop(co);
 }
 
-/* The runner's coroutine: [behaviour, runner, s, behaviour] (the behaviour
- * below it is run_handler's convention, the one above is its argument). */
+/* The runner's coroutine: [behaviour, name, runner, s, behaviour] (the two
+ * below it are run_handler's convention, the behaviour above its argument). */
 static int runner(lua_State *co) {
   tr_sched *s = lua_touserdata(co, 1);
   tr_actor *a = s->current;
@@ -1257,7 +1292,9 @@ static int runner(lua_State *co) {
 
 void tr__lua_run(tr_sched *s, tr_actor *a) {
   int ref;
-  lua_State *co = co_get(s->ls, &ref, a->lb);
+  const char *nm;
+  size_t nl;
+  lua_State *co = co_get(s->ls, &ref, a->lb, &nm, &nl);
   lua_pushcfunction(co, runner);
   lua_pushlightuserdata(co, s);
   lua_pushvalue(co, 1);
@@ -1265,31 +1302,34 @@ void tr__lua_run(tr_sched *s, tr_actor *a) {
   run_handler(s, a, co, 2);
 }
 
-/* Free stack slots a coroutine from co_get has above its slot 1: a thread's
- * base level has LUA_MINSTACK (lua_newthread), never shrunk below that */
-#define CO_ROOM (LUA_MINSTACK - 1)
+/* Free stack slots a coroutine from co_get has above the two it holds: a
+ * thread's base level has LUA_MINSTACK (lua_newthread), never shrunk below */
+#define CO_ROOM (LUA_MINSTACK - CO_BELOW)
 
 void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   tr_lstate *ls = s->ls;
   int ref;
+  const char *nm;
+  size_t nl;
   if (e->kind == TR_K_INIT) {
     /* init, then on_start. An init function the behaviour table holds
      * itself (no metatable) runs as the coroutine's body, with on_start
      * looked up after it returns (start_hook); anything else goes through
      * the prelude's init runner (run_init), which does both in Lua (its
      * vararg frame and lookups: ~300 instructions per actor more). */
-    lua_State *co = co_get(ls, &ref, a->lb); /* [behaviour] */
-    int direct = 0; /* 1: [behaviour, init]: init runs with the behaviour below
-                     * it, for start_hook; 2: [behaviour]: no init */
+    lua_State *co = co_get(ls, &ref, a->lb, &nm, &nl); /* [behaviour, name] */
+    int direct = 0; /* 1: [behaviour, name, init]: init runs with the behaviour
+                     * below it, for start_hook; 2: [behaviour, name]: no init */
     if (hook_raw(co, 1, ls->k_init_ref)) {
-      int t = lua_type(co, 2);
+      int t = lua_type(co, CO_BELOW + 1);
       if (t == LUA_TFUNCTION) direct = 1;
-      else if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(co, 2))) direct = 2;
+      else if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(co, CO_BELOW + 1)))
+        direct = 2;
     }
     if (direct == 2) {
-      lua_settop(co, 1);
+      lua_settop(co, CO_BELOW);
     } else if (!direct) {
-      lua_settop(co, 1);
+      lua_settop(co, CO_BELOW);
       lua_rawgeti(co, LUA_REGISTRYINDEX, ls->init_ref);
       lua_pushvalue(co, 1);
     }
@@ -1316,7 +1356,7 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
     return;
   }
   if (e->kind == TR_K_STOP) { /* on_stopping (may veto, may wait), on_stopped */
-    lua_State *co = co_get(ls, &ref, a->lb);
+    lua_State *co = co_get(ls, &ref, a->lb, &nm, &nl);
     lua_rawgeti(co, LUA_REGISTRYINDEX, ls->stop_ref);
     lua_pushvalue(co, 1);
     lua_rawgeti(co, LUA_REGISTRYINDEX, a->self_ref);
@@ -1327,10 +1367,22 @@ void tr__lua_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
   }
   /* a single message (a backlog goes to the runner; an actor with a CPU
    * limit comes here for each): the handler is looked up in the behaviour
-   * table at the coroutine's slot 1 and stays above it, where it is called */
-  lua_State *co = co_get(ls, &ref, a->lb);
-  push_method(ls, co, e);
-  int t = beh_get(s, co, 1, TR_ENV_METHOD(e), e->mlen);
+   * table at the coroutine's slot 1, by the name in slot 2 if it is this
+   * one's (else this one goes there), and stays above them, where it is
+   * called */
+  lua_State *co = co_get(ls, &ref, a->lb, &nm, &nl);
+  const char *m = TR_ENV_METHOD(e);
+  if (nm && nl == e->mlen && (nl <= 24 ? same_short(nm, m, nl) : same_bytes(nm, m, nl))) {
+    lua_pushvalue(co, 2);
+  } else {
+    push_method(ls, co, e);
+    lua_copy(co, -1, 2);
+    nm = lua_tolstring(co, 2, &nl);
+  }
+  ls->nm_co = co; /* (co_put reads it back from here) */
+  ls->nm_p = nm;
+  ls->nm_l = nl;
+  int t = beh_get(s, co, 1, m, e->mlen);
   if ((t != LUA_TFUNCTION || maybe_reserved(e)) && !is_handler(s, a, co, t, e)) {
     co_put(ls, co, ref, 1, a->lb);
     return;
@@ -3243,6 +3295,7 @@ void tr__lua_detach(tr_sched *s) {
   lua_State *L = ls->L;
   for (int i = 0; i < ls->pool_n; i++) luaL_unref(L, LUA_REGISTRYINDEX, ls->pool_ref[i]);
   ls->pool_n = 0;
+  ls->nm_co = NULL;
   if (!(h->owns_lua || s->index != 0)) /* the state lives on: its slots become free refs */
     for (int i = 0; i < ls->sref_n; i++) luaL_unref(L, LUA_REGISTRYINDEX, ls->sref[i]);
   free(ls->sref);
