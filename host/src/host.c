@@ -1337,7 +1337,14 @@ static void op_timer_add(tr_sched *s, tr_env *e) { /* payload: delay, interval, 
 
 int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
                   const char *method, const tr_buf *args, tr_timer_id *out) {
-  if (!h || !method || !*method || delay_ms < 0 || interval_ms < 0) return TR_EINVAL;
+  if (!method) return TR_EINVAL;
+  return tr__send_after_n(h, self, delay_ms, interval_ms, method, strlen(method), args, out);
+}
+
+/* tr_send_after for a method name of mlen bytes (Lua's may hold a zero byte). */
+int tr__send_after_n(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
+                     const char *method, size_t mlen, const tr_buf *args, tr_timer_id *out) {
+  if (!h || !method || !mlen || delay_ms < 0 || interval_ms < 0) return TR_EINVAL;
   tr_sched *s = tr__here(h);
   tr_actor *a = tr__lookup(s, self);
   size_t len = args ? args->len : 0;
@@ -1350,7 +1357,7 @@ int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_m
     if (!buf) return TR_ENOMEM;
     memcpy(buf, d, sizeof d);
     if (len) memcpy(buf + sizeof d, args->data, len);
-    tr_env *e = tr__env_new(s, method, strlen(method), buf, sizeof d + len);
+    tr_env *e = tr__env_new(s, method, mlen, buf, sizeof d + len);
     free(buf);
     if (!e) return TR_ENOMEM;
     e->kind = TR_K_OP;
@@ -1363,7 +1370,7 @@ int tr_send_after(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_m
   }
   tr_timer_id id =
       ((uint64_t)s->index << 56) | __atomic_add_fetch(&s->next_timer, 1, __ATOMIC_RELAXED);
-  int rc = timer_add(s, a, id, delay_ms, interval_ms, method, strlen(method),
+  int rc = timer_add(s, a, id, delay_ms, interval_ms, method, mlen,
                      args ? args->data : NULL, len);
   if (rc == 0 && out) *out = id;
   return rc;
@@ -1500,11 +1507,11 @@ static void on_timer(uv_timer_t *ut) {
 
 /* ---- calls --------------------------------------------------------------------------------- */
 static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
-                                                     const char *payload, size_t len,
+                                                     size_t mlen, const char *payload, size_t len,
                                                      int64_t timeout_ms, uint8_t kind,
                                                      tr_reply_cb cb, void *ud, tr_pending **out) {
   if (!s) __builtin_unreachable(); /* (tr__here's: no test of it in env_new) */
-  tr_env *e = env_new(s, method, strlen(method), payload, len);
+  tr_env *e = env_new(s, method, mlen, payload, len);
   if (!e) return len > TR_MAX_PAYLOAD ? TR_EBADVALUE : TR_ENOMEM;
   tr_pending *p = pending_new(s, kind, from, to, timeout_ms, cb, ud);
   if (!p) {
@@ -1525,10 +1532,10 @@ static inline __attribute__((always_inline)) int call_start(tr_sched *s, tr_addr
   return 0;
 }
 
-int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method, size_t mlen,
                    const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
                    tr_pending **out) {
-  return call_start(s, from, to, method, payload, len, timeout_ms, kind, NULL, NULL, out);
+  return call_start(s, from, to, method, mlen, payload, len, timeout_ms, kind, NULL, NULL, out);
 }
 
 int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_buf *args,
@@ -1539,8 +1546,8 @@ int tr_call(tr_host *h, tr_addr from, tr_addr to, const char *method, const tr_b
   if (timeout_ms < TR_TIMEOUT_INFINITE) return TR_EINVAL;
   tr_sched *s = tr__here(h);
   tr_pending *p;
-  return call_start(s, from, to, method, args ? args->data : NULL, args ? args->len : 0,
-                    timeout_ms, TR_P_CB, cb, ud, &p);
+  return call_start(s, from, to, method, strlen(method), args ? args->data : NULL,
+                    args ? args->len : 0, timeout_ms, TR_P_CB, cb, ud, &p);
 }
 
 int tr_call_fmt(tr_host *h, tr_addr from, tr_addr to, const char *method, tr_reply_cb cb,

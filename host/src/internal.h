@@ -911,9 +911,12 @@ void tr__timer_del(tr_sched *s, tr_tentry *t);
  * ever set it, TR_EINVAL if called from inside a loop callback. */
 int tr__block_until(tr_sched *s, volatile int *flag);
 const char *tr__addr_name(tr_host *h, tr_addr a);
-int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method,
+int tr__call_start(tr_sched *s, tr_addr from, tr_addr to, const char *method, size_t mlen,
                    const char *payload, size_t len, int64_t timeout_ms, uint8_t kind,
                    tr_pending **out);
+/* tr_send_after for a method name of mlen bytes (Lua's may hold a zero byte) */
+int tr__send_after_n(tr_host *h, tr_addr self, int64_t delay_ms, int64_t interval_ms,
+                     const char *method, size_t mlen, const tr_buf *args, tr_timer_id *out);
 int tr__name_remove_all(tr_host *h, tr_actor *a);
 uint64_t tr__now(tr_sched *s);
 

@@ -2322,13 +2322,13 @@ static int do_call(lua_State *L, int64_t timeout, int nowait, int first) {
   }
   tr_pending *p;
   const char *hint = s->own_hint; /* owned addresses in args: for each envelope made */
-  int rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
+  int rc = tr__call_start(s, TR_NOADDR, to, method, mlen, args.data, args.len, timeout, TR_P_BLOCK,
                           &p);
   while (rc == TR_EFULL && !nowait) { /* wait for room, then try again */
     rc = wait_room_blocking(ls, to);
     s->own_hint = hint;
     if (rc == 0)
-      rc = tr__call_start(s, TR_NOADDR, to, method, args.data, args.len, timeout, TR_P_BLOCK,
+      rc = tr__call_start(s, TR_NOADDR, to, method, mlen, args.data, args.len, timeout, TR_P_BLOCK,
                           &p);
     else break;
   }
@@ -2902,12 +2902,14 @@ static int start_timer(lua_State *L, int64_t delay, int64_t interval, int first)
   tr_lstate *ls = check_ls(L);
   tr_actor *a = current_actor(ls);
   if (!a) return luaL_error(L, "timers send to self: call this inside an actor");
-  const char *method = luaL_checkstring(L, first);
+  size_t mlen;
+  const char *method = luaL_checklstring(L, first, &mlen);
+  luaL_argcheck(L, mlen > 0, first, "method name must not be empty");
   tr_buf args;
   tr_buf_init(&args);
   encode_or_raise(ls, L, first + 1, lua_gettop(L), &args, "arg");
   tr_timer_id id;
-  int rc = tr_send_after(ls->h, a->addr, delay, interval, method, &args, &id);
+  int rc = tr__send_after_n(ls->h, a->addr, delay, interval, method, mlen, &args, &id);
   tr_buf_free(&args);
   if (rc) return raise_error(L, rc, NULL);
   uint64_t *u = lua_newuserdatauv(L, sizeof *u, 0);

@@ -108,6 +108,25 @@ describe("calls", function()
     assert.has_error(function() s:call() end)
   end)
 
+  it("a method name with a zero byte reaches its own handler, not the one named by its first part", function()
+    local got = {}
+    local a = troupe.spawn({
+      ["m"] = function() return "m" end,
+      ["m\0x"] = function() return "m\0x" end,
+      ["t"] = function() got[#got + 1] = "t" end,
+      ["t\0y"] = function() got[#got + 1] = "t\0y" end,
+      arm = function() troupe.send_after(1, "t\0y") end,
+    })
+    assert.equals("m\0x", a:call("m\0x")) -- from main code
+    assert.equals("m", a:call("m"))
+    local b = troupe.spawn({ ask = function(self, to) return to:call("m\0x") end })
+    assert.equals("m\0x", b:call("ask", a)) -- from a handler
+    a:send("t\0y")
+    a:send("arm") -- by a timer
+    assert.is_true(require("spec_helpers").wait_until(function() return #got == 2 end))
+    assert.same({ "t\0y", "t\0y" }, got)
+  end)
+
   it("troupe.run returns when nothing is left to do", function()
     local n = 0
     local a = troupe.spawn({ m = function(self, k) n = n + 1; if k > 0 then troupe.self():send("m", k - 1) end end })
