@@ -143,17 +143,7 @@ void *tr__arena_alloc(tr_arena *a, size_t n) {
   unsigned c = size_class(n);
   tr_apage *pg = a->avail[c];
   if (!pg && !(pg = page_new(a, c))) return NULL;
-  void *p = pg->free;
-  if (p) {
-    pg->free = *(void **)p;
-  } else {
-    p = (char *)pg + pg->bump;
-    pg->bump += pg->size;
-  }
-  pg->used++;
-  a->bytes += pg->size;
-  if (!pg->free && pg->bump + pg->size > TR_ARENA_PAGE) list_remove(a, pg); /* full */
-  return p;
+  return tr__apage_take(a, pg);
 }
 
 void tr_arena_free(tr_arena *a, void *p) {

@@ -70,9 +70,8 @@ void tr_arena_destroy(tr_arena *a);
  * inline; the rest is tr__arena_alloc. */
 void *tr__arena_alloc(tr_arena *a, size_t n);
 void tr__arena_full(tr_arena *a, tr_apage *pg);
-static inline void *tr_arena_alloc(tr_arena *a, size_t n) {
-  tr_apage *pg;
-  if (n - 1 >= 256 || !(pg = a->avail[(n - 1) >> 3])) return tr__arena_alloc(a, n);
+/* A block of page pg (which has room); a page left full leaves the list. */
+static inline void *tr__apage_take(tr_arena *a, tr_apage *pg) {
   void *p = pg->free;
   if (p) {
     pg->free = *(void **)p;
@@ -84,6 +83,11 @@ static inline void *tr_arena_alloc(tr_arena *a, size_t n) {
   a->bytes += pg->size;
   if (!pg->free && pg->bump + pg->size > TR_ARENA_PAGE) tr__arena_full(a, pg);
   return p;
+}
+static inline void *tr_arena_alloc(tr_arena *a, size_t n) {
+  tr_apage *pg;
+  if (n - 1 >= 256 || !(pg = a->avail[(n - 1) >> 3])) return tr__arena_alloc(a, n);
+  return tr__apage_take(a, pg);
 }
 /* p from tr_arena_alloc of this arena. */
 void tr_arena_free(tr_arena *a, void *p);

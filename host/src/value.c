@@ -368,9 +368,9 @@ static inline __attribute__((always_inline)) tr_type obj_type(const msgpack_obje
 
 tr_type tr_msg_type(const tr_msg *m, int i) { return obj_type(msg_at(m, i)); }
 
-static inline __attribute__((always_inline)) int obj_int(const msgpack_object *o, int64_t *out) {
-  /* obj_type(o) == TR_T_INT without its switch: the commonest reader */
-  if (!o) return TR_EBADVALUE;
+/* obj_type(o) == TR_T_INT without its switch: the commonest reader (o not NULL) */
+static inline __attribute__((always_inline)) int obj_int_at(const msgpack_object *o,
+                                                            int64_t *out) {
   if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
     if (o->via.u64 > INT64_MAX) return TR_EBADVALUE;
   } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
@@ -378,6 +378,10 @@ static inline __attribute__((always_inline)) int obj_int(const msgpack_object *o
   }
   if (out) *out = o->via.i64;
   return 0;
+}
+
+static inline __attribute__((always_inline)) int obj_int(const msgpack_object *o, int64_t *out) {
+  return o ? obj_int_at(o, out) : TR_EBADVALUE;
 }
 
 static int obj_str(const msgpack_object *o, const char **p, size_t *len) {
@@ -394,16 +398,7 @@ static __attribute__((noinline)) int msg_int_parse(const tr_msg *m, int i, int64
 int tr_msg_int(const tr_msg *m, int i, int64_t *out) {
   /* (n > 0 only once parsed: tr__msg_parse sets parsed first and n back to
    * 0 on an error, tr__msg_try_one both together) */
-  if (m && (unsigned)i < (unsigned)m->n) {
-    const msgpack_object *o = &m->v[i]; /* obj_int without its NULL test */
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-      if (o->via.u64 > INT64_MAX) return TR_EBADVALUE;
-    } else if (o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-      return TR_EBADVALUE;
-    }
-    if (out) *out = o->via.i64;
-    return 0;
-  }
+  if (m && (unsigned)i < (unsigned)m->n) return obj_int_at(&m->v[i], out);
   return msg_int_parse(m, i, out);
 }
 
