@@ -86,9 +86,7 @@ tr_handler_fn tr__c_lookup(tr_actor *a, const tr_env *e) {
   const char *name = TR_ENV_METHOD(e);
   const tr_method *tab = a->cb->methods;
   tr_actor_cold *c = a->cold; /* (its own once init ran: it holds the state) */
-  if (c->mc_len && e->mlen == c->mc_len && tab == c->mc_tab &&
-      tr__c_name_is(name, e->mlen, c->mc_key))
-    return c->mc_fn;
+  /* (the entry kept is tested first, inline, by tr__c_method) */
   for (const tr_method *m = tab; m && m->name; m++)
     if (strcmp(m->name, name) == 0) {
       uint64_t k[2];
@@ -106,66 +104,46 @@ tr_handler_fn tr__c_lookup(tr_actor *a, const tr_env *e) {
 
 /* (the usual case, a message for a handler the actor has, is host.c's
  * c_deliver: inlined into the run loop with the reply) */
-void tr__c_deliver_other(tr_sched *s, tr_actor *a, tr_env *e) {
+void tr__c_init(tr_sched *s, tr_actor *a, tr_env *e) {
   tr_ctx c;
   tr_msg m;
-  char who[96];
-  tr__ctx_init(&c, s, a, e);
+  tr__ctx_init(&c, s, a, NULL);
   tr__msg_init(&m, TR_ENV_PAYLOAD(e), e->len);
   a->cur = e;
-  if (e->kind == TR_K_INIT) {
-    c.e = NULL;
-    tr_actor_cold *cd = tr__cold(a); /* a C actor's state is kept there */
-    if (cd) cd->cstate = calloc(1, a->cb->state_size ? a->cb->state_size : 1);
-    int rc = cd && cd->cstate ? 0 : TR_ENOMEM;
-    if (rc == 0 && a->cb->init) rc = a->cb->init(&c, &m);
-    a->cur = NULL;
-    tr__env_free(s, e);
-    if (rc) {
-      char msg[320];
-      snprintf(msg, sizeof msg, "init failed: %s", c.err_set ? c.err : tr_strerror(rc));
-      tr__actor_died(s, a, TR_ECRASHED, msg, NULL);
-    } else {
-      a->started = 1;
-      if (a->cb->on_start) a->cb->on_start(&c);
-    }
-    tr__msg_done(&m);
-    tr_buf_free(&c.out);
-    return;
-  }
-  const char *method = TR_ENV_METHOD(e);
-  tr_handler_fn fn = tr__c_lookup(a, e);
-  int rc;
-  if (!fn && e->kind == TR_K_SEND &&
-      (strcmp(method, "on_down") == 0 || strcmp(method, "on_exit") == 0)) {
-    a->cur = NULL; /* system notices are optional: no handler, no noise */
-    tr__env_free(s, e);
-    tr__msg_done(&m);
-    tr_buf_free(&c.out);
-    return;
-  }
-  if (!fn) {
-    tr_addr_format(s->h, a->addr, who, sizeof who);
-    rc = tr_ctx_error(&c, TR_ENOHANDLER, "%s has no handler '%s'", who, method);
-  } else if (tr__msg_parse_one(&m) < 0) {
-    rc = tr_ctx_error(&c, TR_EBADVALUE, "corrupt payload for '%s'", method);
-  } else {
-    rc = fn(&c, &m);
-  }
+  tr_actor_cold *cd = tr__cold(a); /* a C actor's state is kept there */
+  if (cd) cd->cstate = calloc(1, a->cb->state_size ? a->cb->state_size : 1);
+  int rc = cd && cd->cstate ? 0 : TR_ENOMEM;
+  if (rc == 0 && a->cb->init) rc = a->cb->init(&c, &m);
   a->cur = NULL;
-  if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD) {
-    if (rc == TR_OK || rc == TR_FAILED) {
-      tr__reply_in(s, e, a->addr, rc == TR_OK && !c.fail ? TR_OK : TR_FAILED, c.out.data,
-                   c.out.len);
-      e = NULL; /* it became the reply */
-    } else
-      tr__reply_error(s, a->addr, e->from, e->req, rc, c.err_set ? c.err : tr_strerror(rc),
-                      NULL);
-  } else if (e->kind == TR_K_SEND && rc < 0) {
-    tr__c_send_failed(s, a, e, rc, &c);
+  tr__env_free(s, e);
+  if (rc) {
+    char msg[320];
+    snprintf(msg, sizeof msg, "init failed: %s", c.err_set ? c.err : tr_strerror(rc));
+    tr__actor_died(s, a, TR_ECRASHED, msg, NULL);
+  } else {
+    a->started = 1;
+    if (a->cb->on_start) a->cb->on_start(&c);
   }
-  if (e) tr__env_free(s, e);
   tr__msg_done(&m);
+  tr__ctx_done(&c);
+}
+
+void tr__c_no_handler(tr_sched *s, tr_actor *a, tr_env *e) {
+  const char *method = TR_ENV_METHOD(e);
+  if (e->kind == TR_K_SEND && (strcmp(method, "on_down") == 0 || strcmp(method, "on_exit") == 0)) {
+    tr__env_free(s, e); /* system notices are optional: no handler, no noise */
+    return;
+  }
+  tr_ctx c;
+  char who[96];
+  tr__ctx_init(&c, s, a, e);
+  tr_addr_format(s->h, a->addr, who, sizeof who);
+  int rc = tr_ctx_error(&c, TR_ENOHANDLER, "%s has no handler '%s'", who, method);
+  if (e->kind == TR_K_CALL && e->req && a->state != TR_S_DEAD)
+    tr__reply_error(s, a->addr, e->from, e->req, rc, c.err, NULL);
+  else if (e->kind == TR_K_SEND)
+    tr__c_send_failed(s, a, e, rc, &c);
+  tr__env_free(s, e);
   tr__ctx_done(&c);
 }
 

@@ -51,7 +51,7 @@ static inline int tr__c_name_is(const char *p, size_t n, const uint64_t k[2]) {
 }
 
 /* The handler for e's method, or NULL: the method found last (kept on the
- * actor, see tr__c_lookup) inline, else the table scan. */
+ * actor) inline, else the table scan (tr__c_lookup, which keeps what it finds). */
 tr_handler_fn tr__c_lookup(tr_actor *a, const tr_env *e);
 static inline __attribute__((always_inline)) tr_handler_fn tr__c_method(tr_actor *a,
                                                                       const tr_env *e) {
@@ -62,10 +62,11 @@ static inline __attribute__((always_inline)) tr_handler_fn tr__c_method(tr_actor
   return tr__c_lookup(a, e);
 }
 
-/* Everything else a C actor is sent: its INIT message, and a message whose
- * method it has no handler for (an error answer, a log line, or a system
- * notice dropped). Frees e (or makes it the answer). */
-void tr__c_deliver_other(tr_sched *s, tr_actor *a, tr_env *e);
+/* A C actor's INIT message: its state, init, on_start (or its death). Frees e. */
+void tr__c_init(tr_sched *s, tr_actor *a, tr_env *e);
+/* A message whose method the C actor has no handler for: an error answer,
+ * a log line, or a system notice dropped. Frees e. */
+void tr__c_no_handler(tr_sched *s, tr_actor *a, tr_env *e);
 /* A send whose handler returned rc < 0: the log line. */
 void tr__c_send_failed(tr_sched *s, tr_actor *a, const tr_env *e, int rc, const tr_ctx *c);
 

@@ -1994,9 +1994,13 @@ static void stop_message(tr_sched *s, tr_actor *a);
  * has, here, inlined into the run loop with the answer made of the call
  * envelope; init and methods without a handler in cactor.c. */
 static inline __attribute__((always_inline)) void c_deliver(tr_sched *s, tr_actor *a, tr_env *e) {
-  tr_handler_fn fn;
-  if (__builtin_expect(e->kind == TR_K_INIT, 0) || !(fn = tr__c_method(a, e))) {
-    tr__c_deliver_other(s, a, e);
+  if (__builtin_expect(e->kind == TR_K_INIT, 0)) {
+    tr__c_init(s, a, e);
+    return;
+  }
+  tr_handler_fn fn = tr__c_method(a, e);
+  if (__builtin_expect(!fn, 0)) {
+    tr__c_no_handler(s, a, e);
     return;
   }
   tr_ctx c;
