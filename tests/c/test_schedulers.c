@@ -1883,19 +1883,28 @@ static void full_mailbox_across_pushes_back_on_c(void **state) {
 
 /* tr_notify_room asked on scheduler 2 about a mailbox of scheduler 1: the
  * callback runs on scheduler 2's thread. */
-static void notify_room_across_calls_back_on_the_asker(void **state) {
-  reset();
-  tr_host *h = new_sched_host(2);
-  tr_addr b1 = spawn_cap(h, 1, 3), a2 = spawn_on(h, 2, 0);
-  place p2 = where(h, a2);
+/* b1 on scheduler 1 (a mailbox of 3) and a2 on scheduler 2; a2 fills b1
+ * and asks for room (fill, fill_room) while this thread does not run its
+ * loop, so b1 takes nothing and no room is made yet. */
+static place a2_fills_b1(tr_host *h, tr_addr *b1, tr_addr *a2) {
+  *b1 = spawn_cap(h, 1, 3);
+  *a2 = spawn_on(h, 2, 0);
+  place p2 = where(h, *a2);
   assert_false(p2.on_main);
-  /* this thread does not run its loop while a2 fills b1: b1 takes nothing */
   memset(&g_room_thread, 0, sizeof g_room_thread);
-  assert_int_equal(tr_send_fmt(h, TR_NOADDR, a2, "fill", "a i", b1, 1000), TR_OK);
+  assert_int_equal(tr_send_fmt(h, TR_NOADDR, *a2, "fill", "a i", *b1, 1000), TR_OK);
   uint64_t t0 = uv_hrtime();
   while (!atomic_load(&g_fill_done) && ms_since(t0) < 10000) uv_sleep(1);
   assert_true(atomic_load(&g_fill_done));
   assert_int_equal(atomic_load(&g_room_n), 0);
+  return p2;
+}
+
+static void notify_room_across_calls_back_on_the_asker(void **state) {
+  reset();
+  tr_host *h = new_sched_host(2);
+  tr_addr b1, a2;
+  place p2 = a2_fills_b1(h, &b1, &a2);
   tr_host_run(h);
   assert_int_equal(atomic_load(&g_room_n), 1);
   assert_int_equal(atomic_load(&g_room_status), TR_OK);
@@ -1913,16 +1922,10 @@ static void notify_room_across_calls_back_on_the_asker(void **state) {
 static void notify_room_across_asker_dies_first(void **state) {
   reset();
   tr_host *h = new_sched_host(2);
-  tr_addr b1 = spawn_cap(h, 1, 3), a2 = spawn_on(h, 2, 0);
-  place p2 = where(h, a2);
-  /* this thread does not run its loop: b1 takes nothing */
-  assert_int_equal(tr_send_fmt(h, TR_NOADDR, a2, "fill", "a i", b1, 1000), TR_OK);
-  uint64_t t0 = uv_hrtime();
-  while (!atomic_load(&g_fill_done) && ms_since(t0) < 10000) uv_sleep(1);
-  assert_true(atomic_load(&g_fill_done));
-  assert_int_equal(atomic_load(&g_room_n), 0);
+  tr_addr b1, a2;
+  place p2 = a2_fills_b1(h, &b1, &a2);
   assert_int_equal(tr_kill(h, a2), TR_OK); /* done on scheduler 2 */
-  t0 = uv_hrtime();
+  uint64_t t0 = uv_hrtime();
   while (atomic_load(&g_room_n) == 0 && ms_since(t0) < 10000) uv_sleep(1);
   assert_int_equal(atomic_load(&g_room_n), 1);
   assert_int_equal(atomic_load(&g_room_status), TR_EDEAD);
